@@ -1,0 +1,212 @@
+import uWS from 'uWebSockets.js';
+import type { Logger } from '../src/log.js';
+import type { SocketSink } from './harf-socket.js';
+
+/**
+ * The only module that touches uWebSockets.js. Routes are registered with plain handlers; protocol
+ * sessions see a SocketSink and typed callbacks, never a uWS object, so they test without a server.
+ */
+
+export interface WsSessionHandler {
+  /** The view is valid only during the call: uWS neuters the ArrayBuffer when the callback returns. */
+  onBinary(data: Uint8Array): void;
+  onText(text: string): void;
+  onClose(code: number): void;
+  /** Server shutdown: the session says goodbye and closes (1001). */
+  shutdown(): void;
+}
+
+export interface UpgradeRequest {
+  header(name: string): string;
+  query(key: string): string | undefined;
+  url: string;
+}
+
+export interface WsRoute {
+  /** Refuse the upgrade with an HTTP status and JSON body, or accept (null). Runs synchronously. */
+  check(req: UpgradeRequest): { status: number; body: unknown; headers?: Record<string, string> } | null;
+  open(sink: SocketSink, req: { query: Record<string, string> }): WsSessionHandler;
+  /** Largest message uWS accepts at all; the route enforces its own documented limit below it. */
+  maxPayloadLength: number;
+  idleTimeoutS: number;
+}
+
+export interface HttpReply {
+  status: number;
+  type?: string;
+  body: string;
+  headers?: Record<string, string>;
+}
+
+interface UserData {
+  query: Record<string, string>;
+  handler: WsSessionHandler | null;
+  closed: boolean;
+}
+
+const STATUS_TEXT: Record<number, string> = {
+  200: '200 OK', 400: '400 Bad Request', 401: '401 Unauthorized', 403: '403 Forbidden', 404: '404 Not Found',
+  413: '413 Payload Too Large', 500: '500 Internal Server Error', 503: '503 Service Unavailable',
+};
+const statusLine = (s: number) => STATUS_TEXT[s] ?? `${s} Status`;
+const decoder = new TextDecoder();
+
+function parseQuery(q: string): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const [k, v] of new URLSearchParams(q)) out[k] = v;
+  return out;
+}
+
+export class HttpServer {
+  private readonly app = uWS.App();
+  private listenSocket: uWS.us_listen_socket | null = null;
+  private readonly live = new Set<uWS.WebSocket<UserData>>();
+  private closing: Promise<void> | null = null;
+
+  constructor(private readonly log: Logger) {}
+
+  get sessionCount(): number {
+    return this.live.size;
+  }
+
+  ws(path: string, route: WsRoute): this {
+    this.app.ws<UserData>(path, {
+      compression: uWS.DISABLED,
+      maxPayloadLength: route.maxPayloadLength,
+      idleTimeout: route.idleTimeoutS,
+      sendPingsAutomatically: true,
+      maxBackpressure: 4 * 1024 * 1024,
+      closeOnBackpressureLimit: 0,
+      upgrade: (res, req, context) => {
+        // Everything is read before the handler returns: uWS request objects die with the callback.
+        const url = req.getUrl();
+        const rawQuery = req.getQuery() ?? '';
+        const key = req.getHeader('sec-websocket-key');
+        const protocol = req.getHeader('sec-websocket-protocol');
+        const extensions = req.getHeader('sec-websocket-extensions');
+        const query = parseQuery(rawQuery);
+        const headers = new Map<string, string>();
+        req.forEach((k, v) => headers.set(k, v));
+        const refusal = this.closing
+          ? { status: 503, body: { code: 'CS_ERR_SHUTTING_DOWN', message: 'server is shutting down' }, headers: { 'Retry-After': '5' } }
+          : route.check({ header: (n) => headers.get(n.toLowerCase()) ?? '', query: (k) => query[k], url });
+        if (refusal) {
+          res.cork(() => {
+            res.writeStatus(statusLine(refusal.status)).writeHeader('Content-Type', 'application/json');
+            for (const [h, v] of Object.entries(refusal.headers ?? {})) res.writeHeader(h, v);
+            res.end(JSON.stringify(refusal.body));
+          });
+          return;
+        }
+        res.upgrade<UserData>({ query, handler: null, closed: false }, key, protocol, extensions, context);
+      },
+      open: (ws) => {
+        const data = ws.getUserData();
+        this.live.add(ws);
+        const sink: SocketSink = {
+          send: (text) => {
+            if (data.closed) return false;
+            let status = 1;
+            ws.cork(() => { status = ws.send(text, false, false); });
+            return status !== 2;
+          },
+          close: (code, reason) => {
+            if (data.closed) return;
+            data.closed = true;
+            ws.cork(() => ws.end(code, reason ?? ''));
+          },
+        };
+        try {
+          data.handler = route.open(sink, { query: data.query });
+        } catch (err) {
+          this.log.error({ err }, 'session open failed');
+          sink.close(1011, 'CS_ERR_INTERNAL');
+        }
+      },
+      message: (ws, message, isBinary) => {
+        const h = ws.getUserData().handler;
+        if (!h) return;
+        try {
+          if (isBinary) h.onBinary(new Uint8Array(message));
+          else h.onText(decoder.decode(message));
+        } catch (err) {
+          // A handler bug ends this session only, never the process.
+          this.log.error({ err }, 'session handler failed');
+          ws.getUserData().closed || ws.end(1011, 'CS_ERR_INTERNAL');
+        }
+      },
+      close: (ws, code) => {
+        const data = ws.getUserData();
+        data.closed = true;
+        this.live.delete(ws);
+        try {
+          data.handler?.onClose(code);
+        } catch (err) {
+          this.log.error({ err }, 'session close handler failed');
+        }
+      },
+    });
+    return this;
+  }
+
+  /** A GET route; the handler may be async. */
+  get(path: string, handler: () => HttpReply | Promise<HttpReply>): this {
+    this.app.get(path, (res) => {
+      let aborted = false;
+      res.onAborted(() => { aborted = true; });
+      const write = (r: HttpReply) => {
+        if (aborted) return;
+        res.cork(() => {
+          res.writeStatus(statusLine(r.status)).writeHeader('Content-Type', r.type ?? 'application/json');
+          for (const [h, v] of Object.entries(r.headers ?? {})) res.writeHeader(h, v);
+          res.end(r.body);
+        });
+      };
+      Promise.resolve()
+        .then(handler)
+        .then(write, (err) => {
+          this.log.error({ err }, 'http handler failed');
+          write({ status: 500, body: JSON.stringify({ code: 'CS_ERR_INTERNAL', message: 'internal error' }) });
+        });
+    });
+    return this;
+  }
+
+  notFound(): this {
+    this.app.any('/*', (res) => {
+      res.cork(() => res.writeStatus('404 Not Found').writeHeader('Content-Type', 'application/json')
+        .end(JSON.stringify({ code: 'CS_ERR_NOT_FOUND', message: 'no such route' })));
+    });
+    return this;
+  }
+
+  listen(host: string, port: number): Promise<number> {
+    return new Promise((resolve, reject) => {
+      this.app.listen(host, port, (ls) => {
+        if (!ls) return reject(new Error(`cannot listen on ${host}:${port}`));
+        this.listenSocket = ls;
+        resolve(uWS.us_socket_local_port(ls));
+      });
+    });
+  }
+
+  /**
+   * Stops accepting, asks every live session to say goodbye (1001), waits up to `graceMs` for the
+   * sockets to close. Idempotent.
+   */
+  close(graceMs = 2000): Promise<void> {
+    this.closing ??= (async () => {
+      if (this.listenSocket) uWS.us_listen_socket_close(this.listenSocket);
+      this.listenSocket = null;
+      for (const ws of [...this.live]) {
+        const h = ws.getUserData().handler;
+        if (h) h.shutdown();
+        else ws.end(1001, 'CS_ERR_SHUTTING_DOWN');
+      }
+      const deadline = Date.now() + graceMs;
+      while (this.live.size > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+      for (const ws of [...this.live]) ws.close();
+    })();
+    return this.closing;
+  }
+}

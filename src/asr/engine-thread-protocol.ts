@@ -1,0 +1,15 @@
+/** Messages between the PocketSphinx engine (main thread) and its engine threads. */
+export type ToThread =
+  | { t: 'open'; sid: number }
+  | { t: 'feed'; sid: number; buf: ArrayBuffer }
+  | { t: 'finish'; sid: number }
+  | { t: 'close'; sid: number }
+  | { t: 'bench'; sid: number; file: string };
+
+export type FromThread =
+  | { t: 'ready'; sid: 0 }
+  | { t: 'opened'; sid: number }
+  | { t: 'seg'; sid: number; id: number; text: string; startMs: number; endMs: number; final: boolean }
+  | { t: 'finished'; sid: number }
+  | { t: 'error'; sid: number; code: string; message: string }
+  | { t: 'bench'; sid: number; rtf: number };

@@ -1,0 +1,37 @@
+import type { CallscribeError } from '../errors.js';
+
+/**
+ * The one small interface every speech engine implements. Audio is always 16 kHz mono s16.
+ * Segment ids grow from 1 per stream; a segment is emitted as partial (`final: false`) while its text
+ * grows and once more as final.
+ */
+export interface SegmentUpdate {
+  id: number;
+  text: string;
+  startMs: number;
+  endMs: number;
+  final: boolean;
+}
+
+export interface EngineStreamHandlers {
+  segment(update: SegmentUpdate): void;
+  /** A failure of the stream (the engine stays usable for others). */
+  error(err: CallscribeError): void;
+}
+
+export interface EngineStream {
+  /** Feeds 16 kHz mono samples. The engine may take ownership of `pcm` (callers pass a fresh copy). */
+  feed(pcm: Int16Array): void;
+  /** Flushes the last words; resolves once every final segment has been emitted. */
+  finish(): Promise<void>;
+  /** Ends the stream without flushing; idempotent. */
+  close(): Promise<void>;
+}
+
+export interface Engine {
+  readonly name: string;
+  /** Concurrent streams this engine serves on this worker. */
+  readonly slots: number;
+  open(opts: { session: string; language: string }, handlers: EngineStreamHandlers): Promise<EngineStream>;
+  close(): Promise<void>;
+}

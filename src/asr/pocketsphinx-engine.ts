@@ -1,0 +1,157 @@
+import os from 'node:os';
+import path from 'node:path';
+import { pathToFileURL } from 'node:url';
+import { Worker } from 'node:worker_threads';
+import { EngineError } from '../errors.js';
+import type { Logger } from '../log.js';
+import type { Engine, EngineStream, EngineStreamHandlers } from './engine.js';
+import type { FromThread, ToThread } from './engine-thread-protocol.js';
+import { ASSETS_DIR, DIST_DIR } from '../paths.js';
+
+/** The thread entry, compiled. Under vitest (sources in .ts) the built file in dist/ is used. */
+function threadUrl(): URL {
+  const here = new URL('./engine-thread.js', import.meta.url);
+  if (!import.meta.url.endsWith('.ts')) return here;
+  return pathToFileURL(path.join(DIST_DIR, 'src/asr/engine-thread.js'));
+}
+
+/** 3 s of LibriVox speech (pocketsphinx-testdata), decoded once at start to measure the real-time factor. */
+export const CALIBRATION_FILE = path.join(ASSETS_DIR, 'calibrate-en.wav');
+
+interface ThreadState {
+  worker: Worker;
+  sessions: number;
+}
+
+interface StreamState {
+  thread: ThreadState;
+  handlers: EngineStreamHandlers;
+  opened: { resolve: () => void; reject: (e: Error) => void } | null;
+  finished: (() => void) | null;
+}
+
+/**
+ * PocketSphinx on engine threads (one per core by default). Slots are sized from the real-time factor
+ * measured at start on real speech: slots = floor(cores * 0.8 / rtf), unless configured.
+ */
+export class PocketSphinxEngine implements Engine {
+  readonly name = 'pocketsphinx';
+  slots = 1;
+  rtf = 0;
+  private readonly threads: ThreadState[] = [];
+  private readonly streams = new Map<number, StreamState>();
+  private nextSid = 1;
+  private benchWaiter: ((rtf: number) => void) | null = null;
+  private closing: Promise<void> | null = null;
+
+  constructor(private readonly opts: { threads: number; modelDir: string; blockSamples: number; slots?: number; log: Logger }) {}
+
+  async start(): Promise<void> {
+    const ready: Promise<void>[] = [];
+    for (let i = 0; i < this.opts.threads; i++) {
+      const worker = new Worker(threadUrl(), { workerData: { modelDir: this.opts.modelDir, blockSamples: this.opts.blockSamples } });
+      const state: ThreadState = { worker, sessions: 0 };
+      this.threads.push(state);
+      ready.push(new Promise((resolve, reject) => {
+        worker.once('error', (err) => reject(new EngineError('engine thread failed to start', { cause: err })));
+        worker.once('message', () => resolve());
+      }));
+      worker.on('message', (m: FromThread) => this.onThreadMessage(m));
+      worker.on('error', (err) => this.onThreadError(state, err));
+    }
+    await Promise.all(ready);
+    this.rtf = await new Promise<number>((resolve) => {
+      this.benchWaiter = resolve;
+      this.post(this.threads[0]!, { t: 'bench', sid: 0, file: CALIBRATION_FILE });
+    });
+    this.slots = this.opts.slots ?? Math.max(1, Math.floor((os.availableParallelism() * 0.8) / Math.max(this.rtf, 0.01)));
+    this.opts.log.debug({ engine: this.name, rtf: Number(this.rtf.toFixed(3)), slots: this.slots, threads: this.threads.length }, 'engine calibrated');
+  }
+
+  open(_opts: { session: string; language: string }, handlers: EngineStreamHandlers): Promise<EngineStream> {
+    const thread = this.threads.reduce((a, b) => (b.sessions < a.sessions ? b : a));
+    const sid = this.nextSid++;
+    thread.sessions++;
+    const state: StreamState = { thread, handlers, opened: null, finished: null };
+    this.streams.set(sid, state);
+    let done = false;
+    const release = () => {
+      if (done) return;
+      done = true;
+      thread.sessions--;
+      this.streams.delete(sid);
+    };
+    const stream: EngineStream = {
+      feed: (pcm) => {
+        if (!done) this.post(thread, { t: 'feed', sid, buf: pcm.buffer as ArrayBuffer }, [pcm.buffer as ArrayBuffer]);
+      },
+      finish: () =>
+        done ? Promise.resolve() : new Promise<void>((resolve) => {
+          state.finished = () => {
+            release();
+            resolve();
+          };
+          this.post(thread, { t: 'finish', sid });
+        }),
+      close: async () => {
+        if (done) return;
+        this.post(thread, { t: 'close', sid });
+        release();
+      },
+    };
+    return new Promise((resolve, reject) => {
+      state.opened = { resolve: () => resolve(stream), reject };
+      this.post(thread, { t: 'open', sid });
+    });
+  }
+
+  private post(thread: ThreadState, m: ToThread, transfer?: ArrayBuffer[]): void {
+    thread.worker.postMessage(m, transfer);
+  }
+
+  private onThreadMessage(m: FromThread): void {
+    if (m.t === 'bench') {
+      this.benchWaiter?.(m.rtf);
+      this.benchWaiter = null;
+      return;
+    }
+    const s = this.streams.get(m.sid);
+    if (!s) return;
+    switch (m.t) {
+      case 'opened':
+        s.opened?.resolve();
+        s.opened = null;
+        break;
+      case 'seg':
+        s.handlers.segment({ id: m.id, text: m.text, startMs: m.startMs, endMs: m.endMs, final: m.final });
+        break;
+      case 'finished':
+        s.finished?.();
+        break;
+      case 'error': {
+        const err = new EngineError(m.message);
+        if (s.opened) s.opened.reject(err);
+        else s.handlers.error(err);
+        s.finished?.();
+        break;
+      }
+    }
+  }
+
+  private onThreadError(thread: ThreadState, err: Error): void {
+    this.opts.log.error({ err }, 'engine thread crashed');
+    for (const [sid, s] of this.streams) {
+      if (s.thread !== thread) continue;
+      const e = new EngineError('engine thread crashed', { cause: err });
+      if (s.opened) s.opened.reject(e);
+      else s.handlers.error(e);
+      s.finished?.();
+      this.streams.delete(sid);
+    }
+  }
+
+  close(): Promise<void> {
+    this.closing ??= Promise.all(this.threads.map((t) => t.worker.terminate())).then(() => undefined);
+    return this.closing;
+  }
+}

@@ -1,0 +1,213 @@
+import os from 'node:os';
+import { randomBytes } from 'node:crypto';
+import type { NatsConnection, Msg, Subscription } from '@nats-io/transport-node';
+import type { Config } from '../config.js';
+import type { Logger } from '../log.js';
+import { CallscribeError, asCallscribeError } from '../errors.js';
+import { metrics } from '../metrics.js';
+import { ClaimRequest, WorkerEvent, decodeJson, encodeJson, type ClaimReply, type Heartbeat } from '../protocol/bus.js';
+import { CLAIM_QUEUE, HEARTBEAT_SUBJECT, audioWildcard, claimSubject, resultSubject, sessionOfAudioSubject } from '../bus/subjects.js';
+import { FRAME_SAMPLES, KIND_AUDIO, KIND_CLOSE, KIND_FINALIZE, copyFrameSamples, decodeFrameHeader, newFrameHeader } from '../audio/frames.js';
+import type { Engine, EngineStream } from './engine.js';
+
+interface WorkerSession {
+  id: string;
+  engine: Engine;
+  stream: EngineStream;
+  out: string;
+  nextSeq: number;
+  lastActivity: number;
+  ending: boolean;
+}
+
+export function defaultWorkerId(): string {
+  const host = os.hostname().replace(/[^A-Za-z0-9_-]/g, '-').slice(0, 32);
+  return `${host}-${process.pid}-${randomBytes(3).toString('hex')}`;
+}
+
+/**
+ * The asr-worker role: answers session claims while it has a free engine slot, feeds each session's
+ * frames to its engine stream, publishes segments, heartbeats its id, slots and sessions.
+ */
+export class AsrWorker {
+  readonly id: string;
+  private readonly sessions = new Map<string, WorkerSession>();
+  private readonly claimSubs = new Map<string, Subscription>();
+  private audioSub: Subscription | null = null;
+  private heartbeatTimer: NodeJS.Timeout | null = null;
+  private idleTimer: NodeJS.Timeout | null = null;
+  private readonly header = newFrameHeader();
+  private draining = false;
+  private closing: Promise<void> | null = null;
+
+  constructor(private readonly nc: NatsConnection,
+              private readonly engines: ReadonlyMap<string, Engine>,
+              private readonly config: Config,
+              private readonly log: Logger) {
+    this.id = config.workerId ?? defaultWorkerId();
+  }
+
+  get languages(): string[] {
+    return [...this.engines.keys()];
+  }
+
+  start(): void {
+    this.audioSub = this.nc.subscribe(audioWildcard(this.id), { callback: (err, msg) => { if (!err) this.onAudio(msg); } });
+    this.updateClaimSubscriptions();
+    this.heartbeatTimer = setInterval(() => this.heartbeat(), this.config.heartbeatMs);
+    this.idleTimer = setInterval(() => this.reapIdle(), Math.min(5000, this.config.idleTimeoutMs));
+    this.heartbeat();
+  }
+
+  private used(engine: Engine): number {
+    let n = 0;
+    for (const s of this.sessions.values()) if (s.engine === engine) n++;
+    return n;
+  }
+
+  /** A worker listens for claims of a language only while that language's engine has a free slot. */
+  private updateClaimSubscriptions(): void {
+    for (const [lang, engine] of this.engines) {
+      const free = !this.draining && this.used(engine) < engine.slots;
+      const sub = this.claimSubs.get(lang);
+      if (free && !sub) {
+        this.claimSubs.set(lang, this.nc.subscribe(claimSubject(lang), {
+          queue: CLAIM_QUEUE,
+          callback: (err, msg) => { if (!err) void this.onClaim(lang, msg); },
+        }));
+      } else if (!free && sub) {
+        sub.unsubscribe();
+        this.claimSubs.delete(lang);
+      }
+    }
+    for (const engine of new Set(this.engines.values())) {
+      metrics.workerSlots.labels(engine.name).set(engine.slots);
+      metrics.workerSessions.labels(engine.name).set(this.used(engine));
+    }
+  }
+
+  private async onClaim(lang: string, msg: Msg): Promise<void> {
+    let req: ClaimRequest;
+    try {
+      req = decodeJson(ClaimRequest, msg.data);
+    } catch {
+      metrics.badBusMessages.inc();
+      return;
+    }
+    const engine = this.engines.get(lang)!;
+    const reply = (r: ClaimReply) => msg.respond(encodeJson(r));
+    // A claim routed here just before the subscription closed: say so, the gateway asks another worker.
+    if (this.draining || this.used(engine) >= engine.slots || this.sessions.has(req.session)) {
+      return void reply({ ok: false, code: 'CS_ERR_NO_WORKER', message: 'no free slot' });
+    }
+    const session: WorkerSession = {
+      id: req.session, engine, stream: null as unknown as EngineStream, out: resultSubject(req.session),
+      nextSeq: 0, lastActivity: Date.now(), ending: false,
+    };
+    this.sessions.set(req.session, session); // holds the slot while the engine opens
+    this.updateClaimSubscriptions();
+    try {
+      session.stream = await engine.open({ session: req.session, language: lang }, {
+        segment: (u) => this.publish(session, { type: 'segment', ...u }),
+        error: (e) => this.fail(session, e),
+      });
+    } catch (err) {
+      this.release(session);
+      const e = asCallscribeError(err);
+      return void reply({ ok: false, code: e.code, message: e.message });
+    }
+    this.log.debug({ session: req.session, gateway: req.gateway, engine: engine.name }, 'session claimed');
+    reply({ ok: true, worker: this.id, engine: engine.name });
+  }
+
+  private onAudio(msg: Msg): void {
+    const s = this.sessions.get(sessionOfAudioSubject(msg.subject));
+    if (!s || s.ending) {
+      metrics.droppedFrames.labels('unknown_session').inc();
+      return;
+    }
+    let h;
+    try {
+      h = decodeFrameHeader(msg.data, this.header);
+    } catch {
+      metrics.badBusMessages.inc();
+      return;
+    }
+    s.lastActivity = Date.now();
+    if (h.seq !== s.nextSeq) metrics.droppedFrames.labels('sequence_gap').inc(Math.max(0, (h.seq - s.nextSeq) >>> 0));
+    s.nextSeq = (h.seq + 1) >>> 0;
+    switch (h.kind) {
+      case KIND_AUDIO:
+        s.stream.feed(copyFrameSamples(msg.data, h.samples));
+        metrics.framesOut.inc(h.samples / FRAME_SAMPLES);
+        break;
+      case KIND_FINALIZE:
+        s.ending = true;
+        s.stream.finish().then(
+          () => {
+            this.publish(s, { type: 'finalized' });
+            this.release(s);
+          },
+          (err) => this.fail(s, asCallscribeError(err)),
+        );
+        break;
+      case KIND_CLOSE:
+        this.release(s);
+        break;
+    }
+  }
+
+  private publish(s: WorkerSession, ev: WorkerEvent): void {
+    this.nc.publish(s.out, encodeJson(ev));
+  }
+
+  private fail(s: WorkerSession, err: CallscribeError): void {
+    this.log.warn({ session: s.id, code: err.code, err }, 'session failed');
+    this.publish(s, { type: 'error', code: err.code, message: err.message });
+    this.release(s);
+  }
+
+  private release(s: WorkerSession): void {
+    if (this.sessions.get(s.id) !== s) return;
+    s.ending = true;
+    this.sessions.delete(s.id);
+    void s.stream?.close();
+    this.updateClaimSubscriptions();
+  }
+
+  private reapIdle(): void {
+    const limit = Date.now() - this.config.idleTimeoutMs;
+    for (const s of this.sessions.values()) {
+      if (s.lastActivity < limit && !s.ending) {
+        this.log.info({ session: s.id }, 'session idle, closed');
+        this.publish(s, { type: 'closed', reason: 'idle' });
+        this.release(s);
+      }
+    }
+  }
+
+  private heartbeat(): void {
+    let slots = 0;
+    for (const e of new Set(this.engines.values())) slots += e.slots;
+    const hb: Heartbeat = { worker: this.id, pid: process.pid, slots, sessions: this.sessions.size, languages: this.languages, draining: this.draining };
+    this.nc.publish(HEARTBEAT_SUBJECT, encodeJson(hb));
+  }
+
+  /** Stops claiming, tells gateways, closes every session and the engines. Idempotent. */
+  close(): Promise<void> {
+    this.closing ??= (async () => {
+      this.draining = true;
+      this.updateClaimSubscriptions();
+      if (this.heartbeatTimer) clearInterval(this.heartbeatTimer);
+      if (this.idleTimer) clearInterval(this.idleTimer);
+      if (!this.nc.isClosed()) this.heartbeat();
+      for (const s of [...this.sessions.values()]) {
+        if (!this.nc.isClosed()) this.publish(s, { type: 'closed', reason: 'shutdown' });
+        this.release(s);
+      }
+      this.audioSub?.unsubscribe();
+      await Promise.all([...new Set(this.engines.values())].map((e) => e.close()));
+    })();
+    return this.closing;
+  }
+}

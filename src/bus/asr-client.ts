@@ -1,0 +1,262 @@
+import { randomBytes } from 'node:crypto';
+import type { NatsConnection, Subscription } from '@nats-io/transport-node';
+import type { Config } from '../config.js';
+import type { Logger } from '../log.js';
+import { CallscribeError, NoWorkerError, TimeoutError, WorkerLostError, asCallscribeError, errorFromCode } from '../errors.js';
+import { metrics } from '../metrics.js';
+import { ClaimReply, Heartbeat, WorkerEvent, decodeJson, encodeJson, type SegmentEvent } from '../protocol/bus.js';
+import { HEARTBEAT_SUBJECT, audioSubject, claimSubject, resultSubject } from './subjects.js';
+import { FRAME_SAMPLES, KIND_CLOSE, KIND_FINALIZE, encodeFrame } from '../audio/frames.js';
+import { Framer } from '../audio/framer.js';
+
+export interface AsrSessionHandlers {
+  /** A segment update; `latencyMs` is from publishing the audio at the segment's end to now. */
+  segment(ev: SegmentEvent, latencyMs: number | null): void;
+  /** The session failed (no worker, worker lost, engine error); it is over. */
+  error(err: CallscribeError): void;
+}
+
+const CLAIM_ATTEMPTS = 5;
+const MAX_PENDING_MESSAGES = 500; // 10 s of audio in 20 ms messages, while a worker is being claimed
+const LATENCY_RING = 128;
+
+/** The gateway's side of the bus: worker discovery by heartbeat, session claims, and the sessions. */
+export class AsrClient {
+  readonly gatewayId = `gw-${process.pid}-${randomBytes(3).toString('hex')}`;
+  private readonly workers = new Map<string, { hb: Heartbeat; seen: number }>();
+  readonly sessions = new Map<string, AsrSession>();
+  private hbSub: Subscription | null = null;
+  private sweepTimer: NodeJS.Timeout | null = null;
+
+  constructor(readonly nc: NatsConnection, readonly config: Config, readonly log: Logger) {}
+
+  start(): void {
+    this.hbSub = this.nc.subscribe(HEARTBEAT_SUBJECT, {
+      callback: (err, msg) => {
+        if (err) return;
+        try {
+          const hb = decodeJson(Heartbeat, msg.data);
+          this.workers.set(hb.worker, { hb, seen: Date.now() });
+        } catch {
+          metrics.badBusMessages.inc();
+        }
+      },
+    });
+    this.sweepTimer = setInterval(() => this.sweep(), this.config.heartbeatMs);
+  }
+
+  /** Workers heard from within three heartbeats. */
+  liveWorkers(): Heartbeat[] {
+    const limit = Date.now() - 3 * this.config.heartbeatMs;
+    return [...this.workers.values()].filter((w) => w.seen >= limit).map((w) => w.hb);
+  }
+
+  /** Ready when at least one live worker is accepting sessions. */
+  hasWorker(): boolean {
+    return this.liveWorkers().some((w) => !w.draining);
+  }
+
+  private sweep(): void {
+    const limit = Date.now() - 3 * this.config.heartbeatMs;
+    const live = this.liveWorkers();
+    metrics.knownWorkers.set(live.length);
+    metrics.freeSlots.set(live.reduce((n, w) => n + (w.draining ? 0 : Math.max(0, w.slots - w.sessions)), 0));
+    for (const [id, w] of this.workers) {
+      if (w.seen >= limit) continue;
+      this.workers.delete(id);
+      for (const s of this.sessions.values()) {
+        if (s.worker === id) s.fail(new WorkerLostError(`worker ${id} stopped sending heartbeats`));
+      }
+    }
+  }
+
+  open(language: string, handlers: AsrSessionHandlers): AsrSession {
+    const s = new AsrSession(this, language, handlers);
+    this.sessions.set(s.id, s);
+    void s.claim();
+    return s;
+  }
+
+  close(): void {
+    if (this.sweepTimer) clearInterval(this.sweepTimer);
+    this.sweepTimer = null;
+    this.hbSub?.unsubscribe();
+    for (const s of [...this.sessions.values()]) s.close();
+  }
+}
+
+/**
+ * One stream of one call on the bus: frames 16 kHz audio into messages, claims a worker, relays segments.
+ * Audio pushed while the claim is in flight waits (bounded) and is sent in order once a worker answers.
+ */
+export class AsrSession {
+  readonly id = randomBytes(12).toString('base64url');
+  worker: string | null = null;
+  private subject = '';
+  private seq = 0;
+  private readonly framer: Framer;
+  private pending: Uint8Array[] | null = [];
+  private resultSub: Subscription | null = null;
+  private finalized: { resolve: () => void; reject: (e: Error) => void } | null = null;
+  private finalizeTimer: NodeJS.Timeout | null = null;
+  private readonly ringSample = new Float64Array(LATENCY_RING);
+  private readonly ringTime = new Float64Array(LATENCY_RING);
+  private ringHead = 0;
+  private over = false;
+
+  constructor(private readonly client: AsrClient, readonly language: string, private readonly handlers: AsrSessionHandlers) {
+    this.framer = new Framer((msg, first, samples) => this.send(msg, first + samples), () => this.seq++);
+    this.resultSub = client.nc.subscribe(resultSubject(this.id), {
+      callback: (err, msg) => {
+        if (err) return;
+        let ev: WorkerEvent;
+        try {
+          ev = decodeJson(WorkerEvent, msg.data);
+        } catch {
+          metrics.badBusMessages.inc();
+          return;
+        }
+        this.onEvent(ev);
+      },
+    });
+  }
+
+  /** Stream position in 16 kHz samples. */
+  get position(): number {
+    return this.framer.position;
+  }
+
+  async claim(): Promise<void> {
+    const { nc, config, gatewayId } = this.client;
+    const payload = encodeJson({ session: this.id, language: this.language, gateway: gatewayId });
+    let last: CallscribeError = new NoWorkerError(`no ASR worker with a free slot for language "${this.language}"`);
+    for (let attempt = 0; attempt < CLAIM_ATTEMPTS && !this.over; attempt++) {
+      try {
+        const msg = await nc.request(claimSubject(this.language), payload, { timeout: config.claimTimeoutMs });
+        const reply = decodeJson(ClaimReply, msg.data);
+        if (reply.ok) return this.claimed(reply.worker);
+        if (reply.code !== 'CS_ERR_NO_WORKER') {
+          last = errorFromCode(reply.code, reply.message);
+          break;
+        }
+      } catch (err) {
+        // No responders: no worker is subscribed (all full, or none running). Timeout: try again.
+        const code = (err as { code?: string }).code;
+        if (code === '503' || /no responders/i.test(String(err))) break;
+        if (code !== 'TIMEOUT' && !/timeout/i.test(String(err))) last = asCallscribeError(err);
+      }
+    }
+    metrics.claimFailures.labels(this.language).inc();
+    this.fail(last);
+  }
+
+  private claimed(worker: string): void {
+    if (this.over) {
+      // Closed while claiming: release the slot we were given.
+      this.client.nc.publish(audioSubject(worker, this.id), encodeFrame(KIND_CLOSE, this.seq++, 0, null));
+      return;
+    }
+    this.worker = worker;
+    this.subject = audioSubject(worker, this.id);
+    const queued = this.pending!;
+    this.pending = null;
+    for (const m of queued) this.client.nc.publish(this.subject, m);
+    this.client.log.debug({ session: this.id, worker }, 'worker claimed');
+  }
+
+  private send(msg: Uint8Array, endSample: number): void {
+    if (this.over) return;
+    const i = this.ringHead++ % LATENCY_RING;
+    this.ringSample[i] = endSample;
+    this.ringTime[i] = performance.now();
+    metrics.framesIn.inc((msg.length - 24) / 2 / FRAME_SAMPLES);
+    if (this.pending) {
+      if (this.pending.length >= MAX_PENDING_MESSAGES) {
+        metrics.droppedFrames.labels('claim_backlog').inc();
+        return;
+      }
+      this.pending.push(msg);
+    } else {
+      this.client.nc.publish(this.subject, msg);
+    }
+  }
+
+  /** 16 kHz mono samples; copied before return. */
+  pushPcm(samples: Int16Array): void {
+    if (!this.over && samples.length > 0) this.framer.push(samples);
+  }
+
+  markDiscontinuity(flag: number): void {
+    this.framer.markDiscontinuity(flag);
+  }
+
+  /** Sends the last partial frame and a finalize; resolves when the worker has sent every final segment. */
+  finalize(): Promise<void> {
+    if (this.over) return Promise.resolve();
+    this.framer.flush();
+    return new Promise<void>((resolve, reject) => {
+      this.finalized = { resolve, reject };
+      this.finalizeTimer = setTimeout(
+        () => this.fail(new TimeoutError(`no finalized answer within ${this.client.config.finalizeTimeoutMs} ms`)),
+        this.client.config.finalizeTimeoutMs,
+      );
+      this.send(encodeFrame(KIND_FINALIZE, this.seq++, this.framer.position, null), this.framer.position);
+    });
+  }
+
+  private latency(endMs: number): number | null {
+    const endSample = endMs * 16;
+    let best = -1;
+    for (let k = 0; k < Math.min(this.ringHead, LATENCY_RING); k++) {
+      const i = (this.ringHead - 1 - k) % LATENCY_RING;
+      if (this.ringSample[i]! < endSample) break;
+      best = i;
+    }
+    return best < 0 ? null : performance.now() - this.ringTime[best]!;
+  }
+
+  private onEvent(ev: WorkerEvent): void {
+    if (this.over) return;
+    switch (ev.type) {
+      case 'segment': {
+        const lat = this.latency(ev.endMs);
+        if (lat !== null) metrics.segmentLatency.labels(String(ev.final)).observe(lat / 1000);
+        this.handlers.segment(ev, lat);
+        break;
+      }
+      case 'finalized':
+        this.end();
+        this.finalized?.resolve();
+        break;
+      case 'error':
+        this.fail(errorFromCode(ev.code, ev.message));
+        break;
+      case 'closed':
+        this.fail(new WorkerLostError(`worker closed the session (${ev.reason})`));
+        break;
+    }
+  }
+
+  /** Ends the session with an error, reported once. */
+  fail(err: CallscribeError): void {
+    if (this.over) return;
+    this.end();
+    if (this.finalized) this.finalized.reject(err);
+    else this.handlers.error(err);
+  }
+
+  private end(): void {
+    this.over = true;
+    if (this.finalizeTimer) clearTimeout(this.finalizeTimer);
+    this.resultSub?.unsubscribe();
+    this.resultSub = null;
+    this.client.sessions.delete(this.id);
+  }
+
+  /** Stops without flushing; tells the worker to free the slot. Idempotent. */
+  close(): void {
+    if (this.over) return;
+    if (this.worker && !this.client.nc.isClosed()) this.client.nc.publish(this.subject, encodeFrame(KIND_CLOSE, this.seq++, this.framer.position, null));
+    this.end();
+  }
+}

@@ -1,0 +1,129 @@
+/**
+ * Every error callscribe reports to a caller has a stable `code` (CS_ERR_*) and may carry a `cause`.
+ * Callers and tests match the code, never the message. The mapping from error to WebSocket close
+ * code and HTTP status lives here and only here.
+ */
+export class CallscribeError extends Error {
+  readonly code: string = 'CS_ERR_INTERNAL';
+  /** RFC 6455 §7.4.1 close code used when this error ends a WebSocket session. */
+  readonly closeCode: number = 1011;
+  /** HTTP status used when this error answers a request. */
+  readonly status: number = 500;
+
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = new.target.name;
+  }
+
+  toJSON(): { code: string; message: string } {
+    return { code: this.code, message: this.message };
+  }
+}
+
+export class ConfigError extends CallscribeError {
+  override readonly code = 'CS_ERR_CONFIG';
+}
+
+/** The first bytes of a stream are not a RIFF/WAVE header. */
+export class NotWavError extends CallscribeError {
+  override readonly code = 'CS_ERR_NOT_WAV';
+  override readonly closeCode = 1003;
+  override readonly status = 415;
+}
+
+/** A WAV header that is truncated, inconsistent or lying about its sizes. */
+export class BadWavHeaderError extends CallscribeError {
+  override readonly code = 'CS_ERR_BAD_WAV_HEADER';
+  override readonly closeCode = 1003;
+  override readonly status = 400;
+}
+
+/** A well-formed WAV whose format we do not decode (float, 24-bit, 6 channels, 96 kHz...). */
+export class UnsupportedWavFormatError extends CallscribeError {
+  override readonly code = 'CS_ERR_UNSUPPORTED_FORMAT';
+  override readonly closeCode = 1003;
+  override readonly status = 415;
+}
+
+export class MessageTooLargeError extends CallscribeError {
+  override readonly code = 'CS_ERR_MESSAGE_TOO_LARGE';
+  override readonly closeCode = 1009;
+  override readonly status = 413;
+}
+
+/** A text message the protocol does not define (Harf accepts only `finalize`). */
+export class BadMessageError extends CallscribeError {
+  override readonly code = 'CS_ERR_BAD_MESSAGE';
+  override readonly closeCode = 1008;
+  override readonly status = 400;
+}
+
+export class UnauthorizedError extends CallscribeError {
+  override readonly code = 'CS_ERR_UNAUTHORIZED';
+  override readonly closeCode = 1008;
+  override readonly status = 401;
+}
+
+export class UnsupportedLanguageError extends CallscribeError {
+  override readonly code = 'CS_ERR_UNSUPPORTED_LANGUAGE';
+  override readonly closeCode = 1008;
+  override readonly status = 400;
+}
+
+/** No ASR worker with a free slot answered the session claim. */
+export class NoWorkerError extends CallscribeError {
+  override readonly code = 'CS_ERR_NO_WORKER';
+  override readonly closeCode = 1013; // RFC 6455 "Try Again Later"
+  override readonly status = 503;
+}
+
+/** The worker serving a session failed or vanished. */
+export class WorkerLostError extends CallscribeError {
+  override readonly code = 'CS_ERR_WORKER_LOST';
+  override readonly closeCode = 1011;
+  override readonly status = 502;
+}
+
+export class EngineError extends CallscribeError {
+  override readonly code = 'CS_ERR_ENGINE';
+  override readonly closeCode = 1011;
+  override readonly status = 502;
+}
+
+export class TimeoutError extends CallscribeError {
+  override readonly code = 'CS_ERR_TIMEOUT';
+  override readonly closeCode = 1011;
+  override readonly status = 504;
+}
+
+export class ShuttingDownError extends CallscribeError {
+  override readonly code = 'CS_ERR_SHUTTING_DOWN';
+  override readonly closeCode = 1001;
+  override readonly status = 503;
+}
+
+/** Any value thrown becomes a CallscribeError; unknown errors keep their cause and map to 1011/500. */
+export function asCallscribeError(err: unknown): CallscribeError {
+  if (err instanceof CallscribeError) return err;
+  return new CallscribeError(err instanceof Error ? err.message : String(err), { cause: err });
+}
+
+/** An error reported by another process (a worker, a remote engine) by its code: the class is rebuilt. */
+export function errorFromCode(code: string, message: string): CallscribeError {
+  const known: Record<string, new (m: string) => CallscribeError> = {
+    CS_ERR_NO_WORKER: NoWorkerError,
+    CS_ERR_WORKER_LOST: WorkerLostError,
+    CS_ERR_ENGINE: EngineError,
+    CS_ERR_TIMEOUT: TimeoutError,
+    CS_ERR_UNSUPPORTED_LANGUAGE: UnsupportedLanguageError,
+    CS_ERR_NOT_WAV: NotWavError,
+    CS_ERR_BAD_WAV_HEADER: BadWavHeaderError,
+    CS_ERR_UNSUPPORTED_FORMAT: UnsupportedWavFormatError,
+    CS_ERR_MESSAGE_TOO_LARGE: MessageTooLargeError,
+    CS_ERR_BAD_MESSAGE: BadMessageError,
+    CS_ERR_UNAUTHORIZED: UnauthorizedError,
+    CS_ERR_SHUTTING_DOWN: ShuttingDownError,
+  };
+  const Cls = known[code];
+  return Cls ? new Cls(message) : new EngineError(`${code}: ${message}`);
+}

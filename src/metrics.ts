@@ -1,0 +1,29 @@
+import client from 'prom-client';
+
+/** Every metric, created once at module load. Label handles are bound per session where labels exist. */
+export const registry = new client.Registry();
+client.collectDefaultMetrics({ register: registry, prefix: 'callscribe_' });
+
+export const metrics = {
+  sessions: new client.Gauge({ name: 'callscribe_sessions', help: 'Live streaming sessions on this gateway', labelNames: ['protocol'], registers: [registry] }),
+  sessionsTotal: new client.Counter({ name: 'callscribe_sessions_total', help: 'Sessions opened', labelNames: ['protocol'], registers: [registry] }),
+  sessionErrors: new client.Counter({ name: 'callscribe_session_errors_total', help: 'Sessions ended by an error, by code', labelNames: ['code'], registers: [registry] }),
+  unauthorized: new client.Counter({ name: 'callscribe_unauthorized_total', help: 'Upgrades refused for a missing or wrong token', registers: [registry] }),
+  framesIn: new client.Counter({ name: 'callscribe_frames_in_total', help: '20 ms frames of 16 kHz audio published to the bus by this gateway', registers: [registry] }),
+  framesOut: new client.Counter({ name: 'callscribe_frames_out_total', help: '20 ms frames fed to engines by this worker', registers: [registry] }),
+  droppedFrames: new client.Counter({ name: 'callscribe_dropped_frames_total', help: 'Frames or messages dropped, by reason', labelNames: ['reason'], registers: [registry] }),
+  droppedMessages: new client.Counter({ name: 'callscribe_dropped_messages_total', help: 'Outbound socket messages dropped by backpressure', registers: [registry] }),
+  segmentLatency: new client.Histogram({
+    name: 'callscribe_segment_latency_seconds',
+    help: 'From the gateway publishing the audio at a segment end to the segment arriving back',
+    labelNames: ['final'],
+    buckets: [0.05, 0.1, 0.2, 0.3, 0.5, 0.75, 1, 1.5, 2, 3, 5],
+    registers: [registry],
+  }),
+  workerSlots: new client.Gauge({ name: 'callscribe_worker_slots', help: 'Engine slots of this worker', labelNames: ['engine'], registers: [registry] }),
+  workerSessions: new client.Gauge({ name: 'callscribe_worker_sessions', help: 'Sessions served by this worker', labelNames: ['engine'], registers: [registry] }),
+  knownWorkers: new client.Gauge({ name: 'callscribe_known_workers', help: 'ASR workers heard from within three heartbeats', registers: [registry] }),
+  freeSlots: new client.Gauge({ name: 'callscribe_cluster_free_slots', help: 'Free engine slots across live workers, by heartbeat', registers: [registry] }),
+  claimFailures: new client.Counter({ name: 'callscribe_claim_failures_total', help: 'Session claims that found no worker', labelNames: ['language'], registers: [registry] }),
+  badBusMessages: new client.Counter({ name: 'callscribe_bad_bus_messages_total', help: 'Malformed bus messages dropped', registers: [registry] }),
+};
