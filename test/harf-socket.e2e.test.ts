@@ -1,0 +1,144 @@
+import fs from 'node:fs';
+import path from 'node:path';
+import WebSocket from 'ws';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { FIXTURES, pocketsphinxDirect, startCallscribe, type Running } from './lib/proc.js';
+import { streamWav } from './lib/harf-client.js';
+import { wer } from './lib/wer.js';
+
+const TOKEN = 'e2e-token-1';
+const REF = fs.readFileSync(path.join(FIXTURES, 'call-en.ref'), 'utf8').trim();
+const CALL16 = path.join(FIXTURES, 'call-en-16k.wav');
+
+let app: Running;
+let url: string;
+
+/** Opens a socket and sends the given messages; resolves with every answer and the close code. */
+async function exchange(messages: (Buffer | string)[], opts: { token?: string } = {}) {
+  const ws = new WebSocket(url, { headers: { authorization: `Token ${opts.token ?? TOKEN}` } });
+  const answers: any[] = [];
+  ws.on('message', (d) => answers.push(JSON.parse(d.toString())));
+  const code = await new Promise<number>((resolve, reject) => {
+    ws.on('close', (c) => resolve(c));
+    ws.on('error', reject);
+    ws.on('open', () => { for (const m of messages) ws.send(m); });
+  });
+  return { answers, code };
+}
+
+function wavHeader(fmt: { tag?: number; rate?: number; channels?: number; bits?: number } = {}): Buffer {
+  const tag = fmt.tag ?? 1, rate = fmt.rate ?? 16000, ch = fmt.channels ?? 1, bits = fmt.bits ?? 16;
+  const b = Buffer.alloc(44);
+  b.write('RIFF', 0); b.writeUInt32LE(0xffffffff, 4); b.write('WAVE', 8); b.write('fmt ', 12);
+  b.writeUInt32LE(16, 16); b.writeUInt16LE(tag, 20); b.writeUInt16LE(ch, 22); b.writeUInt32LE(rate, 24);
+  b.writeUInt32LE((rate * ch * bits) / 8, 28); b.writeUInt16LE((ch * bits) / 8, 32); b.writeUInt16LE(bits, 34);
+  b.write('data', 36); b.writeUInt32LE(0xffffffff, 40);
+  return b;
+}
+
+beforeAll(async () => {
+  app = await startCallscribe('all', { CALLSCRIBE_HARF_TOKENS: TOKEN });
+  url = `ws://127.0.0.1:${app.ready.port}/ws_api/transcribe_files/wav/sync/`;
+});
+
+afterAll(async () => {
+  expect(await app?.stop()).toBe(0);
+});
+
+describe('harf socket - end to end', () => {
+  it('harf socket - first stdout line is the ready line of the all role', () => {
+    expect(app.ready.msg).toBe('ready');
+    expect(app.ready.role).toBe('all');
+    expect(app.ready.pid).toBe(app.proc.pid);
+    expect(typeof app.ready.worker).toBe('string');
+    expect(app.ready.port).toBeGreaterThan(0);
+  });
+
+  it('harf socket - a real-time call streams incremental segments and a final transcript as good as the engine alone', async () => {
+    const baseline = pocketsphinxDirect(CALL16);
+    // Meanwhile, bad clients come and go on the same gateway: they must not disturb this call.
+    const bad = (async () => {
+      await new Promise((r) => setTimeout(r, 3000));
+      return Promise.all([
+        exchange([Buffer.from('this is not a wav file at all, it is text in a binary frame')]),
+        exchange([Buffer.alloc(70 * 1024)]),
+        exchange([wavHeader(), 'hello']),
+      ]);
+    })();
+    const run = await streamWav(url, CALL16, { token: TOKEN, chunkMs: 100, pace: 1 });
+    const badResults = await bad;
+    expect(badResults.map((r) => r.code)).toEqual([1003, 1009, 1008]);
+
+    expect(run.closeCode).toBe(1000);
+    expect(run.idsBeforeFinalize.size).toBeGreaterThanOrEqual(3);
+    const ids = [...run.segments.keys()];
+    expect(ids).toEqual(ids.map((_, i) => i + 1)); // ids grow from 1 without holes
+    for (const s of run.segments.values()) {
+      expect(s.start).toMatch(/^\d+:\d\d:\d\d$/);
+      expect(s.end).toMatch(/^\d+:\d\d:\d\d$/);
+    }
+    // Segments were re-sent while they grew: more segment answers than segments.
+    const segmentAnswers = run.answers.filter(Array.isArray).flat().length;
+    expect(segmentAnswers).toBeGreaterThan(run.segments.size);
+    expect(run.answers.some((a: any) => a.state === 'PENDING')).toBe(true);
+
+    const through = wer(REF, run.text);
+    const direct = wer(REF, baseline);
+    console.log(JSON.stringify({ wer_gateway: through, wer_engine: direct, gateway: run.text }));
+    expect(through).toBeLessThanOrEqual(direct + 0.03);
+  });
+
+  it('harf socket - a wrong or missing token is refused with 401 at the upgrade', async () => {
+    for (const headers of [{ authorization: 'Token nope' }, {}]) {
+      const status = await new Promise<number>((resolve, reject) => {
+        const ws = new WebSocket(url, { headers });
+        ws.on('unexpected-response', (_q, res) => resolve(res.statusCode!));
+        ws.on('open', () => reject(new Error('upgrade accepted')));
+        ws.on('error', () => undefined);
+      });
+      expect(status).toBe(401);
+    }
+  });
+
+  it('harf socket - the token may come as ?token= (browsers cannot set headers)', async () => {
+    const ws = new WebSocket(`${url}?token=${TOKEN}`);
+    await new Promise<void>((resolve, reject) => { ws.on('open', () => resolve()); ws.on('error', reject); });
+    ws.send('finalize');
+    const code = await new Promise<number>((resolve) => ws.on('close', (c) => resolve(c)));
+    expect(code).toBe(1000);
+  });
+
+  it('harf socket - bad input answers one FAILURE with a stable code and the matching close code', async () => {
+    const cases: [string, (Buffer | string)[], string, number][] = [
+      ['not a wav', [Buffer.from('OggS0000000000000000000000000000000000000000')], 'CS_ERR_NOT_WAV', 1003],
+      ['float wav', [wavHeader({ tag: 3, bits: 32 })], 'CS_ERR_UNSUPPORTED_FORMAT', 1003],
+      ['96 kHz', [wavHeader({ rate: 96000 })], 'CS_ERR_UNSUPPORTED_FORMAT', 1003],
+      ['lying header', [Buffer.concat([wavHeader().subarray(0, 32), Buffer.from([3, 0]), wavHeader().subarray(34)])], 'CS_ERR_BAD_WAV_HEADER', 1003],
+      ['too big', [wavHeader(), Buffer.alloc(64 * 1024 + 2)], 'CS_ERR_MESSAGE_TOO_LARGE', 1009],
+      ['other text', [wavHeader(), 'start'], 'CS_ERR_BAD_MESSAGE', 1008],
+      ['truncated header at finalize', [wavHeader().subarray(0, 20), 'finalize'], 'CS_ERR_BAD_WAV_HEADER', 1003],
+    ];
+    for (const [name, msgs, code, close] of cases) {
+      const r = await exchange(msgs);
+      const failures = r.answers.filter((a) => a.state === 'FAILURE');
+      expect(failures, name).toHaveLength(1);
+      expect(failures[0].error.code, name).toBe(code);
+      expect(r.code, name).toBe(close);
+    }
+    // The process is still there and serving.
+    const health = await fetch(`http://127.0.0.1:${app.ready.port}/healthz`);
+    expect(health.status).toBe(200);
+  });
+
+  it('harf socket - operations endpoints: metrics, healthz, readyz', async () => {
+    const base = `http://127.0.0.1:${app.ready.port}`;
+    const ready = await fetch(`${base}/readyz`);
+    expect(ready.status).toBe(200);
+    expect((await ready.json()).ready).toBe(true);
+    const m = await (await fetch(`${base}/metrics`)).text();
+    for (const name of ['callscribe_sessions', 'callscribe_frames_in_total', 'callscribe_frames_out_total', 'callscribe_dropped_frames_total', 'callscribe_segment_latency_seconds_bucket', 'callscribe_worker_slots']) {
+      expect(m).toContain(name);
+    }
+    expect(m).toMatch(/callscribe_unauthorized_total \d+/);
+  });
+});

@@ -1,0 +1,70 @@
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import readline from 'node:readline';
+
+export const ROOT = path.resolve(import.meta.dirname, '../..');
+export const FIXTURES = path.join(ROOT, 'test/fixtures');
+
+export interface Running {
+  proc: ChildProcess;
+  ready: Record<string, unknown> & { port?: number; worker?: string; pid: number; msg: string };
+  /** stdout lines after the ready line */
+  lines: string[];
+  stderr: string[];
+  dataDir: string;
+  /** SIGTERM, resolves with the exit code */
+  stop(): Promise<number | null>;
+}
+
+/** Starts the built program (`node bin/callscribe.js <role>`) and waits for its first stdout line, the ready line. */
+export async function startCallscribe(role: string, env: Record<string, string> = {}, timeoutMs = 30_000): Promise<Running> {
+  const dataDir = env.CALLSCRIBE_DATA_DIR ?? fs.mkdtempSync(path.join(os.tmpdir(), 'callscribe-test-'));
+  const proc = spawn(process.execPath, [path.join(ROOT, 'bin/callscribe.js'), role], {
+    env: { ...process.env, PORT: '0', HOST: '127.0.0.1', LOG_LEVEL: 'info', CALLSCRIBE_DATA_DIR: dataDir, ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  const stderr: string[] = [];
+  proc.stderr!.setEncoding('utf8').on('data', (d: string) => stderr.push(d));
+  const lines: string[] = [];
+  const rl = readline.createInterface({ input: proc.stdout! });
+  const ready = await new Promise<Running['ready']>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`no ready line within ${timeoutMs} ms: ${stderr.join('')}`)), timeoutMs);
+    let first = true;
+    rl.on('line', (line) => {
+      if (!first) return void lines.push(line);
+      first = false;
+      clearTimeout(timer);
+      try {
+        resolve(JSON.parse(line));
+      } catch {
+        reject(new Error(`first stdout line is not JSON: ${line}`));
+      }
+    });
+    proc.once('exit', (code) => { clearTimeout(timer); reject(new Error(`exited with ${code} before ready: ${stderr.join('')}`)); });
+  });
+  const exited = new Promise<number | null>((resolve) => proc.once('exit', (code) => resolve(code)));
+  return {
+    proc, ready, lines, stderr, dataDir,
+    stop: async () => {
+      if (proc.exitCode === null && proc.signalCode === null) proc.kill('SIGTERM');
+      return exited;
+    },
+  };
+}
+
+/** PocketSphinx alone on a 16 kHz mono WAV: the engine's own transcript, the baseline for WER. */
+export function pocketsphinxDirect(wav: string): string {
+  const r = spawnSync('pocketsphinx_continuous', ['-infile', wav, '-logfn', '/dev/null'], { encoding: 'utf8', maxBuffer: 1 << 20 });
+  if (r.status !== 0) throw new Error(`pocketsphinx_continuous failed: ${r.stderr}`);
+  return r.stdout.split('\n').map((l) => l.trim()).filter(Boolean).join(' ');
+}
+
+/** Decodes any media file to a 16 kHz mono s16 WAV with ffmpeg (for baselines of other formats). */
+export function ffmpegTo16k(input: string): string {
+  const out = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'callscribe-ff-')), 'out.wav');
+  const r = spawnSync('ffmpeg', ['-loglevel', 'error', '-y', '-i', input, '-ar', '16000', '-ac', '1', '-c:a', 'pcm_s16le', '-fflags', '+bitexact', '-map_metadata', '-1', out]);
+  if (r.status !== 0) throw new Error(`ffmpeg failed: ${r.stderr}`);
+  return out;
+}
