@@ -18,10 +18,14 @@ export class TokenStore {
   static load(configured: readonly string[], dataDir: string): TokenStore {
     if (configured.length > 0) return new TokenStore(configured, null);
     const file = path.join(dataDir, 'harf-token');
-    let token: string;
+    let token = '';
     try {
       token = fs.readFileSync(file, 'utf8').trim();
     } catch {
+      // first start: no file yet
+    }
+    // An empty file holds no token: refusing every client forever would be the silent alternative.
+    if (!token) {
       token = randomBytes(20).toString('hex');
       fs.mkdirSync(dataDir, { recursive: true });
       fs.writeFileSync(file, token + '\n', { mode: 0o600 });

@@ -2,10 +2,11 @@ import type { NatsConnection } from '@nats-io/transport-node';
 import type { Config } from '../src/config.js';
 import type { Logger } from '../src/log.js';
 import { registry, metrics } from '../src/metrics.js';
-import { AsrClient } from '../src/bus/asr-client.js';
-import { HttpServer } from './server.js';
+import { AsrClient, type AsrSession } from '../src/bus/asr-client.js';
+import { CallscribeError, TooManySessionsError, UnauthorizedError, UnsupportedLanguageError, asCallscribeError } from '../src/errors.js';
+import { HttpServer, type Refusal, type UpgradeRequest, type WsRoute } from './server.js';
 import { TokenStore, tokenFrom } from './auth.js';
-import { HarfSocketSession } from './harf-socket.js';
+import { HarfSocketSession, type SocketSink } from './harf-socket.js';
 
 export const HARF_SOCKET_PATH = '/ws_api/transcribe_files/wav/sync/';
 
@@ -18,21 +19,12 @@ export class Gateway {
   constructor(private readonly nc: NatsConnection, readonly config: Config, readonly tokens: TokenStore, private readonly log: Logger) {
     this.asr = new AsrClient(nc, config, log);
     this.server = new HttpServer(log);
-    const harfRoute = {
+    const harfRoute: WsRoute<AsrSession> = {
       maxPayloadLength: Math.max(config.maxMessageBytes * 4, 1024 * 1024),
       idleTimeoutS: Math.min(960, Math.max(8, Math.ceil(config.idleTimeoutMs / 1000))),
-      check: (req: { header(n: string): string; query(k: string): string | undefined }) => {
-        if (!tokens.check(tokenFrom(req.header('authorization'), req.query('token')))) {
-          metrics.unauthorized.inc();
-          return { status: 401, body: { state: 'FAILURE', error: { code: 'CS_ERR_UNAUTHORIZED', message: 'missing or wrong token' } } };
-        }
-        if (this.server.sessionCount >= config.maxSessions) {
-          return { status: 503, body: { code: 'CS_ERR_TOO_MANY_SESSIONS', message: 'gateway at capacity' }, headers: { 'Retry-After': '2' } };
-        }
-        return null;
-      },
-      open: (sink: import('./harf-socket.js').SocketSink, req: { query: Record<string, string> }) =>
-        new HarfSocketSession({ client: this.asr, config, log }, sink, req.query.language || config.defaultLanguage),
+      prepare: (req) => this.prepareHarf(req),
+      open: (sink: SocketSink, asr: AsrSession) => new HarfSocketSession({ config, log }, sink, asr),
+      abandon: (asr) => asr.close(),
     };
     this.server
       .ws(HARF_SOCKET_PATH, harfRoute)
@@ -45,6 +37,29 @@ export class Gateway {
       })
       .get('/metrics', async () => ({ status: 200, type: registry.contentType, body: await registry.metrics() }))
       .notFound();
+  }
+
+  /** Auth, capacity and language, then the worker claim: every refusal is an HTTP answer with a stable code. */
+  private async prepareHarf(req: UpgradeRequest): Promise<Refusal | { context: AsrSession }> {
+    const refusal = (err: CallscribeError, headers?: Record<string, string>): Refusal =>
+      ({ status: err.status, body: { state: 'FAILURE', error: err.toJSON() }, headers });
+    if (!this.tokens.check(tokenFrom(req.header('authorization'), req.query('token')))) {
+      metrics.unauthorized.inc();
+      return refusal(new UnauthorizedError('missing or wrong token'));
+    }
+    if (this.server.sessionCount >= this.config.maxSessions) {
+      return refusal(new TooManySessionsError('gateway at capacity'), { 'Retry-After': '2' });
+    }
+    const language = req.query('language') || this.config.defaultLanguage;
+    if (!(language in this.config.languages)) {
+      return refusal(new UnsupportedLanguageError(`language "${language}" is not served (CALLSCRIBE_LANGUAGES)`));
+    }
+    try {
+      return { context: await this.asr.open(language) };
+    } catch (err) {
+      const e = asCallscribeError(err);
+      return refusal(e, e.status === 503 ? { 'Retry-After': '2' } : undefined);
+    }
   }
 
   async start(): Promise<number> {

@@ -1,10 +1,10 @@
 import type { Config } from '../src/config.js';
 import type { Logger } from '../src/log.js';
-import { BadMessageError, CallscribeError, MessageTooLargeError, UnsupportedLanguageError, asCallscribeError } from '../src/errors.js';
+import { BadMessageError, CallscribeError, MessageTooLargeError, asCallscribeError } from '../src/errors.js';
 import { metrics } from '../src/metrics.js';
 import { HARF_FINALIZE, PENDING_JSON, failureJson, formatHms } from '../src/protocol/harf.js';
 import type { SegmentEvent } from '../src/protocol/bus.js';
-import type { AsrClient, AsrSession } from '../src/bus/asr-client.js';
+import type { AsrSession } from '../src/bus/asr-client.js';
 import { FLAG_DISCONTINUITY } from '../src/audio/frames.js';
 import { WavStreamDecoder, isRiffStart } from '../src/audio/wav.js';
 import { Resampler } from '../src/audio/resample.js';
@@ -34,24 +34,21 @@ export class HarfSocketSession {
   private resampler: Resampler | null = null;
   private mono = new Int16Array(4096);
   private resampled = new Int16Array(4096);
-  private readonly asr: AsrSession;
   private readonly segments = new Map<number, SegmentState>();
   private readonly changed = new Set<number>();
   private bytesIn = 0;
   private state: 'open' | 'finalizing' | 'closed' = 'open';
 
-  constructor(private readonly deps: { client: AsrClient; config: Config; log: Logger },
+  /** `asr` is a session whose worker is already claimed (at the upgrade). */
+  constructor(private readonly deps: { config: Config; log: Logger },
               private readonly sink: SocketSink,
-              language: string) {
+              private readonly asr: AsrSession) {
     metrics.sessions.labels('harf').inc();
     metrics.sessionsTotal.labels('harf').inc();
-    this.asr = deps.client.open(language, {
+    asr.attach({
       segment: (ev) => this.onSegment(ev),
       error: (err) => this.fail(err),
     });
-    if (!(language in deps.config.languages)) {
-      this.fail(new UnsupportedLanguageError(`language "${language}" is not served (CALLSCRIBE_LANGUAGES)`));
-    }
   }
 
   get id(): string {

@@ -22,10 +22,22 @@ export interface UpgradeRequest {
   url: string;
 }
 
-export interface WsRoute {
-  /** Refuse the upgrade with an HTTP status and JSON body, or accept (null). Runs synchronously. */
-  check(req: UpgradeRequest): { status: number; body: unknown; headers?: Record<string, string> } | null;
-  open(sink: SocketSink, req: { query: Record<string, string> }): WsSessionHandler;
+export interface Refusal {
+  status: number;
+  body: unknown;
+  headers?: Record<string, string>;
+}
+
+/**
+ * A WebSocket route. `prepare` runs at the upgrade (it may be async: a session claims its worker there,
+ * so audio never waits for one) and either refuses with an HTTP answer or returns the session's context;
+ * `open` builds the session once the socket is open; `abandon` releases a context whose client left
+ * during `prepare`.
+ */
+export interface WsRoute<C> {
+  prepare(req: UpgradeRequest): Refusal | { context: C } | Promise<Refusal | { context: C }>;
+  open(sink: SocketSink, context: C): WsSessionHandler;
+  abandon(context: C): void;
   /** Largest message uWS accepts at all; the route enforces its own documented limit below it. */
   maxPayloadLength: number;
   idleTimeoutS: number;
@@ -39,7 +51,7 @@ export interface HttpReply {
 }
 
 interface UserData {
-  query: Record<string, string>;
+  context: unknown;
   handler: WsSessionHandler | null;
   closed: boolean;
 }
@@ -69,7 +81,7 @@ export class HttpServer {
     return this.live.size;
   }
 
-  ws(path: string, route: WsRoute): this {
+  ws<C>(path: string, route: WsRoute<C>): this {
     this.app.ws<UserData>(path, {
       compression: uWS.DISABLED,
       maxPayloadLength: route.maxPayloadLength,
@@ -87,18 +99,30 @@ export class HttpServer {
         const query = parseQuery(rawQuery);
         const headers = new Map<string, string>();
         req.forEach((k, v) => headers.set(k, v));
-        const refusal = this.closing
-          ? { status: 503, body: { code: 'CS_ERR_SHUTTING_DOWN', message: 'server is shutting down' }, headers: { 'Retry-After': '5' } }
-          : route.check({ header: (n) => headers.get(n.toLowerCase()) ?? '', query: (k) => query[k], url });
-        if (refusal) {
+        let aborted = false;
+        res.onAborted(() => { aborted = true; });
+        const refuse = (r: Refusal) => {
+          if (aborted) return;
           res.cork(() => {
-            res.writeStatus(statusLine(refusal.status)).writeHeader('Content-Type', 'application/json');
-            for (const [h, v] of Object.entries(refusal.headers ?? {})) res.writeHeader(h, v);
-            res.end(JSON.stringify(refusal.body));
+            res.writeStatus(statusLine(r.status)).writeHeader('Content-Type', 'application/json');
+            for (const [h, v] of Object.entries(r.headers ?? {})) res.writeHeader(h, v);
+            res.end(JSON.stringify(r.body));
           });
-          return;
+        };
+        if (this.closing) {
+          return refuse({ status: 503, body: { code: 'CS_ERR_SHUTTING_DOWN', message: 'server is shutting down' }, headers: { 'Retry-After': '5' } });
         }
-        res.upgrade<UserData>({ query, handler: null, closed: false }, key, protocol, extensions, context);
+        Promise.resolve()
+          .then(() => route.prepare({ header: (n) => headers.get(n.toLowerCase()) ?? '', query: (k) => query[k], url }))
+          .then((r) => {
+            if (!('context' in r)) return refuse(r);
+            if (aborted || this.closing) return route.abandon(r.context);
+            res.cork(() => res.upgrade<UserData>({ context: r.context, handler: null, closed: false }, key, protocol, extensions, context));
+          })
+          .catch((err) => {
+            this.log.error({ err }, 'upgrade failed');
+            refuse({ status: 500, body: { code: 'CS_ERR_INTERNAL', message: 'internal error' } });
+          });
       },
       open: (ws) => {
         const data = ws.getUserData();
@@ -117,7 +141,7 @@ export class HttpServer {
           },
         };
         try {
-          data.handler = route.open(sink, { query: data.query });
+          data.handler = route.open(sink, data.context as C);
         } catch (err) {
           this.log.error({ err }, 'session open failed');
           sink.close(1011, 'CS_ERR_INTERNAL');

@@ -77,6 +77,13 @@ export class NoWorkerError extends CallscribeError {
   override readonly status = 503;
 }
 
+/** The gateway holds its maximum of live sessions (CALLSCRIBE_MAX_SESSIONS). */
+export class TooManySessionsError extends CallscribeError {
+  override readonly code = 'CS_ERR_TOO_MANY_SESSIONS';
+  override readonly closeCode = 1013;
+  override readonly status = 503;
+}
+
 /** The worker serving a session failed or vanished. */
 export class WorkerLostError extends CallscribeError {
   override readonly code = 'CS_ERR_WORKER_LOST';

@@ -2,7 +2,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import WebSocket from 'ws';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { FIXTURES, pocketsphinxDirect, startCallscribe, type Running } from './lib/proc.js';
+import { FIXTURES, pocketsphinxDirect, refusedUpgrade, startCallscribe, type Running } from './lib/proc.js';
 import { streamWav } from './lib/harf-client.js';
 import { wer } from './lib/wer.js';
 
@@ -89,14 +89,10 @@ describe('harf socket - end to end', () => {
   });
 
   it('harf socket - a wrong or missing token is refused with 401 at the upgrade', async () => {
-    for (const headers of [{ authorization: 'Token nope' }, {}]) {
-      const status = await new Promise<number>((resolve, reject) => {
-        const ws = new WebSocket(url, { headers });
-        ws.on('unexpected-response', (_q, res) => resolve(res.statusCode!));
-        ws.on('open', () => reject(new Error('upgrade accepted')));
-        ws.on('error', () => undefined);
-      });
-      expect(status).toBe(401);
+    for (const [u, headers] of [[url, { authorization: 'Token nope' }], [url, {}], [`${url}?token=nope`, {}]] as const) {
+      const r = await refusedUpgrade(u, headers);
+      expect(r.status).toBe(401);
+      expect(r.body.error.code).toBe('CS_ERR_UNAUTHORIZED');
     }
   });
 

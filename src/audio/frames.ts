@@ -62,6 +62,7 @@ export function encodeFrame(
 ): Uint8Array {
   const samples = pcm ? pcm.length : 0;
   if (samples > MAX_SAMPLES_PER_MESSAGE) throw new RangeError(`at most ${MAX_SAMPLES_PER_MESSAGE} samples per message`);
+  if (channel >>> 0 !== channel || channel > 255 || flags >>> 0 !== flags || flags > 255) throw new RangeError('channel and flags are bytes');
   const buf = new Uint8Array(HEADER_BYTES + samples * 2);
   const dv = new DataView(buf.buffer);
   dv.setUint8(0, FRAME_VERSION);

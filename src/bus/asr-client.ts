@@ -6,7 +6,7 @@ import { CallscribeError, NoWorkerError, TimeoutError, WorkerLostError, asCallsc
 import { metrics } from '../metrics.js';
 import { ClaimReply, Heartbeat, WorkerEvent, decodeJson, encodeJson, type SegmentEvent } from '../protocol/bus.js';
 import { HEARTBEAT_SUBJECT, audioSubject, claimSubject, resultSubject } from './subjects.js';
-import { FRAME_SAMPLES, KIND_CLOSE, KIND_FINALIZE, encodeFrame } from '../audio/frames.js';
+import { FRAME_SAMPLES, HEADER_BYTES, KIND_CLOSE, KIND_FINALIZE, encodeFrame } from '../audio/frames.js';
 import { Framer } from '../audio/framer.js';
 
 export interface AsrSessionHandlers {
@@ -17,7 +17,6 @@ export interface AsrSessionHandlers {
 }
 
 const CLAIM_ATTEMPTS = 5;
-const MAX_PENDING_MESSAGES = 500; // 10 s of audio in 20 ms messages, while a worker is being claimed
 const LATENCY_RING = 128;
 
 /** The gateway's side of the bus: worker discovery by heartbeat, session claims, and the sessions. */
@@ -70,10 +69,19 @@ export class AsrClient {
     }
   }
 
-  open(language: string, handlers: AsrSessionHandlers): AsrSession {
-    const s = new AsrSession(this, language, handlers);
+  /**
+   * Claims a worker for a new session. Resolves once a worker holds a slot for it, so audio never waits
+   * for a claim; rejects with NoWorkerError (or the worker's own error) otherwise.
+   */
+  async open(language: string): Promise<AsrSession> {
+    const s = new AsrSession(this, language);
     this.sessions.set(s.id, s);
-    void s.claim();
+    try {
+      await s.claim();
+    } catch (err) {
+      s.close();
+      throw err;
+    }
     return s;
   }
 
@@ -86,8 +94,8 @@ export class AsrClient {
 }
 
 /**
- * One stream of one call on the bus: frames 16 kHz audio into messages, claims a worker, relays segments.
- * Audio pushed while the claim is in flight waits (bounded) and is sent in order once a worker answers.
+ * One stream of one call on the bus: claims a worker, frames 16 kHz audio into messages, relays segments.
+ * Events that arrive before `attach` (a worker lost between claim and socket open) are kept for it.
  */
 export class AsrSession {
   readonly id = randomBytes(12).toString('base64url');
@@ -95,7 +103,8 @@ export class AsrSession {
   private subject = '';
   private seq = 0;
   private readonly framer: Framer;
-  private pending: Uint8Array[] | null = [];
+  private handlers: AsrSessionHandlers | null = null;
+  private early: CallscribeError | null = null;
   private resultSub: Subscription | null = null;
   private finalized: { resolve: () => void; reject: (e: Error) => void } | null = null;
   private finalizeTimer: NodeJS.Timeout | null = null;
@@ -104,7 +113,7 @@ export class AsrSession {
   private ringHead = 0;
   private over = false;
 
-  constructor(private readonly client: AsrClient, readonly language: string, private readonly handlers: AsrSessionHandlers) {
+  constructor(private readonly client: AsrClient, readonly language: string) {
     this.framer = new Framer((msg, first, samples) => this.send(msg, first + samples), () => this.seq++);
     this.resultSub = client.nc.subscribe(resultSubject(this.id), {
       callback: (err, msg) => {
@@ -124,6 +133,13 @@ export class AsrSession {
   /** Stream position in 16 kHz samples. */
   get position(): number {
     return this.framer.position;
+  }
+
+  /** Where segments and errors go from now on. */
+  attach(handlers: AsrSessionHandlers): void {
+    this.handlers = handlers;
+    if (this.early) handlers.error(this.early);
+    this.early = null;
   }
 
   async claim(): Promise<void> {
@@ -147,7 +163,7 @@ export class AsrSession {
       }
     }
     metrics.claimFailures.labels(this.language).inc();
-    this.fail(last);
+    throw last;
   }
 
   private claimed(worker: string): void {
@@ -158,9 +174,6 @@ export class AsrSession {
     }
     this.worker = worker;
     this.subject = audioSubject(worker, this.id);
-    const queued = this.pending!;
-    this.pending = null;
-    for (const m of queued) this.client.nc.publish(this.subject, m);
     this.client.log.debug({ session: this.id, worker }, 'worker claimed');
   }
 
@@ -169,19 +182,11 @@ export class AsrSession {
     const i = this.ringHead++ % LATENCY_RING;
     this.ringSample[i] = endSample;
     this.ringTime[i] = performance.now();
-    metrics.framesIn.inc((msg.length - 24) / 2 / FRAME_SAMPLES);
-    if (this.pending) {
-      if (this.pending.length >= MAX_PENDING_MESSAGES) {
-        metrics.droppedFrames.labels('claim_backlog').inc();
-        return;
-      }
-      this.pending.push(msg);
-    } else {
-      this.client.nc.publish(this.subject, msg);
-    }
+    metrics.framesIn.inc((msg.length - HEADER_BYTES) / 2 / FRAME_SAMPLES);
+    this.client.nc.publish(this.subject, msg);
   }
 
-  /** 16 kHz mono samples; copied before return. */
+  /** 16 kHz mono samples; copied before return. Only after a successful claim. */
   pushPcm(samples: Int16Array): void {
     if (!this.over && samples.length > 0) this.framer.push(samples);
   }
@@ -221,7 +226,7 @@ export class AsrSession {
       case 'segment': {
         const lat = this.latency(ev.endMs);
         if (lat !== null) metrics.segmentLatency.labels(String(ev.final)).observe(lat / 1000);
-        this.handlers.segment(ev, lat);
+        this.handlers?.segment(ev, lat);
         break;
       }
       case 'finalized':
@@ -242,7 +247,8 @@ export class AsrSession {
     if (this.over) return;
     this.end();
     if (this.finalized) this.finalized.reject(err);
-    else this.handlers.error(err);
+    else if (this.handlers) this.handlers.error(err);
+    else this.early = err;
   }
 
   private end(): void {

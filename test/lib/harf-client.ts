@@ -15,12 +15,9 @@ export interface HarfRun {
  * Streams a WAV file over the Harf socket: the header plus data in chunks of `chunkMs` at real-time pace
  * (or as fast as possible with pace 0), then `finalize`; collects every answer until the close.
  */
-export async function streamWav(url: string, file: string | Buffer, opts: { chunkMs?: number; pace?: number; token?: string; headers?: Record<string, string> } = {}): Promise<HarfRun> {
-  const bytes = typeof file === 'string' ? fs.readFileSync(file) : file;
-  const dataAt = bytes.indexOf('data') + 8;
-  const dv = new DataView(bytes.buffer, bytes.byteOffset);
-  const byteRate = dv.getUint32(28, true);
-  const chunk = Math.max(2, Math.round((byteRate * (opts.chunkMs ?? 100)) / 1000) & ~3);
+export async function streamWav(url: string, file: string | Buffer | (string | Buffer)[], opts: { chunkMs?: number; pace?: number; token?: string; headers?: Record<string, string> } = {}): Promise<HarfRun> {
+  // Several files are sent back to back on one socket, each starting a message (a new RIFF header).
+  const files = (Array.isArray(file) ? file : [file]).map((f) => (typeof f === 'string' ? fs.readFileSync(f) : f));
   const pace = opts.pace ?? 1;
   const headers = { ...(opts.headers ?? {}) };
   if (opts.token) headers.authorization = `Token ${opts.token}`;
@@ -45,14 +42,19 @@ export async function streamWav(url: string, file: string | Buffer, opts: { chun
   await new Promise<void>((resolve, reject) => { ws.once('open', () => resolve()); ws.once('error', reject); closed.catch(reject); });
   const t0 = performance.now();
   let sentMs = 0;
-  ws.send(bytes.subarray(0, dataAt + chunk));
-  for (let off = dataAt + chunk; off < bytes.length && ws.readyState === WebSocket.OPEN; off += chunk) {
-    sentMs += opts.chunkMs ?? 100;
-    if (pace > 0) {
-      const wait = t0 + sentMs / pace - performance.now();
-      if (wait > 0) await new Promise((r) => setTimeout(r, wait));
+  for (const bytes of files) {
+    const dataAt = bytes.indexOf('data') + 8;
+    const byteRate = new DataView(bytes.buffer, bytes.byteOffset).getUint32(28, true);
+    const chunk = Math.max(2, Math.round((byteRate * (opts.chunkMs ?? 100)) / 1000) & ~3);
+    ws.send(bytes.subarray(0, dataAt + chunk));
+    for (let off = dataAt + chunk; off < bytes.length && ws.readyState === WebSocket.OPEN; off += chunk) {
+      sentMs += opts.chunkMs ?? 100;
+      if (pace > 0) {
+        const wait = t0 + sentMs / pace - performance.now();
+        if (wait > 0) await new Promise((r) => setTimeout(r, wait));
+      }
+      ws.send(bytes.subarray(off, Math.min(off + chunk, bytes.length)));
     }
-    ws.send(bytes.subarray(off, Math.min(off + chunk, bytes.length)));
   }
   finalizing = true;
   if (ws.readyState === WebSocket.OPEN) ws.send('finalize');

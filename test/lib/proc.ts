@@ -68,3 +68,54 @@ export function ffmpegTo16k(input: string): string {
   if (r.status !== 0) throw new Error(`ffmpeg failed: ${r.stderr}`);
   return out;
 }
+
+/** A real nats-server with JetStream on a random loopback port, for suites that run the roles apart. */
+export async function startNatsServer(): Promise<{ url: string; stop(): Promise<void> }> {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'callscribe-nats-'));
+  const proc = spawn('nats-server', ['-a', '127.0.0.1', '-p', '-1', '-js', '-sd', dir], { stdio: ['ignore', 'ignore', 'pipe'] });
+  let log = '';
+  const url = await new Promise<string>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`nats-server did not start: ${log}`)), 10_000);
+    proc.stderr!.setEncoding('utf8').on('data', (d: string) => {
+      log += d;
+      const m = /Listening for client connections on [\d.]+:(\d+)/.exec(log);
+      if (m && /Server is ready/.test(log)) { clearTimeout(timer); resolve(`nats://127.0.0.1:${m[1]}`); }
+    });
+    proc.once('exit', (c) => { clearTimeout(timer); reject(new Error(`nats-server exited ${c}: ${log}`)); });
+  });
+  return {
+    url,
+    stop: () => new Promise<void>((resolve) => {
+      if (proc.exitCode !== null) return resolve();
+      proc.once('exit', () => resolve());
+      proc.kill('SIGTERM');
+    }),
+  };
+}
+
+/** Polls a URL until it answers `status` or the time is up. */
+export async function waitForStatus(url: string, status: number, timeoutMs = 15_000): Promise<void> {
+  const end = Date.now() + timeoutMs;
+  for (;;) {
+    const got = await fetch(url).then((r) => r.status, () => 0);
+    if (got === status) return;
+    if (Date.now() > end) throw new Error(`${url} answered ${got}, not ${status}, within ${timeoutMs} ms`);
+    await new Promise((r) => setTimeout(r, 200));
+  }
+}
+
+/** Attempts a WebSocket upgrade that should be refused: the HTTP status, headers and JSON body. */
+export async function refusedUpgrade(url: string, headers: Record<string, string> = {}): Promise<{ status: number; headers: Record<string, string | string[] | undefined>; body: any }> {
+  const { default: WebSocket } = await import('ws');
+  return new Promise((resolve, reject) => {
+    const ws = new WebSocket(url, { headers });
+    ws.on('unexpected-response', (_req, res) => {
+      let body = '';
+      res.setEncoding('utf8');
+      res.on('data', (d: string) => { body += d; });
+      res.on('end', () => resolve({ status: res.statusCode!, headers: res.headers, body: body ? JSON.parse(body) : null }));
+    });
+    ws.on('open', () => { ws.close(); reject(new Error('upgrade accepted')); });
+    ws.on('error', () => undefined);
+  });
+}

@@ -1,0 +1,115 @@
+import path from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { loadConfig } from './config.js';
+import { ConfigError } from './errors.js';
+
+function configError(env: Record<string, string>): ConfigError {
+  try {
+    loadConfig(env);
+  } catch (err) {
+    expect(err).toBeInstanceOf(ConfigError);
+    return err as ConfigError;
+  }
+  throw new Error(`expected a ConfigError for ${JSON.stringify(env)}`);
+}
+
+describe('config', () => {
+  it('config - an empty environment gives the documented defaults', () => {
+    const c = loadConfig({});
+    expect(c.port).toBe(8080);
+    expect(c.host).toBe('0.0.0.0');
+    expect(c.natsUrls).toEqual([]);
+    expect(c.harfTokens).toEqual([]);
+    expect(path.isAbsolute(c.dataDir)).toBe(true);
+    expect(c.dataDir).toBe(path.resolve('data'));
+    expect(c.languages).toEqual({ en: 'pocketsphinx' });
+    expect(c.defaultLanguage).toBe('en');
+    expect(c.maxMessageBytes).toBe(65536);
+    expect(c.psBlockSamples).toBe(2048);
+    expect(c.logLevel).toBe('info');
+    expect(c.harfWsUrl).toBeUndefined();
+    expect(c.workerSlots).toBeUndefined();
+    expect(c.engineThreads).toBeGreaterThanOrEqual(1);
+  });
+
+  it('config - loadConfig reads the environment it is given, not process.env', () => {
+    const saved = process.env.PORT;
+    process.env.PORT = '1234';
+    try {
+      expect(loadConfig({}).port).toBe(8080);
+      expect(loadConfig({ PORT: '0' }).port).toBe(0);
+      expect(loadConfig({ PORT: '65535' }).port).toBe(65535);
+    } finally {
+      if (saved === undefined) delete process.env.PORT;
+      else process.env.PORT = saved;
+    }
+  });
+
+  it('config - the result is frozen, nested lists and maps too', () => {
+    const c = loadConfig({ NATS_URL: 'nats://a:4222' });
+    expect(Object.isFrozen(c)).toBe(true);
+    expect(Object.isFrozen(c.natsUrls)).toBe(true);
+    expect(Object.isFrozen(c.languages)).toBe(true);
+    expect(Object.isFrozen(c.harfTokens)).toBe(true);
+    // Test files are ES modules: strict mode, so writing to a frozen object throws.
+    expect(() => {
+      (c as { port: number }).port = 1;
+    }).toThrow(TypeError);
+    expect(() => {
+      (c.natsUrls as string[]).push('nats://x:4222');
+    }).toThrow(TypeError);
+    expect(() => {
+      (c.languages as Record<string, string>).fa = 'harf-ws';
+    }).toThrow(TypeError);
+    expect(c.port).toBe(8080);
+  });
+
+  it('config - NATS_URL is a comma separated list, spaces and empty items ignored', () => {
+    expect(loadConfig({ NATS_URL: 'nats://a:4222, nats://b:4222' }).natsUrls).toEqual(['nats://a:4222', 'nats://b:4222']);
+    expect(loadConfig({ NATS_URL: ' nats://a:4222 ,, ' }).natsUrls).toEqual(['nats://a:4222']);
+    expect(loadConfig({ NATS_URL: '' }).natsUrls).toEqual([]);
+    expect(loadConfig({ CALLSCRIBE_HARF_TOKENS: 'one,two' }).harfTokens).toEqual(['one', 'two']);
+  });
+
+  it('config - CALLSCRIBE_LANGUAGES maps languages to engines', () => {
+    const c = loadConfig({ CALLSCRIBE_LANGUAGES: 'en:pocketsphinx,fa:harf-ws', HARF_WS_URL: 'wss://harf.example/ws_api/transcribe_files/wav/sync/' });
+    expect(c.languages).toEqual({ en: 'pocketsphinx', fa: 'harf-ws' });
+    expect(c.harfWsUrl).toBe('wss://harf.example/ws_api/transcribe_files/wav/sync/');
+    expect(c.defaultLanguage).toBe('en');
+    const fa = loadConfig({ CALLSCRIBE_LANGUAGES: ' fa:harf-ws ', CALLSCRIBE_DEFAULT_LANGUAGE: 'fa', HARF_WS_URL: 'ws://localhost:9000/' });
+    expect(fa.languages).toEqual({ fa: 'harf-ws' });
+    expect(fa.defaultLanguage).toBe('fa');
+  });
+
+  it('config - numbers are coerced from strings', () => {
+    const c = loadConfig({ PORT: '9090', CALLSCRIBE_MAX_MESSAGE_BYTES: '131072', CALLSCRIBE_WORKER_SLOTS: '4' });
+    expect(c.port).toBe(9090);
+    expect(c.maxMessageBytes).toBe(131072);
+    expect(c.workerSlots).toBe(4);
+  });
+
+  it('config - a bad value is a CS_ERR_CONFIG naming the variable', () => {
+    const cases: [Record<string, string>, string][] = [
+      [{ PORT: 'abc' }, 'PORT'],
+      [{ PORT: '70000' }, 'PORT'],
+      [{ PORT: '-1' }, 'PORT'],
+      [{ PORT: '80.5' }, 'PORT'],
+      [{ CALLSCRIBE_LANGUAGES: 'en:whisper' }, 'CALLSCRIBE_LANGUAGES'],
+      [{ CALLSCRIBE_LANGUAGES: 'english:pocketsphinx' }, 'CALLSCRIBE_LANGUAGES'],
+      [{ CALLSCRIBE_LANGUAGES: 'en' }, 'CALLSCRIBE_LANGUAGES'],
+      [{ CALLSCRIBE_LANGUAGES: 'en:pocketsphinx,fa:harf-ws' }, 'HARF_WS_URL'],
+      [{ CALLSCRIBE_LANGUAGES: 'fa:harf-ws', CALLSCRIBE_DEFAULT_LANGUAGE: 'fa', HARF_WS_URL: 'not a url' }, 'HARF_WS_URL'],
+      [{ CALLSCRIBE_DEFAULT_LANGUAGE: 'de' }, 'CALLSCRIBE_DEFAULT_LANGUAGE'],
+      [{ LOG_LEVEL: 'loud' }, 'LOG_LEVEL'],
+      [{ CALLSCRIBE_MAX_MESSAGE_BYTES: '10' }, 'CALLSCRIBE_MAX_MESSAGE_BYTES'],
+      [{ CALLSCRIBE_WORKER_ID: 'a b' }, 'CALLSCRIBE_WORKER_ID'],
+    ];
+    for (const [env, variable] of cases) {
+      const err = configError(env);
+      expect(err.code, JSON.stringify(env)).toBe('CS_ERR_CONFIG');
+      // The one message check allowed: "one clear line naming the variable" is the contract.
+      expect(err.message, JSON.stringify(env)).toContain(variable);
+      expect(err.message).not.toContain('\n');
+    }
+  });
+});
