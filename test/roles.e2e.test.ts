@@ -1,4 +1,6 @@
+import fs from 'node:fs';
 import path from 'node:path';
+import WebSocket from 'ws';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { FIXTURES, pocketsphinxDirect, refusedUpgrade, startCallscribe, startNatsServer, waitForStatus, type Running } from './lib/proc.js';
 import { streamWav } from './lib/harf-client.js';
@@ -70,8 +72,48 @@ describe('roles - gateway and asr-worker as separate processes over a real nats-
     }
   });
 
-  it('roles - SIGTERM stops each role cleanly with exit code 0', async () => {
+  it('roles - a worker killed mid-call is noticed by heartbeat: the session ends with CS_ERR_WORKER_LOST (1011)', async () => {
+    const doomed = await startCallscribe('asr-worker', {
+      NATS_URL: nats.url, CALLSCRIBE_HEARTBEAT_MS: '500', CALLSCRIBE_WORKER_ID: 'w-doomed', CALLSCRIBE_WORKER_SLOTS: '1',
+    });
+    // Only the doomed worker may take the next claim: the other one goes away cleanly first.
     expect(await worker!.stop()).toBe(0);
+    worker = null;
+    await waitForStatus(`http://127.0.0.1:${gateway.ready.port}/readyz`, 200);
+    const ws = new WebSocket(`ws://127.0.0.1:${gateway.ready.port}${HARF}?token=${TOKEN}`);
+    const answers: any[] = [];
+    ws.on('message', (d) => answers.push(JSON.parse(d.toString())));
+    await new Promise<void>((resolve, reject) => { ws.on('open', () => resolve()); ws.on('error', reject); });
+    const wav = fs.readFileSync(CALL16);
+    ws.send(wav.subarray(0, 44 + 3200));
+    const closed = new Promise<number>((resolve) => ws.on('close', (c) => resolve(c)));
+    const t0 = Date.now();
+    doomed.proc.kill('SIGKILL');
+    // Keep streaming as a live call would, until the gateway gives up on the worker.
+    for (let off = 44 + 3200; off < wav.length && ws.readyState === WebSocket.OPEN; off += 3200) {
+      ws.send(wav.subarray(off, off + 3200));
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    expect(await closed).toBe(1011);
+    expect(Date.now() - t0).toBeLessThan(5000); // three 500 ms heartbeats plus a sweep
+    expect(answers.at(-1)).toMatchObject({ state: 'FAILURE', error: { code: 'CS_ERR_WORKER_LOST' } });
+    await doomed.stop();
+  });
+
+  it('roles - SIGTERM with a live session: the client is told (1001), the process exits 0', async () => {
+    const app = await startCallscribe('all', { CALLSCRIBE_HARF_TOKENS: TOKEN });
+    const ws = new WebSocket(`ws://127.0.0.1:${app.ready.port}${HARF}?token=${TOKEN}`);
+    const answers: any[] = [];
+    ws.on('message', (d) => answers.push(JSON.parse(d.toString())));
+    await new Promise<void>((resolve, reject) => { ws.on('open', () => resolve()); ws.on('error', reject); });
+    ws.send(fs.readFileSync(CALL16).subarray(0, 44 + 32000));
+    const closed = new Promise<number>((resolve) => ws.on('close', (c) => resolve(c)));
+    expect(await app.stop()).toBe(0);
+    expect(await closed).toBe(1001);
+    expect(answers.at(-1)).toMatchObject({ state: 'FAILURE', error: { code: 'CS_ERR_SHUTTING_DOWN' } });
+  });
+
+  it('roles - SIGTERM stops the gateway role cleanly with exit code 0', async () => {
     expect(await gateway.stop()).toBe(0);
   });
 });
