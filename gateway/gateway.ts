@@ -16,7 +16,7 @@ export class Gateway {
   readonly server: HttpServer;
   port = 0;
 
-  constructor(private readonly nc: NatsConnection, readonly config: Config, readonly tokens: TokenStore, private readonly log: Logger) {
+  constructor(private readonly nc: NatsConnection, readonly config: Config, readonly tokens: TokenStore, log: Logger) {
     this.asr = new AsrClient(nc, config, log);
     this.server = new HttpServer(log);
     const harfRoute: WsRoute<AsrSession> = {

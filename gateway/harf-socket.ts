@@ -23,6 +23,7 @@ interface SegmentState {
   end: string;
   /** What the client last received of this segment ('' when never sent). */
   sent: string;
+  final: boolean;
 }
 
 /**
@@ -150,12 +151,13 @@ export class HarfSocketSession {
   private onSegment(ev: SegmentEvent): void {
     let s = this.segments.get(ev.id);
     if (!s) {
-      s = { id: ev.id, text: '', start: '', end: '', sent: '' };
+      s = { id: ev.id, text: '', start: '', end: '', sent: '', final: false };
       this.segments.set(ev.id, s);
     }
     s.text = ev.text;
     s.start = formatHms(ev.startMs);
     s.end = formatHms(ev.endMs);
+    s.final = ev.final;
     this.changed.add(ev.id);
   }
 
@@ -169,6 +171,9 @@ export class HarfSocketSession {
       s.sent = key;
       out.push({ segment_id: s.id, text: s.text, start: s.start, end: s.end });
     }
+    // A final segment the client has in its final form is done: a call of any length holds only the
+    // segments still growing.
+    for (const id of this.changed) if (this.segments.get(id)!.final) this.segments.delete(id);
     this.changed.clear();
     out.sort((a, b) => a.segment_id - b.segment_id);
     if (out.length > 0) this.send(JSON.stringify(out));

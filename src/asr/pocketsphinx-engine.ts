@@ -21,6 +21,8 @@ export const CALIBRATION_FILE = path.join(ASSETS_DIR, 'calibrate-en.wav');
 interface ThreadState {
   worker: Worker;
   sessions: number;
+  ready: boolean;
+  dead: boolean;
 }
 
 interface StreamState {
@@ -47,19 +49,7 @@ export class PocketSphinxEngine implements Engine {
   constructor(private readonly opts: { threads: number; modelDir: string; blockSamples: number; slots?: number; log: Logger }) {}
 
   async start(): Promise<void> {
-    const ready: Promise<void>[] = [];
-    for (let i = 0; i < this.opts.threads; i++) {
-      const worker = new Worker(threadUrl(), { workerData: { modelDir: this.opts.modelDir, blockSamples: this.opts.blockSamples } });
-      const state: ThreadState = { worker, sessions: 0 };
-      this.threads.push(state);
-      ready.push(new Promise((resolve, reject) => {
-        worker.once('error', (err) => reject(new EngineError('engine thread failed to start', { cause: err })));
-        worker.once('message', () => resolve());
-      }));
-      worker.on('message', (m: FromThread) => this.onThreadMessage(m));
-      worker.on('error', (err) => this.onThreadError(state, err));
-    }
-    await Promise.all(ready);
+    await Promise.all(Array.from({ length: this.opts.threads }, () => this.spawnThread()));
     this.rtf = await new Promise<number>((resolve) => {
       this.benchWaiter = resolve;
       this.post(this.threads[0]!, { t: 'bench', sid: 0, file: CALIBRATION_FILE });
@@ -68,8 +58,27 @@ export class PocketSphinxEngine implements Engine {
     this.opts.log.debug({ engine: this.name, rtf: Number(this.rtf.toFixed(3)), slots: this.slots, threads: this.threads.length }, 'engine calibrated');
   }
 
+  /** Starts one engine thread; resolves once its spare decoder is loaded. */
+  private spawnThread(): Promise<void> {
+    const worker = new Worker(threadUrl(), { workerData: { modelDir: this.opts.modelDir, blockSamples: this.opts.blockSamples } });
+    const state: ThreadState = { worker, sessions: 0, ready: false, dead: false };
+    this.threads.push(state);
+    worker.on('message', (m: FromThread) => this.onThreadMessage(m));
+    worker.on('error', (err) => this.onThreadError(state, err));
+    worker.on('exit', (code) => { if (!this.closing) this.onThreadError(state, new Error(`engine thread exited with ${code}`)); });
+    return new Promise((resolve, reject) => {
+      worker.once('error', (err) => reject(new EngineError('engine thread failed to start', { cause: err })));
+      worker.once('message', () => {
+        state.ready = true;
+        resolve();
+      });
+    });
+  }
+
   open(_opts: { session: string; language: string }, handlers: EngineStreamHandlers): Promise<EngineStream> {
-    const thread = this.threads.reduce((a, b) => (b.sessions < a.sessions ? b : a));
+    const live = this.threads.filter((t) => !t.dead);
+    if (live.length === 0) return Promise.reject(new EngineError('no engine thread is running'));
+    const thread = live.reduce((a, b) => (b.sessions < a.sessions ? b : a));
     const sid = this.nextSid++;
     thread.sessions++;
     const state: StreamState = { thread, handlers, opened: null, finished: null };
@@ -138,8 +147,16 @@ export class PocketSphinxEngine implements Engine {
     }
   }
 
+  /** A crashed thread fails its own sessions only, and is replaced. */
   private onThreadError(thread: ThreadState, err: Error): void {
+    if (thread.dead) return;
+    thread.dead = true;
+    this.threads.splice(this.threads.indexOf(thread), 1);
     this.opts.log.error({ err }, 'engine thread crashed');
+    // Only a thread that once worked is replaced: one that cannot start would fail again, forever.
+    if (!this.closing && thread.ready) {
+      this.spawnThread().catch((e) => this.opts.log.error({ err: e }, 'engine thread could not be replaced'));
+    }
     for (const [sid, s] of this.streams) {
       if (s.thread !== thread) continue;
       const e = new EngineError('engine thread crashed', { cause: err });
@@ -151,7 +168,7 @@ export class PocketSphinxEngine implements Engine {
   }
 
   close(): Promise<void> {
-    this.closing ??= Promise.all(this.threads.map((t) => t.worker.terminate())).then(() => undefined);
+    this.closing ??= Promise.resolve().then(() => Promise.all(this.threads.map((t) => t.worker.terminate()))).then(() => undefined);
     return this.closing;
   }
 }

@@ -5,7 +5,7 @@ import type { Config } from '../config.js';
 import type { Logger } from '../log.js';
 import { CallscribeError, asCallscribeError } from '../errors.js';
 import { metrics } from '../metrics.js';
-import { ClaimRequest, WorkerEvent, decodeJson, encodeJson, type ClaimReply, type Heartbeat } from '../protocol/bus.js';
+import { ClaimRequest, WorkerEvent, decodeBusMessage, encodeJson, type ClaimReply, type Heartbeat } from '../protocol/bus.js';
 import { CLAIM_QUEUE, HEARTBEAT_SUBJECT, audioWildcard, claimSubject, resultSubject, sessionOfAudioSubject } from '../bus/subjects.js';
 import { FRAME_SAMPLES, KIND_AUDIO, KIND_CLOSE, KIND_FINALIZE, copyFrameSamples, decodeFrameHeader, newFrameHeader } from '../audio/frames.js';
 import type { Engine, EngineStream } from './engine.js';
@@ -87,13 +87,8 @@ export class AsrWorker {
   }
 
   private async onClaim(lang: string, msg: Msg): Promise<void> {
-    let req: ClaimRequest;
-    try {
-      req = decodeJson(ClaimRequest, msg.data);
-    } catch {
-      metrics.badBusMessages.inc();
-      return;
-    }
+    const req = decodeBusMessage(ClaimRequest, msg.data);
+    if (!req) return;
     const engine = this.engines.get(lang)!;
     const reply = (r: ClaimReply) => msg.respond(encodeJson(r));
     // A claim routed here just before the subscription closed: say so, the gateway asks another worker.

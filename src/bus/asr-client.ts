@@ -4,7 +4,7 @@ import type { Config } from '../config.js';
 import type { Logger } from '../log.js';
 import { CallscribeError, NoWorkerError, TimeoutError, WorkerLostError, asCallscribeError, errorFromCode } from '../errors.js';
 import { metrics } from '../metrics.js';
-import { ClaimReply, Heartbeat, WorkerEvent, decodeJson, encodeJson, type SegmentEvent } from '../protocol/bus.js';
+import { ClaimReply, Heartbeat, WorkerEvent, decodeBusMessage, decodeJson, encodeJson, type SegmentEvent } from '../protocol/bus.js';
 import { HEARTBEAT_SUBJECT, audioSubject, claimSubject, resultSubject } from './subjects.js';
 import { FRAME_SAMPLES, HEADER_BYTES, KIND_CLOSE, KIND_FINALIZE, encodeFrame } from '../audio/frames.js';
 import { Framer } from '../audio/framer.js';
@@ -32,13 +32,8 @@ export class AsrClient {
   start(): void {
     this.hbSub = this.nc.subscribe(HEARTBEAT_SUBJECT, {
       callback: (err, msg) => {
-        if (err) return;
-        try {
-          const hb = decodeJson(Heartbeat, msg.data);
-          this.workers.set(hb.worker, { hb, seen: Date.now() });
-        } catch {
-          metrics.badBusMessages.inc();
-        }
+        const hb = err ? null : decodeBusMessage(Heartbeat, msg.data);
+        if (hb) this.workers.set(hb.worker, { hb, seen: Date.now() });
       },
     });
     this.sweepTimer = setInterval(() => this.sweep(), this.config.heartbeatMs);
@@ -117,15 +112,8 @@ export class AsrSession {
     this.framer = new Framer((msg, first, samples) => this.send(msg, first + samples), () => this.seq++);
     this.resultSub = client.nc.subscribe(resultSubject(this.id), {
       callback: (err, msg) => {
-        if (err) return;
-        let ev: WorkerEvent;
-        try {
-          ev = decodeJson(WorkerEvent, msg.data);
-        } catch {
-          metrics.badBusMessages.inc();
-          return;
-        }
-        this.onEvent(ev);
+        const ev = err ? null : decodeBusMessage(WorkerEvent, msg.data);
+        if (ev) this.onEvent(ev);
       },
     });
   }

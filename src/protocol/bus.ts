@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { metrics } from '../metrics.js';
 
 /** Wire messages between gateways and ASR workers (JSON on NATS; audio uses the binary codec in audio/frames.ts). */
 
@@ -56,4 +57,14 @@ export function encodeJson(value: unknown): Uint8Array {
 /** Parses and validates a JSON bus message; throws on malformed input (callers count and drop). */
 export function decodeJson<T>(schema: z.ZodType<T>, data: Uint8Array): T {
   return schema.parse(JSON.parse(decoder.decode(data)));
+}
+
+/** Like decodeJson, for inbound bus traffic: a malformed message is counted and dropped (null). */
+export function decodeBusMessage<T>(schema: z.ZodType<T>, data: Uint8Array): T | null {
+  try {
+    return decodeJson(schema, data);
+  } catch {
+    metrics.badBusMessages.inc();
+    return null;
+  }
 }
