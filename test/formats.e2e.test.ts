@@ -3,7 +3,7 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { FIXTURES, ffmpegTo16k, pocketsphinxDirect, startCallscribe, type Running } from './lib/proc.js';
 import { streamWav } from './lib/harf-client.js';
-import { normalizeWords, wer } from './lib/wer.js';
+import { normalizeWords, wer } from '../src/quality/wer.js';
 
 const TOKEN = 'formats-token';
 const REF = fs.readFileSync(path.join(FIXTURES, 'call-en.ref'), 'utf8').trim();

@@ -4,7 +4,7 @@ import WebSocket from 'ws';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { FIXTURES, pocketsphinxDirect, refusedUpgrade, startCallscribe, type Running } from './lib/proc.js';
 import { streamWav } from './lib/harf-client.js';
-import { wer } from './lib/wer.js';
+import { wer } from '../src/quality/wer.js';
 
 const TOKEN = 'e2e-token-1';
 const REF = fs.readFileSync(path.join(FIXTURES, 'call-en.ref'), 'utf8').trim();

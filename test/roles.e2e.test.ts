@@ -4,7 +4,7 @@ import WebSocket from 'ws';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { FIXTURES, pocketsphinxDirect, refusedUpgrade, startCallscribe, startNatsServer, waitForStatus, type Running } from './lib/proc.js';
 import { streamWav } from './lib/harf-client.js';
-import { normalizeWords } from './lib/wer.js';
+import { normalizeWords } from '../src/quality/wer.js';
 
 const TOKEN = 'roles-token';
 const CALL16 = path.join(FIXTURES, 'call-en-16k.wav');

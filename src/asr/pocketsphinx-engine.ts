@@ -55,7 +55,6 @@ export class PocketSphinxEngine implements Engine {
       this.post(this.threads[0]!, { t: 'bench', sid: 0, file: CALIBRATION_FILE });
     });
     this.slots = this.opts.slots ?? Math.max(1, Math.floor((os.availableParallelism() * 0.8) / Math.max(this.rtf, 0.01)));
-    this.opts.log.debug({ engine: this.name, rtf: Number(this.rtf.toFixed(3)), slots: this.slots, threads: this.threads.length }, 'engine calibrated');
   }
 
   /** Starts one engine thread; resolves once its spare decoder is loaded. */

@@ -12,8 +12,12 @@ import type { Engine, EngineStream } from './engine.js';
 
 interface WorkerSession {
   id: string;
+  gateway: string;
   engine: Engine;
-  stream: EngineStream;
+  /** null while the engine stream opens: audio waits in `early`, a finalize in `finalizeEarly`. */
+  stream: EngineStream | null;
+  early: Int16Array[];
+  finalizeEarly: boolean;
   out: string;
   nextSeq: number;
   lastActivity: number;
@@ -73,7 +77,7 @@ export class AsrWorker {
       if (free && !sub) {
         this.claimSubs.set(lang, this.nc.subscribe(claimSubject(lang), {
           queue: CLAIM_QUEUE,
-          callback: (err, msg) => { if (!err) void this.onClaim(lang, msg); },
+          callback: (err, msg) => { if (!err) this.onClaim(lang, msg); },
         }));
       } else if (!free && sub) {
         sub.unsubscribe();
@@ -86,38 +90,51 @@ export class AsrWorker {
     }
   }
 
-  private async onClaim(lang: string, msg: Msg): Promise<void> {
+  /**
+   * Answers a claim as soon as the slot is reserved, before the engine stream opens: opening waits behind
+   * the engine thread's queued audio, and a busy worker must not make a claim time out. Audio that arrives
+   * meanwhile waits in the session. A retried claim of a session this worker already holds (its reply was
+   * lost) is answered again, not refused.
+   */
+  private onClaim(lang: string, msg: Msg): void {
     const req = decodeBusMessage(ClaimRequest, msg.data);
     if (!req) return;
     const engine = this.engines.get(lang)!;
     const reply = (r: ClaimReply) => msg.respond(encodeJson(r));
+    const held = this.sessions.get(req.session);
+    if (held && held.gateway === req.gateway && !held.ending) {
+      return void reply({ ok: true, worker: this.id, engine: engine.name });
+    }
     // A claim routed here just before the subscription closed: say so, the gateway asks another worker.
-    if (this.draining || this.used(engine) >= engine.slots || this.sessions.has(req.session)) {
+    if (this.draining || this.used(engine) >= engine.slots || held) {
       return void reply({ ok: false, code: 'CS_ERR_NO_WORKER', message: 'no free slot' });
     }
     const session: WorkerSession = {
-      id: req.session, engine, stream: null as unknown as EngineStream, out: resultSubject(req.session),
-      nextSeq: 0, lastActivity: Date.now(), ending: false,
+      id: req.session, gateway: req.gateway, engine, stream: null, early: [], finalizeEarly: false,
+      out: resultSubject(req.session), nextSeq: 0, lastActivity: Date.now(), ending: false,
     };
-    this.sessions.set(req.session, session); // holds the slot while the engine opens
+    this.sessions.set(req.session, session);
     this.updateClaimSubscriptions();
-    try {
-      session.stream = await engine.open({ session: req.session, language: lang }, {
-        segment: (u) => this.publish(session, { type: 'segment', ...u }),
-        error: (e) => this.fail(session, e),
-      });
-    } catch (err) {
-      this.release(session);
-      const e = asCallscribeError(err);
-      return void reply({ ok: false, code: e.code, message: e.message });
-    }
-    this.log.debug({ session: req.session, gateway: req.gateway, engine: engine.name }, 'session claimed');
     reply({ ok: true, worker: this.id, engine: engine.name });
+    this.log.debug({ session: req.session, gateway: req.gateway, engine: engine.name }, 'session claimed');
+    engine.open({ session: req.session, language: lang }, {
+      segment: (u) => this.publish(session, { type: 'segment', ...u }),
+      error: (e) => this.fail(session, e),
+    }).then(
+      (stream) => {
+        if (this.sessions.get(session.id) !== session) return void stream.close(); // closed while opening
+        session.stream = stream;
+        for (const pcm of session.early) stream.feed(pcm);
+        session.early = [];
+        if (session.finalizeEarly) this.finish(session);
+      },
+      (err) => this.fail(session, asCallscribeError(err)),
+    );
   }
 
   private onAudio(msg: Msg): void {
     const s = this.sessions.get(sessionOfAudioSubject(msg.subject));
-    if (!s || s.ending) {
+    if (!s) {
       metrics.droppedFrames.labels('unknown_session').inc();
       return;
     }
@@ -128,23 +145,24 @@ export class AsrWorker {
       metrics.badBusMessages.inc();
       return;
     }
+    if ((s.ending || s.finalizeEarly) && h.kind !== KIND_CLOSE) {
+      metrics.droppedFrames.labels('after_finalize').inc();
+      return;
+    }
     s.lastActivity = Date.now();
     if (h.seq !== s.nextSeq) metrics.droppedFrames.labels('sequence_gap').inc(Math.max(0, (h.seq - s.nextSeq) >>> 0));
     s.nextSeq = (h.seq + 1) >>> 0;
     switch (h.kind) {
-      case KIND_AUDIO:
-        s.stream.feed(copyFrameSamples(msg.data, h.samples));
+      case KIND_AUDIO: {
+        const pcm = copyFrameSamples(msg.data, h.samples);
+        if (s.stream) s.stream.feed(pcm);
+        else s.early.push(pcm);
         metrics.framesOut.inc(h.samples / FRAME_SAMPLES);
         break;
+      }
       case KIND_FINALIZE:
-        s.ending = true;
-        s.stream.finish().then(
-          () => {
-            this.publish(s, { type: 'finalized' });
-            this.release(s);
-          },
-          (err) => this.fail(s, asCallscribeError(err)),
-        );
+        if (s.stream) this.finish(s);
+        else s.finalizeEarly = true;
         break;
       case KIND_CLOSE:
         this.release(s);
@@ -152,11 +170,23 @@ export class AsrWorker {
     }
   }
 
+  private finish(s: WorkerSession): void {
+    s.ending = true;
+    s.stream!.finish().then(
+      () => {
+        this.publish(s, { type: 'finalized' });
+        this.release(s);
+      },
+      (err) => this.fail(s, asCallscribeError(err)),
+    );
+  }
+
   private publish(s: WorkerSession, ev: WorkerEvent): void {
     this.nc.publish(s.out, encodeJson(ev));
   }
 
   private fail(s: WorkerSession, err: CallscribeError): void {
+    if (this.sessions.get(s.id) !== s) return;
     this.log.warn({ session: s.id, code: err.code, err }, 'session failed');
     this.publish(s, { type: 'error', code: err.code, message: err.message });
     this.release(s);
@@ -165,6 +195,7 @@ export class AsrWorker {
   private release(s: WorkerSession): void {
     if (this.sessions.get(s.id) !== s) return;
     s.ending = true;
+    s.early = [];
     this.sessions.delete(s.id);
     void s.stream?.close();
     this.updateClaimSubscriptions();

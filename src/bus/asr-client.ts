@@ -17,7 +17,9 @@ export interface AsrSessionHandlers {
 }
 
 const CLAIM_ATTEMPTS = 5;
-const LATENCY_RING = 128;
+// Send times by audio position: one entry per 20 ms frame over the last 30 s of audio (Float32 ms since
+// the session began: 6 KB a session). A segment whose end is older than that is counted, not timed.
+const LATENCY_FRAMES = 1500;
 
 /** The gateway's side of the bus: worker discovery by heartbeat, session claims, and the sessions. */
 export class AsrClient {
@@ -103,9 +105,9 @@ export class AsrSession {
   private resultSub: Subscription | null = null;
   private finalized: { resolve: () => void; reject: (e: Error) => void } | null = null;
   private finalizeTimer: NodeJS.Timeout | null = null;
-  private readonly ringSample = new Float64Array(LATENCY_RING);
-  private readonly ringTime = new Float64Array(LATENCY_RING);
-  private ringHead = 0;
+  private readonly sentAt = new Float32Array(LATENCY_FRAMES);
+  private readonly t0 = performance.now();
+  private framesSent = 0; // frames (whole or partial) whose send time is recorded
   private over = false;
 
   constructor(private readonly client: AsrClient, readonly language: string) {
@@ -167,9 +169,10 @@ export class AsrSession {
 
   private send(msg: Uint8Array, endSample: number): void {
     if (this.over) return;
-    const i = this.ringHead++ % LATENCY_RING;
-    this.ringSample[i] = endSample;
-    this.ringTime[i] = performance.now();
+    const now = performance.now() - this.t0;
+    const frames = Math.ceil(endSample / FRAME_SAMPLES);
+    for (let f = Math.max(this.framesSent, frames - LATENCY_FRAMES); f < frames; f++) this.sentAt[f % LATENCY_FRAMES] = now;
+    if (frames > this.framesSent) this.framesSent = frames;
     metrics.framesIn.inc((msg.length - HEADER_BYTES) / 2 / FRAME_SAMPLES);
     this.client.nc.publish(this.subject, msg);
   }
@@ -197,15 +200,15 @@ export class AsrSession {
     });
   }
 
+  /** From publishing the audio at `endMs` to now; null when that audio is older than the window. */
   private latency(endMs: number): number | null {
-    const endSample = endMs * 16;
-    let best = -1;
-    for (let k = 0; k < Math.min(this.ringHead, LATENCY_RING); k++) {
-      const i = (this.ringHead - 1 - k) % LATENCY_RING;
-      if (this.ringSample[i]! < endSample) break;
-      best = i;
+    if (this.framesSent === 0) return null;
+    const f = Math.min(Math.max(0, Math.ceil((endMs * 16) / FRAME_SAMPLES) - 1), this.framesSent - 1);
+    if (f < this.framesSent - LATENCY_FRAMES) {
+      metrics.segmentLatencyUnmeasured.inc();
+      return null;
     }
-    return best < 0 ? null : performance.now() - this.ringTime[best]!;
+    return performance.now() - this.t0 - this.sentAt[f % LATENCY_FRAMES]!;
   }
 
   private onEvent(ev: WorkerEvent): void {

@@ -1,8 +1,14 @@
-/** Word error rate: word-level Levenshtein distance / reference length, after lower-casing and stripping punctuation. */
+/**
+ * Word error rate, the quality measure of every transcript comparison in the tests and benchmarks:
+ * the gateway must give the engine the words it would hear from the file.
+ */
+
+/** Lower-cased words with punctuation stripped (apostrophes kept: "don't" is one word). */
 export function normalizeWords(s: string): string[] {
   return s.toLowerCase().replace(/[^a-z0-9' ]+/g, ' ').split(/\s+/).filter(Boolean);
 }
 
+/** Word-level Levenshtein distance / reference length. */
 export function wer(reference: string, hypothesis: string): number {
   const r = normalizeWords(reference);
   const h = normalizeWords(hypothesis);
