@@ -16,6 +16,10 @@ export interface SocketSink {
   close(code: number, reason?: string): void;
 }
 
+// Label handles bound once (every Harf session shares them).
+const liveSessions = metrics.sessions.labels('harf');
+const openedSessions = metrics.sessionsTotal.labels('harf');
+
 interface SegmentState {
   id: number;
   text: string;
@@ -44,8 +48,8 @@ export class HarfSocketSession {
   constructor(private readonly deps: { config: Config; log: Logger },
               private readonly sink: SocketSink,
               private readonly asr: AsrSession) {
-    metrics.sessions.labels('harf').inc();
-    metrics.sessionsTotal.labels('harf').inc();
+    liveSessions.inc();
+    openedSessions.inc();
     asr.attach({
       segment: (ev) => this.onSegment(ev),
       error: (err) => this.fail(err),
@@ -93,7 +97,7 @@ export class HarfSocketSession {
   onClose(): void {
     if (this.state === 'closed') return;
     this.state = 'closed';
-    metrics.sessions.labels('harf').dec();
+    liveSessions.dec();
     this.asr.close();
   }
 
@@ -116,7 +120,7 @@ export class HarfSocketSession {
     if (this.state !== 'finalizing') return;
     this.answer(true);
     this.state = 'closed';
-    metrics.sessions.labels('harf').dec();
+    liveSessions.dec();
     this.sink.close(1000, 'finalized');
   }
 
@@ -193,7 +197,7 @@ export class HarfSocketSession {
     if (this.state === 'closed') return;
     const wasOpen = this.state;
     this.state = 'closed';
-    metrics.sessions.labels('harf').dec();
+    liveSessions.dec();
     metrics.sessionErrors.labels(code).inc();
     this.deps.log.info({ session: this.asr.id, code, wasOpen }, 'harf session failed');
     this.asr.close();

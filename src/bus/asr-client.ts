@@ -120,11 +120,6 @@ export class AsrSession {
     });
   }
 
-  /** Stream position in 16 kHz samples. */
-  get position(): number {
-    return this.framer.position;
-  }
-
   /** Where segments and errors go from now on. */
   attach(handlers: AsrSessionHandlers): void {
     this.handlers = handlers;
@@ -233,9 +228,10 @@ export class AsrSession {
     }
   }
 
-  /** Ends the session with an error, reported once. */
+  /** Ends the session with an error, reported once; the worker is told to free the slot. */
   fail(err: CallscribeError): void {
     if (this.over) return;
+    this.releaseWorker();
     this.end();
     if (this.finalized) this.finalized.reject(err);
     else if (this.handlers) this.handlers.error(err);
@@ -253,7 +249,12 @@ export class AsrSession {
   /** Stops without flushing; tells the worker to free the slot. Idempotent. */
   close(): void {
     if (this.over) return;
-    if (this.worker && !this.client.nc.isClosed()) this.client.nc.publish(this.subject, encodeFrame(KIND_CLOSE, this.seq++, this.framer.position, null));
+    this.releaseWorker();
     this.end();
+  }
+
+  /** Best effort: a worker that already ended the session (or died) ignores it. */
+  private releaseWorker(): void {
+    if (this.worker && !this.client.nc.isClosed()) this.client.nc.publish(this.subject, encodeFrame(KIND_CLOSE, this.seq++, this.framer.position, null));
   }
 }
