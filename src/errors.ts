@@ -45,6 +45,27 @@ export class UnsupportedWavFormatError extends CallscribeError {
   override readonly status = 415;
 }
 
+/** Ogg or WebM bytes that do not parse as the container they claim to be. */
+export class BadContainerError extends CallscribeError {
+  override readonly code = 'CS_ERR_BAD_CONTAINER';
+  override readonly closeCode = 1003;
+  override readonly status = 400;
+}
+
+/** An Opus packet the decoder rejects. */
+export class BadOpusPacketError extends CallscribeError {
+  override readonly code = 'CS_ERR_BAD_OPUS_PACKET';
+  override readonly closeCode = 1003;
+  override readonly status = 400;
+}
+
+/** A query parameter of a socket or request that is missing, malformed or out of range. */
+export class BadParameterError extends CallscribeError {
+  override readonly code = 'CS_ERR_BAD_PARAMETER';
+  override readonly closeCode = 1008;
+  override readonly status = 400;
+}
+
 export class MessageTooLargeError extends CallscribeError {
   override readonly code = 'CS_ERR_MESSAGE_TOO_LARGE';
   override readonly closeCode = 1009;
@@ -127,6 +148,9 @@ export function errorFromCode(code: string, message: string): CallscribeError {
     CS_ERR_BAD_WAV_HEADER: BadWavHeaderError,
     CS_ERR_UNSUPPORTED_FORMAT: UnsupportedWavFormatError,
     CS_ERR_MESSAGE_TOO_LARGE: MessageTooLargeError,
+    CS_ERR_BAD_CONTAINER: BadContainerError,
+    CS_ERR_BAD_OPUS_PACKET: BadOpusPacketError,
+    CS_ERR_BAD_PARAMETER: BadParameterError,
     CS_ERR_BAD_MESSAGE: BadMessageError,
     CS_ERR_UNAUTHORIZED: UnauthorizedError,
     CS_ERR_SHUTTING_DOWN: ShuttingDownError,
