@@ -2,33 +2,67 @@ import type { NatsConnection } from '@nats-io/transport-node';
 import type { Config } from '../src/config.js';
 import type { Logger } from '../src/log.js';
 import { registry, metrics } from '../src/metrics.js';
-import { AsrClient, type AsrSession } from '../src/bus/asr-client.js';
-import { CallscribeError, TooManySessionsError, UnauthorizedError, UnsupportedLanguageError, asCallscribeError } from '../src/errors.js';
-import { HttpServer, type Refusal, type UpgradeRequest, type WsRoute } from './server.js';
+import { AsrClient } from '../src/bus/asr-client.js';
+import { type CallscribeError, TooManySessionsError, UnauthorizedError, UnsupportedLanguageError, asCallscribeError } from '../src/errors.js';
+import { parseListenParams, type ListenParams } from '../src/protocol/listen.js';
+import { Call, type CallOptions } from '../src/calls/call.js';
+import { CallStore } from '../src/calls/store.js';
+import { HttpServer, type HttpReply, type Refusal, type UpgradeRequest, type WsRoute } from './server.js';
 import { TokenStore, tokenFrom } from './auth.js';
-import { HarfSocketSession, type SocketSink } from './harf-socket.js';
+import { HarfSocketSession } from './harf-socket.js';
+import { ListenSession } from './listen-socket.js';
+import { CallEventsSession, CallsApi, LiveCalls } from './calls-api.js';
+import type { CallRecord } from '../src/calls/record.js';
 
 export const HARF_SOCKET_PATH = '/ws_api/transcribe_files/wav/sync/';
+export const LISTEN_PATH = '/v1/listen';
 
-/** The gateway role: the HTTP/WebSocket server with its routes, on top of the bus client. */
+/** An HTTP refusal with the error body shared by every socket: `{"state":"FAILURE","error":{code,message}}`. */
+function refusal(err: CallscribeError, headers?: Record<string, string>): Refusal {
+  return { status: err.status, body: { state: 'FAILURE', error: err.toJSON() }, headers };
+}
+
+/** The gateway role: the HTTP/WebSocket server with its routes, on top of the bus client and the call store. */
 export class Gateway {
   readonly asr: AsrClient;
   readonly server: HttpServer;
+  readonly live = new LiveCalls();
+  private store: CallStore | null = null;
+  private api: CallsApi | null = null;
   port = 0;
 
-  constructor(private readonly nc: NatsConnection, readonly config: Config, readonly tokens: TokenStore, log: Logger) {
+  constructor(private readonly nc: NatsConnection, readonly config: Config, readonly tokens: TokenStore, private readonly log: Logger) {
     this.asr = new AsrClient(nc, config, log);
     this.server = new HttpServer(log);
-    const harfRoute: WsRoute<AsrSession> = {
+    const limits = {
       maxPayloadLength: Math.max(config.maxMessageBytes * 4, 1024 * 1024),
       idleTimeoutS: Math.min(960, Math.max(8, Math.ceil(config.idleTimeoutMs / 1000))),
-      prepare: (req) => this.prepareHarf(req),
-      open: (sink: SocketSink, asr: AsrSession) => new HarfSocketSession({ config, log }, sink, asr),
-      abandon: (asr) => asr.close(),
+    };
+    const harfRoute: WsRoute<Call> = {
+      ...limits,
+      prepare: (req) => this.openCall(req, { source: 'harf', language: req.query('language') || config.defaultLanguage, labels: [null] }),
+      open: (sink, call) => new HarfSocketSession({ config, log }, sink, call),
+      abandon: (call) => call.close('client gone during upgrade'),
+    };
+    const listenRoute: WsRoute<{ params: ListenParams; call: Call }> = {
+      ...limits,
+      prepare: (req) => this.prepareListen(req),
+      open: (sink, ctx) => new ListenSession({ config, log }, sink, ctx.params, ctx.call),
+      abandon: (ctx) => ctx.call.close('client gone during upgrade'),
+    };
+    const eventsRoute: WsRoute<CallRecord> = {
+      ...limits,
+      prepare: (req) => this.prepareEvents(req),
+      open: (sink, record) => new CallEventsSession(nc, sink, record, log),
+      abandon: () => undefined,
     };
     this.server
+      .ws(LISTEN_PATH, listenRoute)
       .ws(HARF_SOCKET_PATH, harfRoute)
       .ws(HARF_SOCKET_PATH.slice(0, -1), harfRoute)
+      .ws('/v1/calls/:id/events', eventsRoute)
+      .get('/v1/calls', (req) => this.authorized(req, () => this.api!.list(req.query('status'))))
+      .get('/v1/calls/:id', (req) => this.authorized(req, () => this.api!.get(req.param(0))))
       .get('/healthz', () => ({ status: 200, body: JSON.stringify({ status: 'ok' }) }))
       .get('/readyz', () => {
         const nats = !this.nc.isClosed();
@@ -39,30 +73,64 @@ export class Gateway {
       .notFound();
   }
 
-  /** Auth, capacity and language, then the worker claim: every refusal is an HTTP answer with a stable code. */
-  private async prepareHarf(req: UpgradeRequest): Promise<Refusal | { context: AsrSession }> {
-    const refusal = (err: CallscribeError, headers?: Record<string, string>): Refusal =>
-      ({ status: err.status, body: { state: 'FAILURE', error: err.toJSON() }, headers });
-    if (!this.tokens.check(tokenFrom(req.header('authorization'), req.query('token')))) {
-      metrics.unauthorized.inc();
-      return refusal(new UnauthorizedError('missing or wrong token'));
-    }
+  private checkToken(req: UpgradeRequest): Refusal | null {
+    if (this.tokens.check(tokenFrom(req.header('authorization'), req.query('token')))) return null;
+    metrics.unauthorized.inc();
+    return refusal(new UnauthorizedError('missing or wrong token'));
+  }
+
+  private async authorized(req: UpgradeRequest, handler: () => Promise<HttpReply>): Promise<HttpReply> {
+    const denied = this.checkToken(req);
+    return denied ? { status: denied.status, body: JSON.stringify(denied.body) } : handler();
+  }
+
+  /**
+   * Admission of a call socket: auth, capacity and language, then the call with one worker claimed per
+   * channel. Every refusal is an HTTP answer with a stable code; a session exists only with its workers.
+   */
+  private async openCall(req: UpgradeRequest, opts: CallOptions): Promise<Refusal | { context: Call }> {
+    const denied = this.checkToken(req);
+    if (denied) return denied;
     if (this.server.sessionCount >= this.config.maxSessions) {
       return refusal(new TooManySessionsError('gateway at capacity'), { 'Retry-After': '2' });
     }
-    const language = req.query('language') || this.config.defaultLanguage;
-    if (!(language in this.config.languages)) {
-      return refusal(new UnsupportedLanguageError(`language "${language}" is not served (CALLSCRIBE_LANGUAGES)`));
+    if (!(opts.language in this.config.languages)) {
+      return refusal(new UnsupportedLanguageError(`language "${opts.language}" is not served (CALLSCRIBE_LANGUAGES)`));
     }
     try {
-      return { context: await this.asr.open(language) };
+      const call = await Call.open({ asr: this.asr, store: this.store!, log: this.log }, opts);
+      this.live.add(call);
+      return { context: call };
     } catch (err) {
       const e = asCallscribeError(err);
       return refusal(e, e.status === 503 ? { 'Retry-After': '2' } : undefined);
     }
   }
 
+  private async prepareListen(req: UpgradeRequest): Promise<Refusal | { context: { params: ListenParams; call: Call } }> {
+    let params: ListenParams;
+    try {
+      params = parseListenParams(req.query, this.config.defaultLanguage);
+    } catch (err) {
+      return refusal(asCallscribeError(err));
+    }
+    const labels = params.channels === 2 ? [req.query('label0') ?? null, req.query('label1') ?? null] : [null];
+    const r = await this.openCall(req, { id: params.callId, source: 'listen', language: params.language, labels });
+    return 'context' in r ? { context: { params, call: r.context } } : r;
+  }
+
+  private async prepareEvents(req: UpgradeRequest): Promise<Refusal | { context: CallRecord }> {
+    const denied = this.checkToken(req);
+    if (denied) return denied;
+    const id = req.param(0);
+    const record = this.live.get(id)?.toRecord() ?? (await this.store!.get(id));
+    if (!record) return { status: 404, body: { code: 'CS_ERR_CALL_NOT_FOUND', message: 'no such call' } };
+    return { context: record };
+  }
+
   async start(): Promise<number> {
+    this.store = await CallStore.open(this.nc);
+    this.api = new CallsApi(this.store, this.live);
     this.asr.start();
     this.port = await this.server.listen(this.config.host, this.config.port);
     return this.port;
@@ -71,6 +139,7 @@ export class Gateway {
   /** Stop accepting, close live sessions (1001), stop the bus client. Idempotent. */
   async close(): Promise<void> {
     await this.server.close();
+    await this.live.flushed();
     this.asr.close();
   }
 }

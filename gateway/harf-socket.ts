@@ -1,13 +1,11 @@
 import type { Config } from '../src/config.js';
 import type { Logger } from '../src/log.js';
-import { BadMessageError, CallscribeError, MessageTooLargeError, asCallscribeError } from '../src/errors.js';
+import { BadMessageError, type CallscribeError, MessageTooLargeError, ShuttingDownError, asCallscribeError, errorFromCode } from '../src/errors.js';
 import { metrics } from '../src/metrics.js';
-import { HARF_FINALIZE, PENDING_JSON, failureJson, formatHms } from '../src/protocol/harf.js';
-import type { SegmentEvent } from '../src/protocol/bus.js';
-import type { AsrSession } from '../src/bus/asr-client.js';
+import { HARF_FINALIZE, PENDING_JSON, failureJson } from '../src/protocol/harf.js';
 import { FLAG_DISCONTINUITY } from '../src/audio/frames.js';
 import { WavStreamDecoder, isRiffStart } from '../src/audio/wav.js';
-import { Resampler } from '../src/audio/resample.js';
+import type { Call, CallEvent } from '../src/calls/call.js';
 
 /** What a protocol session needs of its socket; the uWS server provides it. */
 export interface SocketSink {
@@ -31,33 +29,24 @@ interface SegmentState {
 }
 
 /**
- * One Harf streaming socket session: WAV bytes in (any rate 8-48 kHz, mono or stereo, PCM16 or G.711),
- * 16 kHz mono frames out to the bus, Harf segments back. Independent of the socket library.
+ * One Harf streaming socket session: WAV bytes in (any rate 8-48 kHz, mono or stereo mixed down, PCM16 or
+ * G.711), the call's segments back in the Harf shape. Independent of the socket library.
  */
 export class HarfSocketSession {
   private readonly decoder = new WavStreamDecoder();
-  private resampler: Resampler | null = null;
-  private mono = new Int16Array(4096);
-  private resampled = new Int16Array(4096);
   private readonly segments = new Map<number, SegmentState>();
   private readonly changed = new Set<number>();
+  private readonly off: () => void;
   private bytesIn = 0;
   private state: 'open' | 'finalizing' | 'closed' = 'open';
 
-  /** `asr` is a session whose worker is already claimed (at the upgrade). */
+  /** `call` is a one-channel call whose worker is already claimed (at the upgrade). */
   constructor(private readonly deps: { config: Config; log: Logger },
               private readonly sink: SocketSink,
-              private readonly asr: AsrSession) {
+              private readonly call: Call) {
     liveSessions.inc();
     openedSessions.inc();
-    asr.attach({
-      segment: (ev) => this.onSegment(ev),
-      error: (err) => this.fail(err),
-    });
-  }
-
-  get id(): string {
-    return this.asr.id;
+    this.off = call.on((ev) => this.onCallEvent(ev));
   }
 
   /** A binary message: the view is only valid during this call (uWS neuters it after). */
@@ -72,13 +61,12 @@ export class HarfSocketSession {
       }
       if (this.bytesIn > 0 && isRiffStart(data)) {
         // Harf: a message starting with RIFF mid-stream begins a new header (a new file on the same socket).
-        this.drainResampler();
         this.decoder.reset();
-        this.asr.markDiscontinuity(FLAG_DISCONTINUITY);
+        this.call.markDiscontinuity(FLAG_DISCONTINUITY);
       }
       this.bytesIn += data.length;
       const samples = this.decoder.push(data);
-      if (samples.length > 0) this.forward(samples);
+      if (samples.length > 0) this.call.pushAudio(samples, this.decoder.format!.channels, this.decoder.format!.sampleRate);
     } catch (err) {
       return this.fail(asCallscribeError(err));
     }
@@ -98,71 +86,44 @@ export class HarfSocketSession {
     if (this.state === 'closed') return;
     this.state = 'closed';
     liveSessions.dec();
-    this.asr.close();
+    this.off();
+    this.call.close('client gone');
   }
 
   /** Server shutdown: tell the client why, then close with 1001. */
   shutdown(): void {
-    if (this.state === 'closed') return;
-    this.fail(new CallscribeError('server shutting down'), 1001, 'CS_ERR_SHUTTING_DOWN');
+    this.fail(new ShuttingDownError('server shutting down'));
   }
 
   private async finalize(): Promise<void> {
     this.state = 'finalizing';
     try {
       if (this.bytesIn > 0) this.decoder.end();
-      this.drainResampler();
-      await this.asr.finalize();
+      await this.call.finalize();
     } catch (err) {
-      this.state = 'open';
       return this.fail(asCallscribeError(err));
     }
     if (this.state !== 'finalizing') return;
     this.answer(true);
     this.state = 'closed';
     liveSessions.dec();
+    this.off();
     this.sink.close(1000, 'finalized');
   }
 
-  private forward(interleaved: Int16Array): void {
-    const fmt = this.decoder.format!;
-    let pcm = interleaved;
-    if (fmt.channels === 2) {
-      const n = interleaved.length >> 1;
-      if (this.mono.length < n) this.mono = new Int16Array(n * 2);
-      for (let i = 0, j = 0; i < n; i++, j += 2) this.mono[i] = (interleaved[j]! + interleaved[j + 1]!) >> 1;
-      pcm = this.mono.subarray(0, n);
-    }
-    if (!this.resampler || this.resampler.inRate !== fmt.sampleRate) {
-      this.drainResampler();
-      this.resampler = new Resampler(fmt.sampleRate, 16_000);
-    }
-    const need = this.resampler.maxOutput(pcm.length);
-    if (this.resampled.length < need) this.resampled = new Int16Array(need * 2);
-    const n = this.resampler.process(pcm, this.resampled);
-    this.asr.pushPcm(this.resampled.subarray(0, n));
-  }
-
-  /** End of a stream of one format: the resampler's delayed tail goes out too. */
-  private drainResampler(): void {
-    if (!this.resampler) return;
-    if (this.resampled.length < 4096) this.resampled = new Int16Array(4096);
-    const n = this.resampler.flush(this.resampled);
-    this.asr.pushPcm(this.resampled.subarray(0, n));
-    this.resampler = null;
-  }
-
-  private onSegment(ev: SegmentEvent): void {
-    let s = this.segments.get(ev.id);
+  private onCallEvent(ev: CallEvent): void {
+    if (ev.type === 'error') return this.fail(errorFromCode(ev.code, ev.message));
+    if (ev.type !== 'segment') return;
+    let s = this.segments.get(ev.segment_id);
     if (!s) {
-      s = { id: ev.id, text: '', start: '', end: '', sent: '', final: false };
-      this.segments.set(ev.id, s);
+      s = { id: ev.segment_id, text: '', start: '', end: '', sent: '', final: false };
+      this.segments.set(ev.segment_id, s);
     }
     s.text = ev.text;
-    s.start = formatHms(ev.startMs);
-    s.end = formatHms(ev.endMs);
+    s.start = ev.start;
+    s.end = ev.end;
     s.final = ev.final;
-    this.changed.add(ev.id);
+    this.changed.add(ev.segment_id);
   }
 
   /** Answers with the segments changed since the last answer; PENDING when none (unless at the end). */
@@ -193,15 +154,15 @@ export class HarfSocketSession {
     if (!this.sink.send(text)) metrics.droppedMessages.inc();
   }
 
-  private fail(err: CallscribeError, closeCode = err.closeCode, code = err.code): void {
+  private fail(err: CallscribeError): void {
     if (this.state === 'closed') return;
-    const wasOpen = this.state;
     this.state = 'closed';
     liveSessions.dec();
-    metrics.sessionErrors.labels(code).inc();
-    this.deps.log.info({ session: this.asr.id, code, wasOpen }, 'harf session failed');
-    this.asr.close();
-    this.send(failureJson(code, err.message));
-    this.sink.close(closeCode, code);
+    this.off();
+    metrics.sessionErrors.labels(err.code).inc();
+    this.deps.log.info({ call: this.call.id, code: err.code }, 'harf session failed');
+    this.call.close(err.code);
+    this.send(failureJson(err.code, err.message));
+    this.sink.close(err.closeCode, err.code);
   }
 }

@@ -16,9 +16,12 @@ export interface WsSessionHandler {
   shutdown(): void;
 }
 
+/** What a handler may read of a request: copied out of uWS before the handler runs. */
 export interface UpgradeRequest {
   header(name: string): string;
   query(key: string): string | undefined;
+  /** The i-th `:param` of the route pattern, URL-decoded. */
+  param(i: number): string;
   url: string;
 }
 
@@ -63,10 +66,20 @@ const STATUS_TEXT: Record<number, string> = {
 const statusLine = (s: number) => STATUS_TEXT[s] ?? `${s} Status`;
 const decoder = new TextDecoder();
 
-function parseQuery(q: string): Record<string, string> {
-  const out: Record<string, string> = {};
-  for (const [k, v] of new URLSearchParams(q)) out[k] = v;
-  return out;
+/** Copies what handlers may read out of a uWS request, which dies with its callback. */
+function readRequest(req: uWS.HttpRequest): UpgradeRequest {
+  const url = req.getUrl();
+  const query = new URLSearchParams(req.getQuery() ?? '');
+  const headers = new Map<string, string>();
+  req.forEach((k, v) => headers.set(k, v));
+  // Routes here have at most two `:param`s.
+  const params = [req.getParameter(0) ?? '', req.getParameter(1) ?? ''];
+  return {
+    url,
+    header: (n) => headers.get(n.toLowerCase()) ?? '',
+    query: (k) => query.get(k) ?? undefined,
+    param: (i) => { try { return decodeURIComponent(params[i] ?? ''); } catch { return params[i] ?? ''; } },
+  };
 }
 
 export class HttpServer {
@@ -91,14 +104,10 @@ export class HttpServer {
       closeOnBackpressureLimit: 0,
       upgrade: (res, req, context) => {
         // Everything is read before the handler returns: uWS request objects die with the callback.
-        const url = req.getUrl();
-        const rawQuery = req.getQuery() ?? '';
         const key = req.getHeader('sec-websocket-key');
         const protocol = req.getHeader('sec-websocket-protocol');
         const extensions = req.getHeader('sec-websocket-extensions');
-        const query = parseQuery(rawQuery);
-        const headers = new Map<string, string>();
-        req.forEach((k, v) => headers.set(k, v));
+        const reqView = readRequest(req);
         let aborted = false;
         res.onAborted(() => { aborted = true; });
         const refuse = (r: Refusal) => {
@@ -113,7 +122,7 @@ export class HttpServer {
           return refuse({ status: 503, body: { code: 'CS_ERR_SHUTTING_DOWN', message: 'server is shutting down' }, headers: { 'Retry-After': '5' } });
         }
         Promise.resolve()
-          .then(() => route.prepare({ header: (n) => headers.get(n.toLowerCase()) ?? '', query: (k) => query[k], url }))
+          .then(() => route.prepare(reqView))
           .then((r) => {
             if (!('context' in r)) return refuse(r);
             if (aborted || this.closing) return route.abandon(r.context);
@@ -174,8 +183,9 @@ export class HttpServer {
   }
 
   /** A GET route; the handler may be async. */
-  get(path: string, handler: () => HttpReply | Promise<HttpReply>): this {
-    this.app.get(path, (res) => {
+  get(path: string, handler: (req: UpgradeRequest) => HttpReply | Promise<HttpReply>): this {
+    this.app.get(path, (res, req) => {
+      const reqView = readRequest(req);
       let aborted = false;
       res.onAborted(() => { aborted = true; });
       const write = (r: HttpReply) => {
@@ -187,7 +197,7 @@ export class HttpServer {
         });
       };
       Promise.resolve()
-        .then(handler)
+        .then(() => handler(reqView))
         .then(write, (err) => {
           this.log.error({ err }, 'http handler failed');
           write({ status: 500, body: JSON.stringify({ code: 'CS_ERR_INTERNAL', message: 'internal error' }) });

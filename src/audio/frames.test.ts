@@ -8,6 +8,7 @@ import {
   KIND_AUDIO,
   KIND_CLOSE,
   KIND_FINALIZE,
+  KIND_KEEPALIVE,
   MAX_SAMPLES_PER_MESSAGE,
   copyFrameSamples,
   decodeFrameHeader,
@@ -42,6 +43,7 @@ describe('frames', () => {
       { kind: KIND_AUDIO, seq: 12345, first: 987654, n: 1, channel: 7, flags: 0, sentAt: performance.timeOrigin + 0.25 },
       { kind: KIND_FINALIZE, seq: 77, first: 16000, n: 0, channel: 2, flags: 0, sentAt: 42.5 },
       { kind: KIND_CLOSE, seq: 2 ** 31, first: 2 ** 31 + 5, n: 0, channel: 0, flags: 0, sentAt: Number.MAX_SAFE_INTEGER + 0.5 },
+      { kind: KIND_KEEPALIVE, seq: 3, first: 48000, n: 0, channel: 1, flags: 0, sentAt: 7.75 },
     ];
     for (const c of cases) {
       const pcm = c.kind === KIND_AUDIO ? ramp(c.n, c.seq) : null;
@@ -107,7 +109,7 @@ describe('frames', () => {
       short: good.subarray(0, HEADER_BYTES - 1),
       'wrong version 0': mutate((b) => (b[0] = 0)),
       'wrong version 2': mutate((b) => (b[0] = 2)),
-      'unknown kind 3': mutate((b) => (b[1] = 3)),
+      'unknown kind 4': mutate((b) => (b[1] = 4)),
       'unknown kind 255': mutate((b) => (b[1] = 255)),
       'one byte missing': good.subarray(0, good.length - 1),
       'one byte extra': Uint8Array.from([...good, 0]),
@@ -159,7 +161,7 @@ describe('frames', () => {
   it('frames - decodeFrameHeader on arbitrary bytes returns or throws FrameDecodeError, nothing else', () => {
     const header = fc.record({
       version: fc.constantFrom(0, 1, 1, 1, 2, 255),
-      kind: fc.integer({ min: 0, max: 4 }),
+      kind: fc.integer({ min: 0, max: 5 }),
       samples: fc.oneof(fc.integer({ min: 0, max: 1602 }), fc.integer({ min: 0, max: 0xffff })),
       rest: fc.uint8Array({ minLength: 20, maxLength: 20 }),
       extra: fc.integer({ min: -2, max: 2 }),
@@ -185,7 +187,7 @@ describe('frames', () => {
           const h = decodeFrameHeader(msg, out);
           accepted++;
           expect(h.version).toBe(FRAME_VERSION);
-          expect(h.kind).toBeLessThanOrEqual(KIND_CLOSE);
+          expect(h.kind).toBeLessThanOrEqual(KIND_KEEPALIVE);
           expect(h.samples).toBeLessThanOrEqual(MAX_SAMPLES_PER_MESSAGE);
           expect(msg.length).toBe(HEADER_BYTES + h.samples * 2);
         } catch (err) {

@@ -3,7 +3,7 @@
  *
  *   offset size  field
  *   0      u8    version (1)
- *   1      u8    kind: 0 audio, 1 finalize, 2 close
+ *   1      u8    kind: 0 audio, 1 finalize, 2 close, 3 keepalive (a call on hold: no audio, not idle)
  *   2      u8    channel
  *   3      u8    flags (bit 0: discontinuity, a new WAV header or a gap before this audio)
  *   4      u16   samples in this message (0..1600: up to five 20 ms frames; only the last audio of a
@@ -27,7 +27,8 @@ export const MAX_SAMPLES_PER_MESSAGE = FRAME_SAMPLES * MAX_FRAMES_PER_MESSAGE;
 export const KIND_AUDIO = 0;
 export const KIND_FINALIZE = 1;
 export const KIND_CLOSE = 2;
-export type FrameKind = typeof KIND_AUDIO | typeof KIND_FINALIZE | typeof KIND_CLOSE;
+export const KIND_KEEPALIVE = 3;
+export type FrameKind = typeof KIND_AUDIO | typeof KIND_FINALIZE | typeof KIND_CLOSE | typeof KIND_KEEPALIVE;
 
 export const FLAG_DISCONTINUITY = 1;
 
@@ -85,7 +86,7 @@ export function decodeFrameHeader(msg: Uint8Array, out: FrameHeader): FrameHeade
   const version = dv.getUint8(0);
   if (version !== FRAME_VERSION) throw new FrameDecodeError(`unknown frame version ${version}`);
   const kind = dv.getUint8(1);
-  if (kind > KIND_CLOSE) throw new FrameDecodeError(`unknown frame kind ${kind}`);
+  if (kind > KIND_KEEPALIVE) throw new FrameDecodeError(`unknown frame kind ${kind}`);
   const samples = dv.getUint16(4, true);
   if (samples > MAX_SAMPLES_PER_MESSAGE || msg.length !== HEADER_BYTES + samples * 2) {
     throw new FrameDecodeError('frame length does not match its sample count');

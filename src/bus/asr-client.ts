@@ -6,7 +6,7 @@ import { CallscribeError, NoWorkerError, TimeoutError, WorkerLostError, asCallsc
 import { metrics } from '../metrics.js';
 import { ClaimReply, Heartbeat, WorkerEvent, decodeBusMessage, decodeJson, encodeJson, type SegmentEvent } from '../protocol/bus.js';
 import { HEARTBEAT_SUBJECT, audioSubject, claimSubject, resultSubject } from './subjects.js';
-import { FRAME_SAMPLES, HEADER_BYTES, KIND_CLOSE, KIND_FINALIZE, encodeFrame } from '../audio/frames.js';
+import { FRAME_SAMPLES, HEADER_BYTES, KIND_CLOSE, KIND_FINALIZE, KIND_KEEPALIVE, encodeFrame } from '../audio/frames.js';
 import { Framer } from '../audio/framer.js';
 
 export interface AsrSessionHandlers {
@@ -175,6 +175,11 @@ export class AsrSession {
   /** 16 kHz mono samples; copied before return. Only after a successful claim. */
   pushPcm(samples: Int16Array): void {
     if (!this.over && samples.length > 0) this.framer.push(samples);
+  }
+
+  /** The call is alive without audio (on hold): keeps the worker from reaping the session as idle. */
+  keepalive(): void {
+    if (!this.over && this.worker) this.client.nc.publish(this.subject, encodeFrame(KIND_KEEPALIVE, this.seq++, this.framer.position, null));
   }
 
   markDiscontinuity(flag: number): void {

@@ -44,8 +44,13 @@ export function failureJson(code: string, message: string): string {
   return JSON.stringify({ state: 'FAILURE', error: { code, message } });
 }
 
-/** A 44-byte WAV header for 16 kHz mono s16le whose data runs until the end of the stream. */
-export function streamingWavHeader(sampleRate = 16_000, channels = 1): Uint8Array {
+/**
+ * A 44-byte WAV header whose data runs until the end of the stream: s16le by default, or G.711
+ * (format tag 7 mu-law, 6 A-law, 8 bits). Also primes a WAV decoder for headerless raw audio.
+ */
+export function streamingWavHeader(sampleRate = 16_000, channels = 1, encoding: 'pcm16' | 'mulaw' | 'alaw' = 'pcm16'): Uint8Array {
+  const bytes = encoding === 'pcm16' ? 2 : 1;
+  const tag = encoding === 'pcm16' ? 1 : encoding === 'mulaw' ? 7 : 6;
   const buf = new Uint8Array(44);
   const dv = new DataView(buf.buffer);
   const ascii = (off: number, s: string) => { for (let i = 0; i < s.length; i++) buf[off + i] = s.charCodeAt(i); };
@@ -54,12 +59,12 @@ export function streamingWavHeader(sampleRate = 16_000, channels = 1): Uint8Arra
   ascii(8, 'WAVE');
   ascii(12, 'fmt ');
   dv.setUint32(16, 16, true);
-  dv.setUint16(20, 1, true);
+  dv.setUint16(20, tag, true);
   dv.setUint16(22, channels, true);
   dv.setUint32(24, sampleRate, true);
-  dv.setUint32(28, sampleRate * channels * 2, true);
-  dv.setUint16(32, channels * 2, true);
-  dv.setUint16(34, 16, true);
+  dv.setUint32(28, sampleRate * channels * bytes, true);
+  dv.setUint16(32, channels * bytes, true);
+  dv.setUint16(34, bytes * 8, true);
   ascii(36, 'data');
   dv.setUint32(40, 0xffffffff, true);
   return buf;

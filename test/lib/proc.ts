@@ -61,10 +61,15 @@ export function pocketsphinxDirect(wav: string): string {
   return r.stdout.split('\n').map((l) => l.trim()).filter(Boolean).join(' ');
 }
 
-/** Decodes any media file to a 16 kHz mono s16 WAV with ffmpeg (for baselines of other formats). */
-export function ffmpegTo16k(input: string): string {
+/**
+ * Decodes any media file to a 16 kHz mono s16 WAV with ffmpeg (the baseline of other formats), mixing
+ * down or taking one `channel`. The header must be exactly 44 bytes: pocketsphinx_continuous skips 44
+ * and would hear a LIST chunk as audio, a shift PocketSphinx is very sensitive to.
+ */
+export function ffmpegTo16k(input: string, channel?: number): string {
   const out = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'callscribe-ff-')), 'out.wav');
-  const r = spawnSync('ffmpeg', ['-loglevel', 'error', '-y', '-i', input, '-ar', '16000', '-ac', '1', '-c:a', 'pcm_s16le', '-fflags', '+bitexact', '-map_metadata', '-1', out]);
+  const mix = channel === undefined ? ['-ac', '1'] : ['-af', `pan=mono|c0=c${channel}`];
+  const r = spawnSync('ffmpeg', ['-loglevel', 'error', '-y', '-i', input, ...mix, '-ar', '16000', '-c:a', 'pcm_s16le', '-fflags', '+bitexact', '-map_metadata', '-1', out]);
   if (r.status !== 0) throw new Error(`ffmpeg failed: ${r.stderr}`);
   return out;
 }

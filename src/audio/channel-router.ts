@@ -1,0 +1,75 @@
+import { BadParameterError } from '../errors.js';
+import { Resampler } from './resample.js';
+
+/**
+ * Routes decoded audio to a call's logical channels at 16 kHz. Interleaved input (mono or stereo, any
+ * rate): one output mixes a stereo input down, two outputs take one input channel each (agent and
+ * customer never swap: input channel i always goes to output i). Per-track input (a Twilio track, a SIPREC
+ * stream) goes to one output at its own rate. A resampler per output is made once per rate; scratch
+ * buffers grow once and are reused, so steady audio allocates nothing here.
+ */
+export class ChannelRouter {
+  private readonly rates: number[];
+  private readonly resamplers: (Resampler | null)[];
+  private readonly split: Int16Array[];
+  private readonly out: Int16Array[];
+
+  constructor(private readonly sinks: readonly ((pcm16k: Int16Array) => void)[]) {
+    if (sinks.length !== 1 && sinks.length !== 2) throw new RangeError('one or two outputs');
+    this.rates = sinks.map(() => 0);
+    this.resamplers = sinks.map(() => null);
+    this.split = sinks.map(() => new Int16Array(4096));
+    this.out = sinks.map(() => new Int16Array(4096));
+  }
+
+  get outputs(): number {
+    return this.sinks.length;
+  }
+
+  /** Interleaved audio for the whole call. */
+  push(interleaved: Int16Array, channels: 1 | 2, rate: number): void {
+    const outputs = this.sinks.length;
+    if (channels < outputs) throw new BadParameterError(`the audio has ${channels} channel(s), the call expects ${outputs}`);
+    const frames = interleaved.length / channels;
+    for (let o = 0; o < outputs; o++) {
+      if (channels === 1) {
+        this.pushChannel(o, interleaved, rate);
+        continue;
+      }
+      if (this.split[o]!.length < frames) this.split[o] = new Int16Array(frames * 2);
+      const dst = this.split[o]!;
+      if (outputs === 1) for (let i = 0, j = 0; i < frames; i++, j += 2) dst[i] = (interleaved[j]! + interleaved[j + 1]!) >> 1;
+      else for (let i = 0, j = o; i < frames; i++, j += 2) dst[i] = interleaved[j]!;
+      this.pushChannel(o, dst.subarray(0, frames), rate);
+    }
+  }
+
+  /** Mono audio of one output channel (one track of a multi-track source). */
+  pushChannel(o: number, pcm: Int16Array, rate: number): void {
+    if (rate !== this.rates[o]) {
+      this.flushChannel(o);
+      this.rates[o] = rate;
+      this.resamplers[o] = new Resampler(rate, 16_000);
+    }
+    const rs = this.resamplers[o]!;
+    const need = rs.maxOutput(pcm.length);
+    if (this.out[o]!.length < need) this.out[o] = new Int16Array(need * 2);
+    const n = rs.process(pcm, this.out[o]!);
+    if (n > 0) this.sinks[o]!(this.out[o]!.subarray(0, n));
+  }
+
+  /** End of audio at the current rates (end of stream, or a new format): each resampler's delayed tail. */
+  flush(): void {
+    for (let o = 0; o < this.sinks.length; o++) this.flushChannel(o);
+  }
+
+  private flushChannel(o: number): void {
+    const rs = this.resamplers[o];
+    if (!rs) return;
+    if (this.out[o]!.length < 4096) this.out[o] = new Int16Array(4096);
+    const n = rs.flush(this.out[o]!);
+    if (n > 0) this.sinks[o]!(this.out[o]!.subarray(0, n));
+    this.resamplers[o] = null;
+    this.rates[o] = 0;
+  }
+}

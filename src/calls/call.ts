@@ -1,0 +1,192 @@
+import { randomUUID } from 'node:crypto';
+import type { Logger } from '../log.js';
+import { CallscribeError, asCallscribeError } from '../errors.js';
+import type { AsrClient, AsrSession } from '../bus/asr-client.js';
+import type { SegmentEvent } from '../protocol/bus.js';
+import { encodeJson } from '../protocol/bus.js';
+import { formatHms } from '../protocol/harf.js';
+import { ChannelRouter } from '../audio/channel-router.js';
+import { type CallRecord, type CallSegment, type CallSource, callEventsSubject, transcriptText } from './record.js';
+import type { CallStore } from './store.js';
+
+export type CallEvent =
+  | ({ type: 'segment' } & CallSegment)
+  | { type: 'error'; code: string; message: string }
+  | { type: 'closed' };
+
+export interface CallOptions {
+  id?: string | null;
+  source: CallSource;
+  language: string;
+  /** One label per channel (`null`: unnamed); one or two channels. */
+  labels: (string | null)[];
+  metadata?: Record<string, unknown>;
+}
+
+export interface CallDeps {
+  asr: AsrClient;
+  store: CallStore;
+  log: Logger;
+}
+
+/**
+ * A call: every session of every protocol is one. It owns one ASR stream per channel (claimed before it
+ * exists), routes audio to them, numbers segments across channels, keeps the record (live in KV as final
+ * segments arrive, completed at the end) and publishes its events on NATS for any subscriber on any
+ * gateway. Protocol adapters feed it audio and listen to its events.
+ */
+export class Call {
+  readonly id: string;
+  private readonly router: ChannelRouter;
+  private readonly listeners = new Set<(ev: CallEvent) => void>();
+  private readonly ids = new Map<string, number>();
+  private nextId = 1;
+  private readonly segments = new Map<number, CallSegment>();
+  private readonly record: CallRecord;
+  private over = false;
+  private persisting: Promise<void> = Promise.resolve();
+
+  private constructor(private readonly deps: CallDeps, private readonly asr: AsrSession[], opts: CallOptions) {
+    this.id = opts.id || randomUUID();
+    this.record = {
+      id: this.id, source: opts.source, status: 'live', language: opts.language,
+      started_at: new Date().toISOString(), ended_at: null, worker: asr[0]!.worker,
+      channels: opts.labels.map((label, channel) => ({ channel, label, worker: asr[channel]!.worker })),
+      segments: [], text: '', metadata: { ...(opts.metadata ?? {}) }, end_reason: null,
+    };
+    this.router = new ChannelRouter(asr.map((s) => (pcm: Int16Array) => s.pushPcm(pcm)));
+    asr.forEach((s, channel) => s.attach({
+      segment: (ev) => this.onSegment(channel, ev),
+      error: (err) => this.fail(err),
+    }));
+  }
+
+  /** Claims one worker per channel, then records the call as live. Rejects (and claims nothing) on failure. */
+  static async open(deps: CallDeps, opts: CallOptions): Promise<Call> {
+    const claims = await Promise.allSettled(opts.labels.map(() => deps.asr.open(opts.language)));
+    const failed = claims.find((c) => c.status === 'rejected');
+    if (failed) {
+      for (const c of claims) if (c.status === 'fulfilled') c.value.close();
+      throw asCallscribeError(failed.reason);
+    }
+    const call = new Call(deps, claims.map((c) => (c as PromiseFulfilledResult<AsrSession>).value), opts);
+    call.persist();
+    return call;
+  }
+
+  get channels(): number {
+    return this.asr.length;
+  }
+
+  get live(): boolean {
+    return !this.over;
+  }
+
+  /** Adds a listener of this call's events (in process); returns its removal. */
+  on(listener: (ev: CallEvent) => void): () => void {
+    this.listeners.add(listener);
+    return () => this.listeners.delete(listener);
+  }
+
+  setMetadata(key: string, value: unknown): void {
+    this.record.metadata[key] = value;
+  }
+
+  /** Interleaved audio of the whole call (1 or 2 channels, any rate 8-48 kHz). */
+  pushAudio(interleaved: Int16Array, channels: 1 | 2, rate: number): void {
+    if (!this.over && interleaved.length > 0) this.router.push(interleaved, channels, rate);
+  }
+
+  /** Mono audio of one channel (a track of a multi-track source). */
+  pushChannel(channel: number, pcm: Int16Array, rate: number): void {
+    if (!this.over && pcm.length > 0) this.router.pushChannel(channel, pcm, rate);
+  }
+
+  /** A new format or file follows: the resamplers' tails go out, every channel's next frame is marked. */
+  markDiscontinuity(flag: number): void {
+    this.router.flush();
+    for (const s of this.asr) s.markDiscontinuity(flag);
+  }
+
+  /** The call is alive without audio (on hold). */
+  keepalive(): void {
+    for (const s of this.asr) s.keepalive();
+  }
+
+  /** Flushes every channel and waits for their last final segments; the call is then completed. */
+  async finalize(): Promise<void> {
+    if (this.over) return;
+    try {
+      this.router.flush();
+      await Promise.all(this.asr.map((s) => s.finalize()));
+    } catch (err) {
+      this.fail(asCallscribeError(err));
+      throw err;
+    }
+    this.end(null);
+  }
+
+  /** Ends the call without flushing (client gone, protocol stop); `reason` goes on the record. Idempotent. */
+  close(reason: string): void {
+    if (this.over) return;
+    for (const s of this.asr) s.close();
+    this.end(reason);
+  }
+
+  toRecord(): CallRecord {
+    const segments = [...this.segments.values()].sort((a, b) => a.segment_id - b.segment_id);
+    return { ...this.record, segments, text: transcriptText(segments, this.record.channels.map((c) => c.label)) };
+  }
+
+  private onSegment(channel: number, ev: SegmentEvent): void {
+    const key = `${channel}:${ev.id}`;
+    let id = this.ids.get(key);
+    if (id === undefined) {
+      id = this.nextId++;
+      this.ids.set(key, id);
+    }
+    if (ev.final) this.ids.delete(key);
+    const label = this.record.channels[channel]?.label;
+    const seg: CallSegment = {
+      segment_id: id, channel, ...(label ? { speaker: label } : {}), text: ev.text,
+      start: formatHms(ev.startMs), end: formatHms(ev.endMs), start_ms: ev.startMs, end_ms: ev.endMs, final: ev.final,
+    };
+    this.segments.set(id, seg);
+    this.emit({ type: 'segment', ...seg });
+    if (ev.final) this.persist();
+  }
+
+  private fail(err: CallscribeError): void {
+    if (this.over) return;
+    for (const s of this.asr) s.close();
+    this.emit({ type: 'error', code: err.code, message: err.message });
+    this.end(err.code);
+  }
+
+  private end(reason: string | null): void {
+    this.over = true;
+    this.record.status = 'completed';
+    this.record.ended_at = new Date().toISOString();
+    this.record.end_reason = reason;
+    this.emit({ type: 'closed' });
+    this.persist();
+  }
+
+  private emit(ev: CallEvent): void {
+    for (const l of this.listeners) l(ev);
+    if (!this.deps.asr.nc.isClosed()) this.deps.asr.nc.publish(callEventsSubject(this.id), encodeJson(ev));
+  }
+
+  /** Writes the record; writes are chained so the last one wins, failures are logged, never thrown. */
+  private persist(): void {
+    const record = this.toRecord();
+    this.persisting = this.persisting
+      .then(() => this.deps.store.put(record))
+      .catch((err) => this.deps.log.warn({ call: this.id, err }, 'call record not saved'));
+  }
+
+  /** Resolves once every record write so far is done (tests, shutdown). */
+  flushed(): Promise<void> {
+    return this.persisting;
+  }
+}

@@ -1,0 +1,56 @@
+import WebSocket from 'ws';
+
+export interface ListenEvent { type: string; [k: string]: any }
+export interface ListenRun {
+  events: ListenEvent[];
+  closeCode: number;
+  /** Final text per channel, segments in id order. */
+  text: string[];
+}
+
+/**
+ * Streams messages (Buffers as binary audio, strings as text control) to /v1/listen at `pace` x real time (`msgMs` of audio per message; 0 = as fast as
+ * possible), optional control messages, then `{"type":"finalize"}`; collects events until the close.
+ */
+export async function listen(url: string, messages: (Buffer | string)[], opts: { msgMs?: number; pace?: number; before?: () => Promise<void> | void; finalize?: boolean } = {}): Promise<ListenRun> {
+  const ws = new WebSocket(url);
+  const run: ListenRun = { events: [], closeCode: 0, text: [] };
+  ws.on('message', (d) => run.events.push(JSON.parse(d.toString())));
+  const closed = new Promise<number>((resolve, reject) => {
+    ws.on('close', (c) => resolve(c));
+    ws.on('unexpected-response', (_q, res) => reject(Object.assign(new Error(`HTTP ${res.statusCode}`), { status: res.statusCode })));
+    ws.on('error', reject);
+  });
+  await new Promise<void>((resolve, reject) => { ws.once('open', () => resolve()); closed.catch(reject); });
+  const pace = opts.pace ?? 1;
+  const msgMs = opts.msgMs ?? 20;
+  const t0 = performance.now();
+  for (let i = 0; i < messages.length && ws.readyState === WebSocket.OPEN; i++) {
+    if (pace > 0) {
+      const wait = t0 + (i * msgMs) / pace - performance.now();
+      if (wait > 0) await new Promise((r) => setTimeout(r, wait));
+    }
+    ws.send(messages[i]!);
+  }
+  await opts.before?.();
+  if (opts.finalize !== false && ws.readyState === WebSocket.OPEN) ws.send(JSON.stringify({ type: 'finalize' }));
+  run.closeCode = await closed;
+  const finals = run.events.filter((e) => e.type === 'segment' && e.final);
+  for (const e of finals.sort((a, b) => a.segment_id - b.segment_id)) {
+    (run.text[e.channel] ??= '');
+    if (e.text) run.text[e.channel] = `${run.text[e.channel]} ${e.text}`.trim();
+  }
+  return run;
+}
+
+/** Cuts bytes into messages of `size` bytes. */
+export function chunks(bytes: Buffer, size: number): Buffer[] {
+  const out: Buffer[] = [];
+  for (let off = 0; off < bytes.length; off += size) out.push(bytes.subarray(off, off + size));
+  return out;
+}
+
+/** The data chunk of a WAV file (everything after the `data` chunk header). */
+export function wavData(wav: Buffer): Buffer {
+  return wav.subarray(wav.indexOf('data') + 8);
+}
