@@ -27,6 +27,11 @@ export class LiveCalls {
     await Promise.all([...this.calls.values()].map((c) => c.flushed()));
   }
 
+  /** Calls live (or just ended, their record still being written) on this gateway. */
+  get size(): number {
+    return this.calls.size;
+  }
+
   get(id: string): Call | undefined {
     return this.calls.get(id);
   }

@@ -13,6 +13,7 @@ import { HarfSocketSession } from './harf-socket.js';
 import { ListenSession } from './listen-socket.js';
 import { CallEventsSession, CallsApi, LiveCalls } from './calls-api.js';
 import type { CallRecord } from '../src/calls/record.js';
+import type { AdapterDeps, SocketSession, SocketSink } from '../src/protocol/session.js';
 
 export const HARF_SOCKET_PATH = '/ws_api/transcribe_files/wav/sync/';
 export const LISTEN_PATH = '/v1/listen';
@@ -61,6 +62,7 @@ export class Gateway {
       .ws(HARF_SOCKET_PATH, harfRoute)
       .ws(HARF_SOCKET_PATH.slice(0, -1), harfRoute)
       .ws('/v1/calls/:id/events', eventsRoute)
+      // adapter routes (one line each)
       .get('/v1/calls', (req) => this.authorized(req, () => this.api!.list(req.query('status'))))
       .get('/v1/calls/:id', (req) => this.authorized(req, () => this.api!.get(req.param(0))))
       .get('/healthz', () => ({ status: 200, body: JSON.stringify({ status: 'ok' }) }))
@@ -91,20 +93,46 @@ export class Gateway {
   private async openCall(req: UpgradeRequest, opts: CallOptions): Promise<Refusal | { context: Call }> {
     const denied = this.checkToken(req);
     if (denied) return denied;
-    if (this.server.sessionCount >= this.config.maxSessions) {
-      return refusal(new TooManySessionsError('gateway at capacity'), { 'Retry-After': '2' });
-    }
-    if (!(opts.language in this.config.languages)) {
-      return refusal(new UnsupportedLanguageError(`language "${opts.language}" is not served (CALLSCRIBE_LANGUAGES)`));
-    }
     try {
-      const call = await Call.open({ asr: this.asr, store: this.store!, log: this.log }, opts);
-      this.live.add(call);
-      return { context: call };
+      return { context: await this.startCall(opts) };
     } catch (err) {
       const e = asCallscribeError(err);
       return refusal(e, e.status === 503 ? { 'Retry-After': '2' } : undefined);
     }
+  }
+
+  /** Admission (capacity, language), then a call with its workers claimed: the one way any session starts a call. */
+  async startCall(opts: CallOptions): Promise<Call> {
+    if (this.live.size >= this.config.maxSessions) throw new TooManySessionsError('gateway at capacity');
+    if (!(opts.language in this.config.languages)) {
+      throw new UnsupportedLanguageError(`language "${opts.language}" is not served (CALLSCRIBE_LANGUAGES)`);
+    }
+    const call = await Call.open({ asr: this.asr, store: this.store!, log: this.log }, opts);
+    this.live.add(call);
+    return call;
+  }
+
+  /** For adapters (Twilio, AudioHook...): they start their calls when their protocol names them. */
+  get adapterDeps(): AdapterDeps {
+    return { config: this.config, log: this.log, openCall: (opts) => this.startCall(opts) };
+  }
+
+  /**
+   * A socket route for an adapter whose calls start later, from a protocol message: the upgrade checks
+   * the token only (header, `?token=`, or the adapter's own header), the session does the rest.
+   */
+  adapterRoute(create: (sink: SocketSink) => SocketSession, tokenHeader?: string): WsRoute<null> {
+    return {
+      maxPayloadLength: Math.max(this.config.maxMessageBytes * 4, 1024 * 1024),
+      idleTimeoutS: Math.min(960, Math.max(8, Math.ceil(this.config.idleTimeoutMs / 1000))),
+      prepare: (req) => {
+        const own = tokenHeader ? req.header(tokenHeader) : '';
+        if (own && this.tokens.check(own)) return { context: null };
+        return this.checkToken(req) ?? { context: null };
+      },
+      open: (sink) => create(sink),
+      abandon: () => undefined,
+    };
   }
 
   private async prepareListen(req: UpgradeRequest): Promise<Refusal | { context: { params: ListenParams; call: Call } }> {

@@ -7,12 +7,8 @@ import { FLAG_DISCONTINUITY } from '../src/audio/frames.js';
 import { WavStreamDecoder, isRiffStart } from '../src/audio/wav.js';
 import type { Call, CallEvent } from '../src/calls/call.js';
 
-/** What a protocol session needs of its socket; the uWS server provides it. */
-export interface SocketSink {
-  /** Sends a text message; false when it was dropped by backpressure. */
-  send(text: string): boolean;
-  close(code: number, reason?: string): void;
-}
+import type { SocketSink } from '../src/protocol/session.js';
+export type { SocketSink };
 
 // Label handles bound once (every Harf session shares them).
 const liveSessions = metrics.sessions.labels('harf');

@@ -1,20 +1,13 @@
 import uWS from 'uWebSockets.js';
 import type { Logger } from '../src/log.js';
-import type { SocketSink } from './harf-socket.js';
+import type { SocketSession, SocketSink } from '../src/protocol/session.js';
 
 /**
  * The only module that touches uWebSockets.js. Routes are registered with plain handlers; protocol
  * sessions see a SocketSink and typed callbacks, never a uWS object, so they test without a server.
  */
 
-export interface WsSessionHandler {
-  /** The view is valid only during the call: uWS neuters the ArrayBuffer when the callback returns. */
-  onBinary(data: Uint8Array): void;
-  onText(text: string): void;
-  onClose(code: number): void;
-  /** Server shutdown: the session says goodbye and closes (1001). */
-  shutdown(): void;
-}
+export type WsSessionHandler = SocketSession;
 
 /** What a handler may read of a request: copied out of uWS before the handler runs. */
 export interface UpgradeRequest {
