@@ -105,6 +105,13 @@ export class TooManySessionsError extends CallscribeError {
   override readonly status = 503;
 }
 
+/** Nothing at all (no audio, no keepalive) arrived for CALLSCRIBE_IDLE_TIMEOUT_MS: the call was let go. */
+export class IdleTimeoutError extends CallscribeError {
+  override readonly code = 'CS_ERR_IDLE_TIMEOUT';
+  override readonly closeCode = 1008;
+  override readonly status = 408;
+}
+
 /** The worker serving a session failed or vanished. */
 export class WorkerLostError extends CallscribeError {
   override readonly code = 'CS_ERR_WORKER_LOST';
@@ -141,6 +148,7 @@ export function errorFromCode(code: string, message: string): CallscribeError {
   const known: Record<string, new (m: string) => CallscribeError> = {
     CS_ERR_NO_WORKER: NoWorkerError,
     CS_ERR_WORKER_LOST: WorkerLostError,
+    CS_ERR_IDLE_TIMEOUT: IdleTimeoutError,
     CS_ERR_ENGINE: EngineError,
     CS_ERR_TIMEOUT: TimeoutError,
     CS_ERR_UNSUPPORTED_LANGUAGE: UnsupportedLanguageError,

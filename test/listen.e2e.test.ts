@@ -161,9 +161,10 @@ describe('listen - a call on hold', () => {
     const withKeepalive = await listenAfterHold(u, speech, true);
     expect(withKeepalive.closeCode).toBe(1000);
     expect(withKeepalive.text[0]!.length).toBeGreaterThan(10);
-    // The same hold without keepalives: the worker released the idle session, the client is told.
+    // The same hold without keepalives: the worker released the idle session, the client is told why.
     const without = await listenAfterHold(u, speech, false);
-    expect(without.events.find((e) => e.type === 'error')).toMatchObject({ code: 'CS_ERR_WORKER_LOST' });
+    expect(without.events.find((e) => e.type === 'error')).toMatchObject({ code: 'CS_ERR_IDLE_TIMEOUT' });
+    expect(without.closeCode).toBe(1008);
   });
 });
 

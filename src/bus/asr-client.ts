@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto';
 import type { NatsConnection, Subscription } from '@nats-io/transport-node';
 import type { Config } from '../config.js';
 import type { Logger } from '../log.js';
-import { CallscribeError, NoWorkerError, TimeoutError, WorkerLostError, asCallscribeError, errorFromCode } from '../errors.js';
+import { CallscribeError, IdleTimeoutError, NoWorkerError, TimeoutError, WorkerLostError, asCallscribeError, errorFromCode } from '../errors.js';
 import { metrics } from '../metrics.js';
 import { ClaimReply, Heartbeat, WorkerEvent, decodeBusMessage, decodeJson, encodeJson, type SegmentEvent } from '../protocol/bus.js';
 import { HEARTBEAT_SUBJECT, audioSubject, claimSubject, resultSubject } from './subjects.js';
@@ -228,7 +228,9 @@ export class AsrSession {
         this.fail(errorFromCode(ev.code, ev.message));
         break;
       case 'closed':
-        this.fail(new WorkerLostError(`worker closed the session (${ev.reason})`));
+        this.fail(ev.reason === 'idle'
+          ? new IdleTimeoutError(`nothing arrived for ${this.client.config.idleTimeoutMs} ms`)
+          : new WorkerLostError(`worker closed the session (${ev.reason})`));
         break;
     }
   }
