@@ -1,18 +1,15 @@
 import type { Config } from '../src/config.js';
 import type { Logger } from '../src/log.js';
-import { BadMessageError, type CallscribeError, MessageTooLargeError, ShuttingDownError, asCallscribeError, errorFromCode } from '../src/errors.js';
+import { BadMessageError, type CallscribeError, MessageTooLargeError, asCallscribeError } from '../src/errors.js';
 import { metrics } from '../src/metrics.js';
 import { HARF_FINALIZE, PENDING_JSON, failureJson } from '../src/protocol/harf.js';
 import { FLAG_DISCONTINUITY } from '../src/audio/frames.js';
 import { WavStreamDecoder, isRiffStart } from '../src/audio/wav.js';
 import type { Call, CallEvent } from '../src/calls/call.js';
-
 import type { SocketSink } from '../src/protocol/session.js';
-export type { SocketSink };
+import { CallSocketSession } from './call-socket.js';
 
-// Label handles bound once (every Harf session shares them).
-const liveSessions = metrics.sessions.labels('harf');
-const openedSessions = metrics.sessionsTotal.labels('harf');
+export type { SocketSink };
 
 interface SegmentState {
   id: number;
@@ -28,21 +25,15 @@ interface SegmentState {
  * One Harf streaming socket session: WAV bytes in (any rate 8-48 kHz, mono or stereo mixed down, PCM16 or
  * G.711), the call's segments back in the Harf shape. Independent of the socket library.
  */
-export class HarfSocketSession {
+export class HarfSocketSession extends CallSocketSession {
   private readonly decoder = new WavStreamDecoder();
   private readonly segments = new Map<number, SegmentState>();
   private readonly changed = new Set<number>();
-  private readonly off: () => void;
   private bytesIn = 0;
-  private state: 'open' | 'finalizing' | 'closed' = 'open';
 
   /** `call` is a one-channel call whose worker is already claimed (at the upgrade). */
-  constructor(private readonly deps: { config: Config; log: Logger },
-              private readonly sink: SocketSink,
-              private readonly call: Call) {
-    liveSessions.inc();
-    openedSessions.inc();
-    this.off = call.on((ev) => this.onCallEvent(ev));
+  constructor(deps: { config: Config; log: Logger }, sink: SocketSink, call: Call) {
+    super(deps, sink, call, 'harf');
   }
 
   /** A binary message: the view is only valid during this call (uWS neuters it after). */
@@ -77,38 +68,19 @@ export class HarfSocketSession {
     void this.finalize();
   }
 
-  /** The client went away: free the worker slot. */
-  onClose(): void {
-    if (this.state === 'closed') return;
-    this.state = 'closed';
-    liveSessions.dec();
-    this.off();
-    this.call.close('client gone');
+  protected endInput(): void {
+    if (this.bytesIn > 0) this.decoder.end();
   }
 
-  /** Server shutdown: tell the client why, then close with 1001. */
-  shutdown(): void {
-    this.fail(new ShuttingDownError('server shutting down'));
-  }
-
-  private async finalize(): Promise<void> {
-    this.state = 'finalizing';
-    try {
-      if (this.bytesIn > 0) this.decoder.end();
-      await this.call.finalize();
-    } catch (err) {
-      return this.fail(asCallscribeError(err));
-    }
-    if (this.state !== 'finalizing') return;
+  protected lastWords(): void {
     this.answer(true);
-    this.state = 'closed';
-    liveSessions.dec();
-    this.off();
-    this.sink.close(1000, 'finalized');
   }
 
-  private onCallEvent(ev: CallEvent): void {
-    if (ev.type === 'error') return this.fail(errorFromCode(ev.code, ev.message));
+  protected errorJson(err: CallscribeError): string {
+    return failureJson(err.code, err.message);
+  }
+
+  protected onCallEvent(ev: CallEvent): void {
     if (ev.type !== 'segment') return;
     let s = this.segments.get(ev.segment_id);
     if (!s) {
@@ -144,21 +116,5 @@ export class HarfSocketSession {
     out.sort((a, b) => a.segment_id - b.segment_id);
     if (out.length > 0) this.send(JSON.stringify(out));
     else if (!final) this.send(PENDING_JSON);
-  }
-
-  private send(text: string): void {
-    if (!this.sink.send(text)) metrics.droppedMessages.inc();
-  }
-
-  private fail(err: CallscribeError): void {
-    if (this.state === 'closed') return;
-    this.state = 'closed';
-    liveSessions.dec();
-    this.off();
-    metrics.sessionErrors.labels(err.code).inc();
-    this.deps.log.info({ call: this.call.id, code: err.code }, 'harf session failed');
-    this.call.close(err.code);
-    this.send(failureJson(err.code, err.message));
-    this.sink.close(err.closeCode, err.code);
   }
 }

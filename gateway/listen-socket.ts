@@ -1,16 +1,15 @@
 import type { Config } from '../src/config.js';
 import type { Logger } from '../src/log.js';
-import { BadMessageError, type CallscribeError, MessageTooLargeError, ShuttingDownError, asCallscribeError, errorFromCode } from '../src/errors.js';
+import { BadMessageError, type CallscribeError, MessageTooLargeError, asCallscribeError } from '../src/errors.js';
 import { metrics } from '../src/metrics.js';
 import { ListenControl, type ListenParams } from '../src/protocol/listen.js';
 import { streamingWavHeader } from '../src/protocol/harf.js';
 import { WavStreamDecoder } from '../src/audio/wav.js';
 import { ContainerOpusDecoder, OpusPacketDecoder } from '../src/audio/opus.js';
 import type { Call, CallEvent } from '../src/calls/call.js';
-import type { SocketSink } from './harf-socket.js';
+import type { SocketSink } from '../src/protocol/session.js';
+import { CallSocketSession } from './call-socket.js';
 
-const liveSessions = metrics.sessions.labels('listen');
-const openedSessions = metrics.sessionsTotal.labels('listen');
 const CLOSED_JSON = '{"type":"closed"}';
 const BAD_CONTROL_JSON = JSON.stringify({ type: 'error', code: new BadMessageError('').code, message: 'control messages are {"type":"finalize"|"keepalive"|"close"}' });
 
@@ -24,20 +23,13 @@ interface Decoder {
  * One native-socket session (`/v1/listen`): any encoding in, the call's segment events out as they come.
  * Independent of the socket library.
  */
-export class ListenSession {
+export class ListenSession extends CallSocketSession {
   private readonly decoder: Decoder;
-  private readonly off: () => void;
-  private state: 'open' | 'finalizing' | 'closed' = 'open';
 
   /** `call` already holds one claimed ASR stream per channel (claimed at the upgrade). */
-  constructor(private readonly deps: { config: Config; log: Logger },
-              private readonly sink: SocketSink,
-              private readonly params: ListenParams,
-              private readonly call: Call) {
-    liveSessions.inc();
-    openedSessions.inc();
+  constructor(deps: { config: Config; log: Logger }, sink: SocketSink, private readonly params: ListenParams, call: Call) {
+    super(deps, sink, call, 'listen');
     this.decoder = this.makeDecoder();
-    this.off = call.on((ev) => this.onCallEvent(ev));
   }
 
   private makeDecoder(): Decoder {
@@ -103,73 +95,27 @@ export class ListenSession {
       case 'finalize':
         return void this.finalize();
       case 'close':
-        this.call.close('client close');
-        return this.end(1000);
+        return this.endNow('client close');
     }
   }
 
-  onClose(): void {
-    if (this.state === 'closed') return;
-    this.state = 'closed';
-    liveSessions.dec();
-    this.off();
-    this.call.close('client gone');
+  protected endInput(): void {
+    this.decoder.end();
   }
 
-  shutdown(): void {
-    this.fail(new ShuttingDownError('server shutting down'));
-  }
-
-  private async finalize(): Promise<void> {
-    this.state = 'finalizing';
-    try {
-      this.decoder.end();
-      await this.call.finalize();
-    } catch (err) {
-      return this.fail(asCallscribeError(err));
-    }
-    this.end(1000);
-  }
-
-  private onCallEvent(ev: CallEvent): void {
-    if (this.state === 'closed') return;
-    switch (ev.type) {
-      case 'segment':
-        if (!ev.final && !this.params.interimResults) return;
-        return this.send(JSON.stringify({
-          type: 'segment', segment_id: ev.segment_id, channel: ev.channel, text: ev.text, start: ev.start, end: ev.end,
-          start_ms: ev.start_ms, end_ms: ev.end_ms, final: ev.final, ...(ev.speaker ? { speaker: ev.speaker } : {}),
-        }));
-      case 'error':
-        return this.fail(errorFromCode(ev.code, ev.message));
-      case 'closed':
-        return; // the socket's own end follows finalize, close or fail
-    }
-  }
-
-  private send(text: string): void {
-    if (!this.sink.send(text)) metrics.droppedMessages.inc();
-  }
-
-  /** Normal end: `closed`, then close with `code`. */
-  private end(code: number): void {
-    if (this.state === 'closed') return;
-    this.state = 'closed';
-    liveSessions.dec();
-    this.off();
+  protected lastWords(): void {
     this.send(CLOSED_JSON);
-    this.sink.close(code);
   }
 
-  private fail(err: CallscribeError): void {
-    if (this.state === 'closed') return;
-    this.state = 'closed';
-    liveSessions.dec();
-    this.off();
-    metrics.sessionErrors.labels(err.code).inc();
-    this.deps.log.info({ call: this.call.id, code: err.code }, 'listen session failed');
-    this.call.close(err.code);
-    this.send(JSON.stringify({ type: 'error', code: err.code, message: err.message }));
-    this.sink.close(err.closeCode, err.code);
+  protected errorJson(err: CallscribeError): string {
+    return JSON.stringify({ type: 'error', code: err.code, message: err.message });
+  }
+
+  protected onCallEvent(ev: CallEvent): void {
+    if (ev.type !== 'segment' || (!ev.final && !this.params.interimResults)) return;
+    this.send(JSON.stringify({
+      type: 'segment', segment_id: ev.segment_id, channel: ev.channel, text: ev.text, start: ev.start, end: ev.end,
+      start_ms: ev.start_ms, end_ms: ev.end_ms, final: ev.final, ...(ev.speaker ? { speaker: ev.speaker } : {}),
+    }));
   }
 }

@@ -1,0 +1,98 @@
+import type { Config } from '../src/config.js';
+import type { Logger } from '../src/log.js';
+import { type CallscribeError, ShuttingDownError, asCallscribeError, errorFromCode } from '../src/errors.js';
+import { metrics } from '../src/metrics.js';
+import type { SocketSession, SocketSink } from '../src/protocol/session.js';
+import type { Call, CallEvent } from '../src/calls/call.js';
+
+/**
+ * The lifecycle every socket that carries one call shares: open -> finalizing -> closed, the live
+ * sessions gauge, the call's listener, and the four ways to end (finalize, the client leaves, an error,
+ * shutdown). A protocol says how it decodes audio, how it answers, and how its errors and last words look.
+ */
+export abstract class CallSocketSession implements SocketSession {
+  protected state: 'open' | 'finalizing' | 'closed' = 'open';
+  private readonly off: () => void;
+  private readonly live: { inc(): void; dec(): void };
+
+  constructor(protected readonly deps: { config: Config; log: Logger },
+              protected readonly sink: SocketSink,
+              protected readonly call: Call,
+              private readonly protocol: string) {
+    this.live = metrics.sessions.labels(protocol);
+    this.live.inc();
+    metrics.sessionsTotal.labels(protocol).inc();
+    this.off = call.on((ev) => {
+      if (this.state === 'closed') return;
+      if (ev.type === 'error') this.fail(errorFromCode(ev.code, ev.message));
+      else this.onCallEvent(ev);
+    });
+  }
+
+  abstract onBinary(data: Uint8Array): void;
+  abstract onText(text: string): void;
+  /** A segment (or the call's `closed`) for this protocol to pass on. */
+  protected abstract onCallEvent(ev: CallEvent): void;
+  /** The input's end: a decoder's check that the stream was whole (throws a CallscribeError). */
+  protected abstract endInput(): void;
+  /** The protocol's error message, sent once before the close. */
+  protected abstract errorJson(err: CallscribeError): string;
+  /** The protocol's last words after a finalize, before the close with 1000. */
+  protected abstract lastWords(): void;
+
+  /** The client went away: the call ends, its worker slots are freed. */
+  onClose(): void {
+    if (this.state === 'closed') return;
+    this.closed();
+    this.call.close('client gone');
+  }
+
+  /** Server shutdown: the client is told why, then the socket closes with 1001. */
+  shutdown(): void {
+    this.fail(new ShuttingDownError('server shutting down'));
+  }
+
+  protected async finalize(): Promise<void> {
+    this.state = 'finalizing';
+    try {
+      this.endInput();
+      await this.call.finalize();
+    } catch (err) {
+      return this.fail(asCallscribeError(err));
+    }
+    if (this.state !== 'finalizing') return;
+    this.lastWords();
+    this.closed();
+    this.sink.close(1000, 'finalized');
+  }
+
+  protected send(text: string): void {
+    if (!this.sink.send(text)) metrics.droppedMessages.inc();
+  }
+
+  /** Ends the socket with an error: counted, logged, the call closed, the client told, the matching close code. */
+  protected fail(err: CallscribeError): void {
+    if (this.state === 'closed') return;
+    this.closed();
+    metrics.sessionErrors.labels(err.code).inc();
+    this.deps.log.info({ call: this.call.id, protocol: this.protocol, code: err.code }, 'session failed');
+    this.call.close(err.code);
+    this.send(this.errorJson(err));
+    this.sink.close(err.closeCode, err.code);
+  }
+
+  /** Ends normally without flushing (`{"type":"close"}`): the call is closed, then the socket. */
+  protected endNow(reason: string): void {
+    if (this.state === 'closed') return;
+    this.closed();
+    this.call.close(reason);
+    this.lastWords();
+    this.sink.close(1000);
+  }
+
+  private closed(): void {
+    this.state = 'closed';
+    this.live.dec();
+    this.off();
+  }
+}
