@@ -11,7 +11,10 @@ import { HttpServer, type HttpReply, type Refusal, type UpgradeRequest, type WsR
 import { TokenStore, tokenFrom } from './auth.js';
 import { HarfSocketSession } from './harf-socket.js';
 import { ListenSession } from './listen-socket.js';
+import { AudioHookSession } from '../adapters/audiohook/audiohook.js';
 import { CallEventsSession, CallsApi, LiveCalls } from './calls-api.js';
+import { publicFiles } from './static.js';
+import { TwilioMediaSession } from '../adapters/twilio/twilio-media.js';
 import type { CallRecord } from '../src/calls/record.js';
 import type { AdapterDeps, SocketSession, SocketSink } from '../src/protocol/session.js';
 
@@ -63,6 +66,9 @@ export class Gateway {
       .ws(HARF_SOCKET_PATH.slice(0, -1), harfRoute)
       .ws('/v1/calls/:id/events', eventsRoute)
       // adapter routes (one line each)
+      .ws('/v1/audiohook', this.adapterRoute((sink) => new AudioHookSession(this.adapterDeps, sink), 'x-api-key'))
+      .get('/', publicFiles.index).get('/static/:file', (req) => publicFiles.file(req.param(0)))
+      .ws('/v1/twilio', this.adapterRoute((sink) => new TwilioMediaSession(this.adapterDeps, sink)))
       .get('/v1/calls', (req) => this.authorized(req, () => this.api!.list(req.query('status'))))
       .get('/v1/calls/:id', (req) => this.authorized(req, () => this.api!.get(req.param(0))))
       .get('/healthz', () => ({ status: 200, body: JSON.stringify({ status: 'ok' }) }))
