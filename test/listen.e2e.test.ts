@@ -1,4 +1,5 @@
 import fs from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import { createRequire } from 'node:module';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -75,14 +76,25 @@ describe('listen - the native socket, every encoding with real speech', () => {
     expect(through).toBeLessThanOrEqual(baseline + bound);
   });
 
-  it('listen - A-law 8 kHz is decoded and recognized', async () => {
-    const run = await listen(url('encoding=alaw&sample_rate=8000'), chunks(wavData(fs.readFileSync(fixture('call-en-8k-alaw.wav'))), 160), { pace: 0 });
-    expect(run.closeCode).toBe(1000);
-    const through = wer(REF, run.text[0] ?? '');
-    console.log(JSON.stringify({ listen: 'alaw 8 kHz', wer_gateway: Number(through.toFixed(3)) }));
-    // Same bound as the WAV test of the Harf socket: the engine's result on the ffmpeg decode plus its
-    // shift spread (0.10). The tighter 0.05 of the telephony goal is not met yet for A-law (see README).
-    expect(through).toBeLessThanOrEqual(wer(REF, pocketsphinxDirect(ffmpegTo16k(fixture('call-en-8k-alaw.wav')))) + 0.1);
+  it('listen - A-law 8 kHz: mean WER over audio shifts within 0.05 of the engine alone over the same shifts', async () => {
+    // PocketSphinx's WER on this call moves by up to 0.10 when the audio shifts by a few ms, so one run is
+    // not a measure (the corpus notes): both paths hear the call shifted by 0, 2, 4, 6 and 8 ms.
+    const data = wavData(fs.readFileSync(fixture('call-en-8k-alaw.wav')));
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'callscribe-alaw-'));
+    const through: number[] = [];
+    const alone: number[] = [];
+    for (const ms of [0, 2, 4, 6, 8]) {
+      const shifted = Buffer.concat([Buffer.alloc(ms * 8, 0xd5), data]); // 0xD5: A-law's code nearest silence
+      const run = await listen(url('encoding=alaw&sample_rate=8000'), chunks(shifted, 160), { pace: 0 });
+      expect(run.closeCode).toBe(1000);
+      through.push(wer(REF, run.text[0] ?? ''));
+      const raw = path.join(dir, `shift-${ms}.alaw`);
+      fs.writeFileSync(raw, shifted);
+      alone.push(wer(REF, pocketsphinxDirect(ffmpegTo16k(raw, undefined, ['-f', 'alaw', '-ar', '8000', '-ac', '1']))));
+    }
+    const mean = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / xs.length;
+    console.log(JSON.stringify({ listen: 'alaw 8 kHz, 5 shifts', wer_gateway_mean: Number(mean(through).toFixed(3)), wer_engine_ffmpeg_mean: Number(mean(alone).toFixed(3)) }));
+    expect(mean(through)).toBeLessThanOrEqual(mean(alone) + 0.05);
   });
 
   it('listen - dual channel: each channel is its own stream and hears its own speaker, never swapped', async () => {

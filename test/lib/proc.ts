@@ -63,13 +63,14 @@ export function pocketsphinxDirect(wav: string): string {
 
 /**
  * Decodes any media file to a 16 kHz mono s16 WAV with ffmpeg (the baseline of other formats), mixing
- * down or taking one `channel`. The header must be exactly 44 bytes: pocketsphinx_continuous skips 44
+ * down or taking one `channel` (`inputFormat`: ffmpeg's options for a headerless input, e.g. `-f alaw`).
+ * The header must be exactly 44 bytes: pocketsphinx_continuous skips 44
  * and would hear a LIST chunk as audio, a shift PocketSphinx is very sensitive to.
  */
-export function ffmpegTo16k(input: string, channel?: number): string {
+export function ffmpegTo16k(input: string, channel?: number, inputFormat: string[] = []): string {
   const out = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'callscribe-ff-')), 'out.wav');
   const mix = channel === undefined ? ['-ac', '1'] : ['-af', `pan=mono|c0=c${channel}`];
-  const r = spawnSync('ffmpeg', ['-loglevel', 'error', '-y', '-i', input, ...mix, '-ar', '16000', '-c:a', 'pcm_s16le', '-fflags', '+bitexact', '-map_metadata', '-1', out]);
+  const r = spawnSync('ffmpeg', ['-loglevel', 'error', '-y', ...inputFormat, '-i', input, ...mix, '-ar', '16000', '-c:a', 'pcm_s16le', '-fflags', '+bitexact', '-map_metadata', '-1', out]);
   if (r.status !== 0) throw new Error(`ffmpeg failed: ${r.stderr}`);
   return out;
 }
