@@ -1,6 +1,6 @@
 import type { Config } from '../src/config.js';
 import type { Logger } from '../src/log.js';
-import { type CallscribeError, ShuttingDownError, asCallscribeError, errorFromCode } from '../src/errors.js';
+import { type CallscribeError, MessageTooLargeError, ShuttingDownError, asCallscribeError, errorFromCode } from '../src/errors.js';
 import { metrics } from '../src/metrics.js';
 import type { SocketSession, SocketSink } from '../src/protocol/session.js';
 import type { Call, CallEvent } from '../src/calls/call.js';
@@ -39,6 +39,21 @@ export abstract class CallSocketSession implements SocketSession {
   protected abstract errorJson(err: CallscribeError): string;
   /** The protocol's last words after a finalize, before the close with 1000. */
   protected abstract lastWords(): void;
+
+  /**
+   * Admission of one audio message: after a finalize it is dropped (counted); over the size limit the
+   * session ends with CS_ERR_MESSAGE_TOO_LARGE (1009). True when the protocol should decode it.
+   */
+  protected acceptAudio(data: Uint8Array): boolean {
+    if (this.state !== 'open') {
+      if (this.state === 'finalizing') metrics.droppedFrames.labels('after_finalize').inc();
+      return false;
+    }
+    const limit = this.deps.config.maxMessageBytes;
+    if (data.length <= limit) return true;
+    this.fail(new MessageTooLargeError(`message of ${data.length} bytes is over the limit of ${limit}`));
+    return false;
+  }
 
   /** The client went away: the call ends, its worker slots are freed. */
   onClose(): void {

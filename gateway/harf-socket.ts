@@ -1,7 +1,6 @@
 import type { Config } from '../src/config.js';
 import type { Logger } from '../src/log.js';
-import { BadMessageError, type CallscribeError, MessageTooLargeError, asCallscribeError } from '../src/errors.js';
-import { metrics } from '../src/metrics.js';
+import { BadMessageError, type CallscribeError, asCallscribeError } from '../src/errors.js';
 import { HARF_FINALIZE, PENDING_JSON, failureJson } from '../src/protocol/harf.js';
 import { FLAG_DISCONTINUITY } from '../src/audio/frames.js';
 import { WavStreamDecoder, isRiffStart } from '../src/audio/wav.js';
@@ -38,14 +37,8 @@ export class HarfSocketSession extends CallSocketSession {
 
   /** A binary message: the view is only valid during this call (uWS neuters it after). */
   onBinary(data: Uint8Array): void {
-    if (this.state !== 'open') {
-      if (this.state === 'finalizing') metrics.droppedFrames.labels('after_finalize').inc();
-      return;
-    }
+    if (!this.acceptAudio(data)) return;
     try {
-      if (data.length > this.deps.config.maxMessageBytes) {
-        throw new MessageTooLargeError(`message of ${data.length} bytes is over the limit of ${this.deps.config.maxMessageBytes}`);
-      }
       if (this.bytesIn > 0 && isRiffStart(data)) {
         // Harf: a message starting with RIFF mid-stream begins a new header (a new file on the same socket).
         this.decoder.reset();

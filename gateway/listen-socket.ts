@@ -1,6 +1,6 @@
 import type { Config } from '../src/config.js';
 import type { Logger } from '../src/log.js';
-import { BadMessageError, type CallscribeError, MessageTooLargeError, asCallscribeError } from '../src/errors.js';
+import { BadMessageError, type CallscribeError, asCallscribeError } from '../src/errors.js';
 import { metrics } from '../src/metrics.js';
 import { ListenControl, type ListenParams } from '../src/protocol/listen.js';
 import { streamingWavHeader } from '../src/protocol/harf.js';
@@ -65,14 +65,8 @@ export class ListenSession extends CallSocketSession {
 
   /** Audio bytes: the view is only valid during this call. */
   onBinary(data: Uint8Array): void {
-    if (this.state !== 'open') {
-      if (this.state === 'finalizing') metrics.droppedFrames.labels('after_finalize').inc();
-      return;
-    }
+    if (!this.acceptAudio(data)) return;
     try {
-      if (data.length > this.deps.config.maxMessageBytes) {
-        throw new MessageTooLargeError(`message of ${data.length} bytes is over the limit of ${this.deps.config.maxMessageBytes}`);
-      }
       this.decoder.push(data);
     } catch (err) {
       this.fail(asCallscribeError(err));
