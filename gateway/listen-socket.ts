@@ -3,7 +3,7 @@ import type { Logger } from '../src/log.js';
 import { BadMessageError, type CallscribeError, asCallscribeError } from '../src/errors.js';
 import { metrics } from '../src/metrics.js';
 import { ListenControl, type ListenParams } from '../src/protocol/listen.js';
-import { streamingWavHeader } from '../src/protocol/harf.js';
+import { rawAudioDecoder } from '../src/audio/raw.js';
 import { WavStreamDecoder } from '../src/audio/wav.js';
 import { ContainerOpusDecoder, OpusPacketDecoder } from '../src/audio/opus.js';
 import type { Call, CallEvent } from '../src/calls/call.js';
@@ -39,9 +39,7 @@ export class ListenSession extends CallSocketSession {
       case 'linear16':
       case 'mulaw':
       case 'alaw': {
-        // Raw audio is a WAV stream without its header: one decoder (and one carry of split samples) for both.
-        const wav = new WavStreamDecoder();
-        wav.push(streamingWavHeader(sampleRate, channels, encoding === 'linear16' ? 'pcm16' : encoding));
+        const wav = rawAudioDecoder(encoding === 'linear16' ? 'pcm16' : encoding, sampleRate, channels);
         return { push: (d) => call.pushAudio(wav.push(d), channels, sampleRate), end: () => undefined };
       }
       case 'wav': {

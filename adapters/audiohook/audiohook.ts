@@ -2,7 +2,8 @@ import { randomUUID } from 'node:crypto';
 import type { AdapterDeps, SocketSession, SocketSink } from '../../src/protocol/session.js';
 import type { Call, CallEvent } from '../../src/calls/call.js';
 import { BadMessageError, CallscribeError, MessageTooLargeError, ShuttingDownError, asCallscribeError, errorFromCode } from '../../src/errors.js';
-import { decodeMulaw } from '../../src/audio/g711.js';
+import { rawAudioDecoder } from '../../src/audio/raw.js';
+import type { WavStreamDecoder } from '../../src/audio/wav.js';
 import { metrics } from '../../src/metrics.js';
 import {
   AUDIOHOOK_VERSION, ClientMessage, type MediaOffer, type OpenParams, PROBE_CONVERSATION_ID, formatDuration, parseDuration,
@@ -55,8 +56,8 @@ export class AudioHookSession implements SocketSession {
   private media: MediaOffer | null = null;
   private channels: 1 | 2 = 1;
   private push: (data: Uint8Array) => void = () => undefined;
-  private scratch = new Int16Array(0);
-  private scratchBytes = new Uint8Array(0);
+  private decoder: WavStreamDecoder | null = null;
+  private silence = new Int16Array(0);
   /** Sample frames received (and gap silence pushed): the stream position. */
   private frames = 0;
   private paused = false;
@@ -191,7 +192,8 @@ export class AudioHookSession implements SocketSession {
       if (this.state === 'done') return void call.close('client gone during open');
       this.call = call;
       this.off = call.on((ev) => this.onCallEvent(ev));
-      this.push = media.format === 'PCMU' ? (d) => this.pushMulaw(d) : (d) => this.pushL16(d);
+      this.decoder = rawAudioDecoder(media.format === 'PCMU' ? 'mulaw' : 'pcm16', media.rate, this.channels);
+      this.push = (d) => this.pushAudio(d, media.format === 'PCMU' ? 1 : 2);
     }
     if (this.state === 'opening') this.state = 'open'; // else `close` came meanwhile: it waits for this answer
     this.send('opened', {
@@ -230,27 +232,17 @@ export class AudioHookSession implements SocketSession {
     return this.state === 'done';
   }
 
-  private pushMulaw(data: Uint8Array): void {
-    if (data.length % this.channels !== 0) throw new BadMessageError('PCMU frame is not whole samples');
-    if (this.scratch.length < data.length) this.grow(data.length);
-    const n = decodeMulaw(data, this.scratch);
-    this.frames += n / this.channels;
-    this.call!.pushAudio(this.scratch.subarray(0, n), this.channels, 8000);
-  }
-
-  /** L16 is little-endian s16 (as the reference implementation reads it); copied once, so any byteOffset works. */
-  private pushL16(data: Uint8Array): void {
-    if (data.length % (2 * this.channels) !== 0) throw new BadMessageError('L16 frame is not whole samples');
-    const n = data.length >> 1;
-    if (this.scratch.length < n) this.grow(n);
-    this.scratchBytes.set(data);
-    this.frames += n / this.channels;
-    this.call!.pushAudio(this.scratch.subarray(0, n), this.channels, this.media!.rate);
-  }
-
-  private grow(samples: number): void {
-    this.scratch = new Int16Array(Math.max(samples, 2 * this.scratch.length));
-    this.scratchBytes = new Uint8Array(this.scratch.buffer);
+  /**
+   * PCMU or L16 (little-endian s16, as the reference implementation reads it) through the shared raw
+   * decoder. AudioHook frames hold whole samples of every channel: anything else breaks the protocol.
+   */
+  private pushAudio(data: Uint8Array, bytesPerSample: 1 | 2): void {
+    if (data.length % (bytesPerSample * this.channels) !== 0) {
+      throw new BadMessageError(`${bytesPerSample === 1 ? 'PCMU' : 'L16'} frame is not whole samples`);
+    }
+    const pcm = this.decoder!.push(data);
+    this.frames += pcm.length / this.channels;
+    this.call!.pushAudio(pcm, this.channels, this.media!.rate);
   }
 
   /** Audio the client discarded: noted, and as much silence pushed so segment offsets stay on the conversation's clock. */
@@ -262,11 +254,10 @@ export class AudioHookSession implements SocketSession {
     const rate = this.media!.rate;
     let left = Math.round((Math.min(ms, MAX_SILENCE_MS) * rate) / 1000) * this.channels;
     const chunk = (rate / 10) * this.channels; // 100 ms
-    if (this.scratch.length < chunk) this.grow(chunk);
-    this.scratch.fill(0, 0, chunk);
+    if (this.silence.length !== chunk) this.silence = new Int16Array(chunk);
     while (left > 0) {
       const n = Math.min(left, chunk);
-      this.call.pushAudio(this.scratch.subarray(0, n), this.channels, rate);
+      this.call.pushAudio(this.silence.subarray(0, n), this.channels, rate);
       this.frames += n / this.channels;
       left -= n;
     }
