@@ -1,3 +1,4 @@
+import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { z } from 'zod';
@@ -51,6 +52,23 @@ const EnvSchema = z.object({
   CALLSCRIBE_PS_MODEL_DIR: z.string().default('/usr/share/pocketsphinx/model/en-us'),
   CALLSCRIBE_PS_BLOCK_SAMPLES: int(2048, 160, 16000), // samples per decoder call: pocketsphinx_continuous' block
   CALLSCRIBE_NATS_SERVER_BIN: z.string().default('nats-server'),
+  SIP_PORT: z.string().default('5060').transform((s, ctx) => {
+    if (s === 'off') return null;
+    const n = Number(s);
+    if (!/^\d{1,5}$/.test(s) || n > 65535) {
+      ctx.addIssue({ code: 'custom', message: 'want a port number, 0 for any free port, or "off"' });
+      return z.NEVER;
+    }
+    return n;
+  }),
+  SIP_HOST: z.string().optional(), // unset: HOST
+  SIP_PUBLIC_ADDRESS: z.ipv4().optional(), // unset: the local address that routes to each peer
+  SIP_MAX_CALLS: int(200, 1), // concurrent SIP calls; the next INVITE gets 486 Busy Here
+  SIP_TRUSTED_NETWORKS: list, // CIDRs allowed to send INVITEs (empty: any); others get 403
+  SIP_T1_MS: int(500, 10, 10_000), // RFC 3261 T1, the retransmission base
+  RTP_PORT_MIN: int(20000, 1024, 65534),
+  RTP_PORT_MAX: int(29999, 1025, 65535),
+  RTP_JITTER_PACKETS: int(5, 1, 50), // jitter buffer depth: 5 packets = 100 ms of 20 ms packets
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
 });
 
@@ -80,6 +98,20 @@ export interface Config {
   readonly psBlockSamples: number;
   readonly natsServerBin: string;
   readonly logLevel: Env['LOG_LEVEL'];
+  readonly sip: SipConfig;
+}
+
+export interface SipConfig {
+  /** null: SIP is off. 0: any free port (tests). */
+  readonly port: number | null;
+  readonly host: string;
+  readonly publicAddress: string | undefined;
+  readonly maxCalls: number;
+  readonly trustedNetworks: readonly string[];
+  readonly t1Ms: number;
+  readonly rtpPortMin: number;
+  readonly rtpPortMax: number;
+  readonly jitterPackets: number;
 }
 
 /** Validates the environment once; a bad value throws a ConfigError naming the variable. */
@@ -96,7 +128,22 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   if (Object.values(e.CALLSCRIBE_LANGUAGES).includes('harf-ws') && !e.HARF_WS_URL) {
     throw new ConfigError('invalid HARF_WS_URL: required when CALLSCRIBE_LANGUAGES routes a language to harf-ws');
   }
+  if (e.RTP_PORT_MAX - e.RTP_PORT_MIN < 1) throw new ConfigError('invalid RTP_PORT_MAX: must be above RTP_PORT_MIN');
+  for (const cidr of e.SIP_TRUSTED_NETWORKS) {
+    if (!parseCidr(cidr)) throw new ConfigError(`invalid SIP_TRUSTED_NETWORKS: "${cidr}" is not an address or CIDR`);
+  }
   return Object.freeze({
+    sip: Object.freeze({
+      port: e.SIP_PORT,
+      host: e.SIP_HOST ?? e.HOST,
+      publicAddress: e.SIP_PUBLIC_ADDRESS,
+      maxCalls: e.SIP_MAX_CALLS,
+      trustedNetworks: Object.freeze(e.SIP_TRUSTED_NETWORKS),
+      t1Ms: e.SIP_T1_MS,
+      rtpPortMin: e.RTP_PORT_MIN,
+      rtpPortMax: e.RTP_PORT_MAX,
+      jitterPackets: e.RTP_JITTER_PACKETS,
+    }),
     port: e.PORT,
     host: e.HOST,
     natsUrls: Object.freeze(e.NATS_URL),
@@ -121,4 +168,14 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     natsServerBin: e.CALLSCRIBE_NATS_SERVER_BIN,
     logLevel: e.LOG_LEVEL,
   });
+}
+
+/** `10.0.0.0/8`, `192.168.1.7` or `fd00::/8` as address, prefix and family; null when it is neither. */
+export function parseCidr(text: string): { address: string; prefix: number; family: 'ipv4' | 'ipv6' } | null {
+  const [address, bits] = text.split('/');
+  const family = net.isIPv4(address ?? '') ? 'ipv4' : net.isIPv6(address ?? '') ? 'ipv6' : null;
+  if (!family || !address) return null;
+  const max = family === 'ipv4' ? 32 : 128;
+  const prefix = bits === undefined ? max : /^\d{1,3}$/.test(bits) ? Number(bits) : NaN;
+  return prefix >= 0 && prefix <= max ? { address, prefix, family } : null;
 }

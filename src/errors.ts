@@ -131,6 +131,24 @@ export class TimeoutError extends CallscribeError {
   override readonly status = 504;
 }
 
+/** A SIP message that does not parse (RFC 3261 §7): dropped and counted, answered 400 when it can be. */
+export class BadSipMessageError extends CallscribeError {
+  override readonly code = 'CS_ERR_BAD_SIP_MESSAGE';
+  override readonly status = 400;
+}
+
+/** An SDP body that does not parse (RFC 4566), or an offer with nothing we can receive (RFC 3264 §6: 488). */
+export class BadSdpError extends CallscribeError {
+  override readonly code = 'CS_ERR_BAD_SDP';
+  override readonly status = 488;
+}
+
+/** A SIP body we cannot read: multipart/mixed without its boundary, bad SIPREC metadata XML (RFC 7865). */
+export class BadSipBodyError extends CallscribeError {
+  override readonly code = 'CS_ERR_BAD_SIP_BODY';
+  override readonly status = 400;
+}
+
 export class ShuttingDownError extends CallscribeError {
   override readonly code = 'CS_ERR_SHUTTING_DOWN';
   override readonly closeCode = 1001;

@@ -26,5 +26,10 @@ export const metrics = {
   knownWorkers: new client.Gauge({ name: 'callscribe_known_workers', help: 'ASR workers heard from within three heartbeats', registers: [registry] }),
   freeSlots: new client.Gauge({ name: 'callscribe_cluster_free_slots', help: 'Free engine slots across live workers, by heartbeat', registers: [registry] }),
   claimFailures: new client.Counter({ name: 'callscribe_claim_failures_total', help: 'Session claims that found no worker', labelNames: ['language'], registers: [registry] }),
+  sipMessages: new client.Counter({ name: 'callscribe_sip_messages_total', help: 'SIP requests received, by method (responses: "response")', labelNames: ['method'], registers: [registry] }),
+  sipMalformed: new client.Counter({ name: 'callscribe_sip_malformed_total', help: 'SIP messages that did not parse, dropped (or answered 400)', labelNames: ['transport'], registers: [registry] }),
+  sipRefused: new client.Counter({ name: 'callscribe_sip_refused_total', help: 'INVITEs refused, by SIP status', labelNames: ['status'], registers: [registry] }),
+  rtpPackets: new client.Counter({ name: 'callscribe_rtp_packets_total', help: 'RTP packets received, by outcome (audio, late, duplicate, cn, dtmf, unknown_pt, malformed)', labelNames: ['outcome'], registers: [registry] }),
+  rtpLost: new client.Counter({ name: 'callscribe_rtp_lost_packets_total', help: 'RTP packets never received (sequence gaps), concealed or filled with silence', registers: [registry] }),
   badBusMessages: new client.Counter({ name: 'callscribe_bad_bus_messages_total', help: 'Malformed bus messages dropped', registers: [registry] }),
 };
