@@ -97,6 +97,7 @@ async function main(argv: string[]): Promise<void> {
     const port = await gateway.start();
     closers.unshift(() => gateway!.close()); // stop accepting first
     ready.port = port;
+    if (gateway.sipPort !== null) ready.sip = gateway.sipPort;
   }
 
   log.info(ready, 'ready');
@@ -126,6 +127,7 @@ function banner(config: Config, gateway: Gateway, role: string): void {
   const lines = [
     `callscribe ${role} listening on http://${host}:${gateway.port}`,
     `  Harf socket: ws://${host}:${gateway.port}${HARF_SOCKET_PATH}`,
+    ...(gateway.sipPort !== null ? [`  SIP:         sip:callscribe@${host}:${gateway.sipPort} (UDP and TCP), RTP ${config.sip.rtpPortMin}-${config.sip.rtpPortMax}`] : []),
     `  languages:   ${Object.entries(config.languages).map(([l, e]) => `${l} (${e})`).join(', ')}`,
   ];
   if (gateway.tokens.generated) lines.push(`  Harf token:  ${gateway.tokens.generated}  (generated, kept in ${config.dataDir}/harf-token)`);

@@ -15,6 +15,7 @@ import { AudioHookSession } from '../adapters/audiohook/audiohook.js';
 import { CallEventsSession, CallsApi, LiveCalls } from './calls-api.js';
 import { publicFiles } from './static.js';
 import { TwilioMediaSession } from '../adapters/twilio/twilio-media.js';
+import { SipServer } from '../adapters/sip/sip-server.js';
 import type { CallRecord } from '../src/calls/record.js';
 import type { AdapterDeps, SocketSession, SocketSink } from '../src/protocol/session.js';
 
@@ -33,7 +34,10 @@ export class Gateway {
   readonly live = new LiveCalls();
   private store: CallStore | null = null;
   private api: CallsApi | null = null;
+  private sip: SipServer | null = null;
   port = 0;
+  /** The SIP UAS port (UDP and TCP), null when SIP_PORT=off. */
+  sipPort: number | null = null;
 
   constructor(private readonly nc: NatsConnection, readonly config: Config, readonly tokens: TokenStore, private readonly log: Logger) {
     this.asr = new AsrClient(nc, config, log);
@@ -167,11 +171,17 @@ export class Gateway {
     this.api = new CallsApi(this.store, this.live);
     this.asr.start();
     this.port = await this.server.listen(this.config.host, this.config.port);
+    if (this.config.sip.port !== null) {
+      this.sip = new SipServer({ config: this.config, log: this.log, openCall: (opts) => this.startCall(opts) });
+      this.sipPort = await this.sip.start();
+    }
     return this.port;
   }
 
   /** Stop accepting, close live sessions (1001), stop the bus client. Idempotent. */
   async close(): Promise<void> {
+    // SIP calls are finalized and hung up (BYE) while the bus is still there for their last words.
+    await this.sip?.close();
     await this.server.close();
     await this.live.flushed();
     this.asr.close();
