@@ -2,12 +2,13 @@
 # Installs what callscribe needs and is missing, then builds. `npm start` and `npm test` run it first,
 # so each works alone from a fresh clone on Debian/Ubuntu.
 #   --test   also the packages only the tests use (pocketsphinx_continuous, the WER baseline; chromium
-#            for the browser page test, driven by playwright-core, which never downloads a browser)
+#            for the browser page test, driven by playwright-core, which never downloads a browser;
+#            sip-tester, i.e. sipp, for the SIP tests)
 set -eu
 cd "$(dirname "$0")/.."
 
 PKGS="nats-server libpocketsphinx3 pocketsphinx-en-us ffmpeg"
-[ "${1:-}" = "--test" ] && PKGS="$PKGS pocketsphinx chromium"
+[ "${1:-}" = "--test" ] && PKGS="$PKGS pocketsphinx chromium sip-tester"
 
 missing=""
 if command -v dpkg-query >/dev/null 2>&1; then

@@ -9,7 +9,7 @@ export const FIXTURES = path.join(ROOT, 'test/fixtures');
 
 export interface Running {
   proc: ChildProcess;
-  ready: Record<string, unknown> & { port?: number; worker?: string; pid: number; msg: string };
+  ready: Record<string, unknown> & { port?: number; sip?: number; worker?: string; pid: number; msg: string };
   /** stdout lines after the ready line */
   lines: string[];
   stderr: string[];
@@ -22,7 +22,7 @@ export interface Running {
 export async function startCallscribe(role: string, env: Record<string, string> = {}, timeoutMs = 30_000): Promise<Running> {
   const dataDir = env.CALLSCRIBE_DATA_DIR ?? fs.mkdtempSync(path.join(os.tmpdir(), 'callscribe-test-'));
   const proc = spawn(process.execPath, [path.join(ROOT, 'bin/callscribe.js'), role], {
-    env: { ...process.env, PORT: '0', HOST: '127.0.0.1', LOG_LEVEL: 'info', CALLSCRIBE_DATA_DIR: dataDir, ...env },
+    env: { ...process.env, PORT: '0', HOST: '127.0.0.1', SIP_PORT: '0', LOG_LEVEL: 'info', CALLSCRIBE_DATA_DIR: dataDir, ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   const stderr: string[] = [];
