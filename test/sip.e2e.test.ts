@@ -309,3 +309,50 @@ describe('sip - protocol', () => {
     }
   });
 });
+
+describe('sip - callscribe hangs up', () => {
+  let other: Running;
+  let peer: SipTestPeer;
+  beforeAll(async () => {
+    other = await startCallscribe('all', { CALLSCRIBE_HARF_TOKENS: TOKEN, RTP_PORT_MIN: '32000', RTP_PORT_MAX: '32099', CALLSCRIBE_IDLE_TIMEOUT_MS: '2000', SIP_T1_MS: '200' });
+    peer = await SipTestPeer.open(other.ready.sip!);
+  });
+  afterAll(async () => {
+    peer?.close();
+    await other?.stop();
+  });
+
+  async function answered(callId: string): Promise<string> {
+    peer.request('INVITE', { callId, cseq: 1, body: PCMU_OFFER(40020) });
+    const ok = await peer.response(callId, 'INVITE');
+    expect(ok.status).toBe(200);
+    const toTag = tagOf(ok.headers.get('To'))!;
+    peer.request('ACK', { callId, cseq: 1, toTag });
+    return toTag;
+  }
+  const byeFor = (callId: string) => (m: { kind: string; headers: { get(n: string): string | undefined } } & Partial<{ method: string }>) =>
+    m.kind === 'request' && m.method === 'BYE' && m.headers.get('Call-ID') === callId;
+
+  it('sip - no RTP for the idle timeout: we send BYE with a Reason, the call is completed', async () => {
+    const callId = `idle-${randomUUID()}`;
+    const toTag = await answered(callId);
+    const bye = await peer.next(byeFor(callId), 8000);
+    expect(bye.headers.get('Reason')).toContain('CS_ERR_IDLE_TIMEOUT');
+    expect(tagOf(bye.headers.get('From'))).toBe(toTag);
+    expect(tagOf(bye.headers.get('To'))).toBe(peer.tag);
+    peer.respond(bye, 200);
+    const r = await fetch(`http://127.0.0.1:${other.ready.port}/v1/calls/${callId}`, { headers: { authorization: `Bearer ${TOKEN}`, connection: 'close' } });
+    const rec = await r.json();
+    expect(rec.metadata.hangup).toMatchObject({ by: 'callscribe' });
+  });
+
+  it('sip - on SIGTERM live calls are finalized and their peers get a BYE; the process exits 0', async () => {
+    const callId = `shutdown-${randomUUID()}`;
+    await answered(callId);
+    const code = other.stop();
+    const bye = await peer.next(byeFor(callId), 8000);
+    expect(bye.headers.get('Reason')).toContain('CS_ERR_SHUTTING_DOWN');
+    peer.respond(bye, 200);
+    expect(await code).toBe(0);
+  });
+});

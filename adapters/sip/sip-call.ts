@@ -14,7 +14,7 @@ import { RtpStream, type RtpStreamStats } from './rtp.js';
 const MAX_DTMF = 1000;
 /** A stream with nothing new for this long releases what its jitter buffer holds (end of a talk spurt). */
 const JITTER_FLUSH_MS = 200;
-/** While on hold the ASR sessions are told the call is alive this often. */
+/** While on hold the ASR sessions are told the call is alive this often (at most; a third of their idle timeout). */
 const HOLD_KEEPALIVE_MS = 5000;
 
 /** Even RTP ports (RFC 3550 §11) from a range, handed out round-robin; a port in use is skipped. */
@@ -89,7 +89,7 @@ export class SipMedia {
    * Accepted streams become channels 0, 1... of `call`.
    */
   constructor(readonly call: Call, streams: NegotiatedStream[], sockets: dgram.Socket[],
-              private readonly opts: { jitterPackets: number; log: Logger; now?: () => number }) {
+              private readonly opts: { jitterPackets: number; idleTimeoutMs: number; log: Logger; now?: () => number }) {
     const now = this.now();
     let channel = 0;
     for (const plan of streams) {
@@ -170,7 +170,7 @@ export class SipMedia {
       quiet = Math.min(quiet, since);
     }
     if (this.onHold) {
-      if (now - this.lastKeepalive >= HOLD_KEEPALIVE_MS) {
+      if (now - this.lastKeepalive >= Math.min(HOLD_KEEPALIVE_MS, this.opts.idleTimeoutMs / 3)) {
         this.lastKeepalive = now;
         this.call.keepalive();
       }

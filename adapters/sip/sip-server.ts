@@ -264,7 +264,7 @@ export class SipServer {
       if (!pending.cancelled) this.reply(txn, 503, { headers: [['Retry-After', '5']] });
       return;
     }
-    const media = new SipMedia(call, streams, sockets, { jitterPackets: this.deps.config.sip.jitterPackets, log: this.deps.log });
+    const media = new SipMedia(call, streams, sockets, { jitterPackets: this.deps.config.sip.jitterPackets, idleTimeoutMs: this.deps.config.idleTimeoutMs, log: this.deps.log });
     const contact = parseNameAddr(req.headers.getAll('Contact')[0] ?? req.headers.get('From')!);
     const dialog: Dialog = {
       callId, localTag: newTag(), remoteTag: tagOf(req.headers.get('From')), invite: req, peer: txn.peer, localAddress,

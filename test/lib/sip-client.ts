@@ -75,6 +75,13 @@ export class SipTestPeer {
     return branch;
   }
 
+  /** Answers a request the server sent us (its BYE), copying what RFC 3261 §8.2.6.2 says to copy. */
+  respond(req: SipMessage, status: number): void {
+    const lines = [`SIP/2.0 ${status} OK`];
+    for (const [n, v] of req.headers.entries()) if (['Via', 'From', 'To', 'Call-ID', 'CSeq'].includes(n)) lines.push(`${n}: ${v}`);
+    this.sendRaw([...lines, 'Content-Length: 0', '', ''].join('\r\n'));
+  }
+
   /** The next received message matching `pred` (already received ones first), or an error after `ms`. */
   async next(pred: (m: SipMessage) => boolean = () => true, ms = 10_000): Promise<SipMessage> {
     const end = Date.now() + ms;
