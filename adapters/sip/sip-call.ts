@@ -99,7 +99,12 @@ export class SipMedia {
       socket.on('message', (buf) => {
         leg.lastPacketAt = this.now();
         leg.flushed = false;
-        leg.stream.push(buf);
+        try {
+          leg.stream.push(buf);
+        } catch (err) {
+          // A datagram must never take the process (and every other call) down.
+          this.opts.log.error({ err, call: call.id }, 'RTP packet handling failed');
+        }
       });
       this.legs.push(leg);
       channel++;

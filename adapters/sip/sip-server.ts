@@ -317,7 +317,7 @@ export class SipServer {
     const buf = txn.lastResponse!;
     dialog.last2xx = { key: txn.key, buf };
     this.stopRetransmit(dialog);
-    if (dialog.peer.reliable) return;
+    // §13.3.1.4: on every transport (a proxy's next hop may be UDP), until the ACK or 64*T1.
     const cseq = parseCSeq(txn.request.headers.get('CSeq')!).seq;
     const retransmit = () => {
       const p = dialog.pending2xx;
