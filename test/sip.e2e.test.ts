@@ -17,6 +17,8 @@ const TOKEN = 'sip-token';
 const REF = fs.readFileSync(path.join(FIXTURES, 'call-en.ref'), 'utf8').trim();
 const UTT = Object.fromEntries(fs.readFileSync(path.join(FIXTURES, 'librivox.ref'), 'utf8').trim().split('\n').map((l) => [l.slice(0, 4), l.slice(5)]));
 const MULAW_IN = ['-f', 'mulaw', '-ar', '8000', '-ac', '1'];
+/** Two whole utterances of the call (LibriVox 0890 and 0920: 11.69-16.99 s and 17.79-23.84 s). */
+const CLIP = { start: 11.5, seconds: 12.6, ref: `${UTT['0890']} ${UTT['0920']}` };
 
 let app: Running;
 let api: string;
@@ -100,8 +102,7 @@ describe('sip - calls from sipp', () => {
   });
 
   it('sip - a call over TCP (sipp -t t1) is answered and transcribed', async () => {
-    // One utterance of the call (LibriVox 0920, from 12 s), one the engine hears well at 8 kHz.
-    const audio = mulawOf('call-en-16k.wav', 'tcp-0920.ulaw', { start: 12, seconds: 10 });
+    const audio = mulawOf('call-en-16k.wav', 'tcp-clip.ulaw', { start: CLIP.start, seconds: CLIP.seconds });
     const callId = `sipp-tcp-${randomUUID()}`;
     const ms = Math.ceil(fs.statSync(audio).size / 8) + 1500;
     const file = scenario('uac-pcmu.xml', { AUDIO: audio, PAUSE_MS: String(ms) }, fs.mkdtempSync(path.join(dir, 'tcp-')));
@@ -109,9 +110,9 @@ describe('sip - calls from sipp', () => {
     expectSippSucceeded(run);
     const rec = await callRecord(callId);
     expect(rec.metadata.sip.transport).toBe('TCP');
-    const engine = wer(UTT['0920']!, pocketsphinxDirect(ffmpegTo16k(audio, undefined, MULAW_IN)));
-    const through = wer(UTT['0920']!, rec.text);
-    console.log(JSON.stringify({ sip: 'TCP, one utterance', wer_gateway: Number(through.toFixed(3)), wer_engine: Number(engine.toFixed(3)) }));
+    const engine = wer(CLIP.ref, pocketsphinxDirect(ffmpegTo16k(audio, undefined, MULAW_IN)));
+    const through = wer(CLIP.ref, rec.text);
+    console.log(JSON.stringify({ sip: 'TCP, two utterances', wer_gateway: Number(through.toFixed(3)), wer_engine: Number(engine.toFixed(3)) }));
     expect(through).toBeLessThanOrEqual(engine + 0.1);
   });
 
@@ -280,6 +281,47 @@ describe('sip - protocol', () => {
     expect(rec.metadata.rtp.streams[0]).toMatchObject({ lost: 0, codec: 'PCMU' });
   });
 
+  it('sip - Opus RTP (opus/48000/2, dynamic PT) is negotiated and decoded at 16 kHz', async () => {
+    const opusLib = (await import('@discordjs/opus')).default;
+    const enc = new opusLib.OpusEncoder(48000, 1);
+    // Two utterances of the call at 48 kHz, as a browser or a softphone would send them.
+    const pcm = spawnSync('ffmpeg', ['-loglevel', 'error', '-ss', String(CLIP.start), '-t', String(CLIP.seconds), '-i', path.join(FIXTURES, 'call-en-16k.wav'), '-ar', '48000', '-ac', '1', '-f', 's16le', '-'], { maxBuffer: 1 << 24 }).stdout as Buffer;
+    const callId = id();
+    const offer = PCMU_OFFER(40008, 'sendrecv', '111 0 101').replace('a=rtpmap:0 PCMU/8000', 'a=rtpmap:111 opus/48000/2\r\na=fmtp:111 useinbandfec=1\r\na=rtpmap:0 PCMU/8000');
+    const ok = await invite(callId, { body: offer });
+    expect(ok.status).toBe(200);
+    const toTag = tagOf(ok.headers.get('To'))!;
+    peer.request('ACK', { callId, cseq: 1, toTag });
+    const media = parseSdp(ok.body.toString()).media[0]!;
+    expect(media.formats[0]).toBe('111');
+    const rtp = dgram.createSocket('udp4');
+    const frame = 960 * 2; // 20 ms at 48 kHz
+    let seq = 1000;
+    for (let off = 0, n = 0; off + frame <= pcm.length; off += frame, n++) {
+      const h = Buffer.alloc(12);
+      h[0] = 0x80;
+      h[1] = 111;
+      h.writeUInt16BE(seq++ & 0xffff, 2);
+      h.writeUInt32BE((n * 960) >>> 0, 4);
+      h.writeUInt32BE(0x0badcafe, 8);
+      await new Promise<void>((r) => rtp.send(Buffer.concat([h, enc.encode(pcm.subarray(off, off + frame))]), media.port, '127.0.0.1', () => r()));
+      if (n % 5 === 4) await new Promise((r) => setTimeout(r, 50)); // twice real time
+    }
+    await new Promise((r) => setTimeout(r, 400));
+    rtp.close();
+    peer.request('BYE', { callId, cseq: 2, toTag });
+    expect((await peer.response(callId, 'BYE')).status).toBe(200);
+    const rec = await callRecord(callId);
+    expect(rec.metadata.rtp.streams[0]).toMatchObject({ codec: 'opus', lost: 0, malformed: 0 });
+    // The engine alone on the same utterance, uncompressed at 16 kHz.
+    const clip = path.join(dir, 'opus-clip-16k.wav');
+    spawnSync('ffmpeg', ['-loglevel', 'error', '-y', '-ss', String(CLIP.start), '-t', String(CLIP.seconds), '-i', path.join(FIXTURES, 'call-en-16k.wav'), '-c:a', 'pcm_s16le', '-fflags', '+bitexact', '-map_metadata', '-1', clip]);
+    const engine = wer(CLIP.ref, pocketsphinxDirect(clip));
+    const through = wer(CLIP.ref, rec.text);
+    console.log(JSON.stringify({ sip: 'Opus RTP, two utterances', wer_gateway: Number(through.toFixed(3)), wer_engine_pcm: Number(engine.toFixed(3)) }));
+    expect(through).toBeLessThanOrEqual(engine + 0.1);
+  });
+
   it('sip - CANCEL before the answer: 200 to the CANCEL, 487 to the INVITE, no call left live', async () => {
     const callId = id();
     const branch = peer.request('INVITE', { callId, cseq: 1, body: PCMU_OFFER(40004) });
@@ -314,7 +356,10 @@ describe('sip - callscribe hangs up', () => {
   let other: Running;
   let peer: SipTestPeer;
   beforeAll(async () => {
-    other = await startCallscribe('all', { CALLSCRIBE_HARF_TOKENS: TOKEN, RTP_PORT_MIN: '32000', RTP_PORT_MAX: '32099', CALLSCRIBE_IDLE_TIMEOUT_MS: '2000', SIP_T1_MS: '200' });
+    other = await startCallscribe('all', {
+      CALLSCRIBE_HARF_TOKENS: TOKEN, RTP_PORT_MIN: '32000', RTP_PORT_MAX: '32099', CALLSCRIBE_IDLE_TIMEOUT_MS: '2000', SIP_T1_MS: '200',
+      SIP_TRUSTED_NETWORKS: '127.0.0.1/32, 10.0.0.0/8',
+    });
     peer = await SipTestPeer.open(other.ready.sip!);
   });
   afterAll(async () => {
@@ -332,6 +377,18 @@ describe('sip - callscribe hangs up', () => {
   }
   const byeFor = (callId: string) => (m: { kind: string; headers: { get(n: string): string | undefined } } & Partial<{ method: string }>) =>
     m.kind === 'request' && m.method === 'BYE' && m.headers.get('Call-ID') === callId;
+
+  it('sip - an INVITE from outside SIP_TRUSTED_NETWORKS gets 403; OPTIONS is still answered', async () => {
+    const stranger = await SipTestPeer.open(other.ready.sip!, 'UDP', '127.0.0.2');
+    const callId = `stranger-${randomUUID()}`;
+    const branch = stranger.request('INVITE', { callId, cseq: 1, body: PCMU_OFFER(40030) });
+    const r = await stranger.response(callId, 'INVITE');
+    expect(r.status).toBe(403);
+    stranger.request('ACK', { callId, cseq: 1, branch, toTag: tagOf(r.headers.get('To'))! });
+    stranger.request('OPTIONS', { callId, cseq: 2 });
+    expect((await stranger.response(callId, 'OPTIONS')).status).toBe(200);
+    stranger.close();
+  });
 
   it('sip - no RTP for the idle timeout: we send BYE with a Reason, the call is completed', async () => {
     const callId = `idle-${randomUUID()}`;

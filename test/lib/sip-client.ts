@@ -16,6 +16,7 @@ export class SipTestPeer {
   private waiters: (() => void)[] = [];
   readonly tag = randomBytes(4).toString('hex');
   localPort = 0;
+  local = '127.0.0.1';
 
   private constructor(readonly target: { host: string; port: number }, readonly transport: 'UDP' | 'TCP') {
     if (transport === 'UDP') {
@@ -24,10 +25,12 @@ export class SipTestPeer {
     }
   }
 
-  static async open(port: number, transport: 'UDP' | 'TCP' = 'UDP'): Promise<SipTestPeer> {
+  /** `local`: the loopback address to send from (127.0.0.0/8 is all ours on Linux). */
+  static async open(port: number, transport: 'UDP' | 'TCP' = 'UDP', local = '127.0.0.1'): Promise<SipTestPeer> {
     const p = new SipTestPeer({ host: '127.0.0.1', port }, transport);
+    p.local = local;
     if (p.udp) {
-      await new Promise<void>((r) => p.udp!.bind(0, '127.0.0.1', () => r()));
+      await new Promise<void>((r) => p.udp!.bind(0, local, () => r()));
       p.localPort = p.udp.address().port;
     } else {
       const sock = net.connect(port, '127.0.0.1');
@@ -59,7 +62,7 @@ export class SipTestPeer {
     const body = o.body ?? '';
     const lines = [
       `${method} ${o.uri ?? `sip:transcribe@127.0.0.1:${this.target.port}`} SIP/2.0`,
-      `Via: SIP/2.0/${this.transport} 127.0.0.1:${this.localPort};branch=${branch};rport`,
+      `Via: SIP/2.0/${this.transport} ${this.local}:${this.localPort};branch=${branch};rport`,
       'Max-Forwards: 70',
       `From: "Tester" <sip:tester@127.0.0.1:${this.localPort}>;tag=${this.tag}`,
       `To: <sip:transcribe@127.0.0.1:${this.target.port}>${o.toTag ? `;tag=${o.toTag}` : ''}`,
