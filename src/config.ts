@@ -52,6 +52,11 @@ const EnvSchema = z.object({
   CALLSCRIBE_PS_MODEL_DIR: z.string().default('/usr/share/pocketsphinx/model/en-us'),
   CALLSCRIBE_PS_BLOCK_SAMPLES: int(2048, 160, 16000), // samples per decoder call: pocketsphinx_continuous' block
   CALLSCRIBE_NATS_SERVER_BIN: z.string().default('nats-server'),
+  CALLSCRIBE_MAX_MEDIA_BYTES: int(500 * 1024 * 1024, 1024), // 500 MiB: an upload or a fetched file
+  CALLSCRIBE_FETCH_ALLOW: z.enum(['true', 'false']).optional(), // media URLs to loopback/private ranges; unset: only in `all` on loopback
+  CALLSCRIBE_FETCH_TIMEOUT_MS: int(600_000, 1000), // one media URL's download
+  CALLSCRIBE_TASK_TIMEOUT_MS: int(3_600_000, 1000), // a file task past this is TIMEOUT
+  CALLSCRIBE_PUBLIC_URL: z.string().url().optional(), // base of the media_url of uploads; unset: from the request's Host
   SIP_PORT: z.string().default('5060').transform((s, ctx) => {
     if (s === 'off') return null;
     const n = Number(s);
@@ -99,6 +104,16 @@ export interface Config {
   readonly natsServerBin: string;
   readonly logLevel: Env['LOG_LEVEL'];
   readonly sip: SipConfig;
+  readonly files: FilesConfig;
+}
+
+export interface FilesConfig {
+  readonly maxMediaBytes: number;
+  /** null: decided by the role (allowed in `all` on a loopback HOST). */
+  readonly fetchAllowPrivate: boolean | null;
+  readonly fetchTimeoutMs: number;
+  readonly taskTimeoutMs: number;
+  readonly publicUrl: string | undefined;
 }
 
 export interface SipConfig {
@@ -133,6 +148,13 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     if (!parseCidr(cidr)) throw new ConfigError(`invalid SIP_TRUSTED_NETWORKS: "${cidr}" is not an address or CIDR`);
   }
   return Object.freeze({
+    files: Object.freeze({
+      maxMediaBytes: e.CALLSCRIBE_MAX_MEDIA_BYTES,
+      fetchAllowPrivate: e.CALLSCRIBE_FETCH_ALLOW === undefined ? null : e.CALLSCRIBE_FETCH_ALLOW === 'true',
+      fetchTimeoutMs: e.CALLSCRIBE_FETCH_TIMEOUT_MS,
+      taskTimeoutMs: e.CALLSCRIBE_TASK_TIMEOUT_MS,
+      publicUrl: e.CALLSCRIBE_PUBLIC_URL?.replace(/\/+$/, ''),
+    }),
     sip: Object.freeze({
       port: e.SIP_PORT,
       host: e.SIP_HOST ?? e.HOST,

@@ -149,6 +149,36 @@ export class BadSipBodyError extends CallscribeError {
   override readonly status = 400;
 }
 
+/** A file (upload or URL) that ffmpeg cannot decode as audio, or that has no audio stream. */
+export class BadMediaError extends CallscribeError {
+  override readonly code = 'CS_ERR_BAD_MEDIA';
+  override readonly status = 415;
+}
+
+/** A media URL that could not be fetched: unreachable, DNS failure, timeout, an HTTP error status. */
+export class FetchFailedError extends CallscribeError {
+  override readonly code = 'CS_ERR_FETCH_FAILED';
+  override readonly status = 400;
+}
+
+/** A media URL to a loopback/private/link-local address while CALLSCRIBE_FETCH_ALLOW does not allow it, or not http(s). */
+export class UrlNotAllowedError extends CallscribeError {
+  override readonly code = 'CS_ERR_URL_NOT_ALLOWED';
+  override readonly status = 400;
+}
+
+/** An upload or a fetched file over CALLSCRIBE_MAX_MEDIA_BYTES. */
+export class MediaTooLargeError extends CallscribeError {
+  override readonly code = 'CS_ERR_MEDIA_TOO_LARGE';
+  override readonly status = 413;
+}
+
+/** A request body that is not what the API takes: malformed JSON, missing fields, a bad multipart body. */
+export class BadRequestError extends CallscribeError {
+  override readonly code = 'CS_ERR_BAD_REQUEST';
+  override readonly status = 400;
+}
+
 export class ShuttingDownError extends CallscribeError {
   override readonly code = 'CS_ERR_SHUTTING_DOWN';
   override readonly closeCode = 1001;
@@ -180,6 +210,10 @@ export function errorFromCode(code: string, message: string): CallscribeError {
     CS_ERR_BAD_MESSAGE: BadMessageError,
     CS_ERR_UNAUTHORIZED: UnauthorizedError,
     CS_ERR_SHUTTING_DOWN: ShuttingDownError,
+    CS_ERR_BAD_MEDIA: BadMediaError,
+    CS_ERR_FETCH_FAILED: FetchFailedError,
+    CS_ERR_URL_NOT_ALLOWED: UrlNotAllowedError,
+    CS_ERR_MEDIA_TOO_LARGE: MediaTooLargeError,
   };
   const Cls = known[code];
   return Cls ? new Cls(message) : new EngineError(`${code}: ${message}`);
