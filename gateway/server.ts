@@ -1,3 +1,4 @@
+import { Readable } from 'node:stream';
 import uWS from 'uWebSockets.js';
 import type { Logger } from '../src/log.js';
 import type { SocketSession, SocketSink } from '../src/protocol/session.js';
@@ -46,6 +47,16 @@ export interface HttpReply {
   headers?: Record<string, string>;
 }
 
+/** A reply whose body is streamed (a stored upload): written with backpressure, chunked. */
+export interface StreamReply {
+  status: number;
+  type?: string;
+  headers?: Record<string, string>;
+  stream: Readable;
+}
+
+export type AnyReply = HttpReply | StreamReply;
+
 interface UserData {
   context: unknown;
   handler: WsSessionHandler | null;
@@ -53,8 +64,9 @@ interface UserData {
 }
 
 const STATUS_TEXT: Record<number, string> = {
-  200: '200 OK', 400: '400 Bad Request', 401: '401 Unauthorized', 403: '403 Forbidden', 404: '404 Not Found',
-  413: '413 Payload Too Large', 500: '500 Internal Server Error', 503: '503 Service Unavailable',
+  200: '200 OK', 202: '202 Accepted', 400: '400 Bad Request', 401: '401 Unauthorized', 403: '403 Forbidden',
+  404: '404 Not Found', 405: '405 Method Not Allowed', 408: '408 Request Timeout', 413: '413 Payload Too Large',
+  415: '415 Unsupported Media Type', 500: '500 Internal Server Error', 503: '503 Service Unavailable',
 };
 const statusLine = (s: number) => STATUS_TEXT[s] ?? `${s} Status`;
 const decoder = new TextDecoder();
@@ -175,28 +187,99 @@ export class HttpServer {
     return this;
   }
 
-  /** A GET route; the handler may be async. */
-  get(path: string, handler: (req: UpgradeRequest) => HttpReply | Promise<HttpReply>): this {
+  /** A GET route; the handler may be async, and may stream its body. */
+  get(path: string, handler: (req: UpgradeRequest) => AnyReply | Promise<AnyReply>): this {
     this.app.get(path, (res, req) => {
       const reqView = readRequest(req);
-      let aborted = false;
-      res.onAborted(() => { aborted = true; });
-      const write = (r: HttpReply) => {
-        if (aborted) return;
-        res.cork(() => {
-          res.writeStatus(statusLine(r.status)).writeHeader('Content-Type', r.type ?? 'application/json');
-          for (const [h, v] of Object.entries(r.headers ?? {})) res.writeHeader(h, v);
-          res.end(r.body);
-        });
-      };
-      Promise.resolve()
-        .then(() => handler(reqView))
-        .then(write, (err) => {
-          this.log.error({ err }, 'http handler failed');
-          write({ status: 500, body: JSON.stringify({ code: 'CS_ERR_INTERNAL', message: 'internal error' }) });
-        });
+      const state = { aborted: false };
+      res.onAborted(() => { state.aborted = true; });
+      this.answer(res, state, () => handler(reqView));
     });
     return this;
+  }
+
+  /**
+   * A POST route. The handler gets the body as a Node stream fed by uWS with backpressure: uWS
+   * stops reading the socket while the stream is full (res.pause), so a large upload is never
+   * buffered whole. Each chunk is copied once: uWS neuters its buffer when the callback returns.
+   */
+  post(path: string, handler: (req: UpgradeRequest, body: Readable) => AnyReply | Promise<AnyReply>): this {
+    this.app.post(path, (res, req) => {
+      const reqView = readRequest(req);
+      const state = { aborted: false };
+      let paused = false;
+      const body = new Readable({
+        read: () => {
+          if (paused && !state.aborted) {
+            paused = false;
+            res.resume();
+          }
+        },
+      });
+      res.onAborted(() => {
+        state.aborted = true;
+        body.destroy(new Error('client aborted the request'));
+      });
+      res.onData((chunk, isLast) => {
+        if (chunk.byteLength > 0 && !body.push(Buffer.from(chunk.slice(0))) && !isLast && !paused) {
+          paused = true;
+          res.pause();
+        }
+        if (isLast) body.push(null);
+      });
+      this.answer(res, state, () => handler(reqView, body), body);
+    });
+    return this;
+  }
+
+  /** Runs a handler and writes its reply (whole or streamed); a thrown handler is a logged 500. */
+  private answer(res: uWS.HttpResponse, state: { aborted: boolean }, run: () => AnyReply | Promise<AnyReply>, body?: Readable): void {
+    const write = (r: AnyReply) => {
+      if (state.aborted) {
+        if ('stream' in r) r.stream.destroy();
+        return;
+      }
+      // A reply before the whole body was read (a refusal): the rest is not wanted.
+      if (body && !body.readableEnded) body.resume();
+      if ('stream' in r) return this.stream(res, state, r);
+      res.cork(() => {
+        res.writeStatus(statusLine(r.status)).writeHeader('Content-Type', r.type ?? 'application/json');
+        for (const [h, v] of Object.entries(r.headers ?? {})) res.writeHeader(h, v);
+        res.end(r.body);
+      });
+    };
+    Promise.resolve()
+      .then(run)
+      .then(write, (err) => {
+        this.log.error({ err }, 'http handler failed');
+        write({ status: 500, body: JSON.stringify({ code: 'CS_ERR_INTERNAL', message: 'internal error' }) });
+      });
+  }
+
+  /** Writes a streamed reply with backpressure: the source pauses until uWS can take more. */
+  private stream(res: uWS.HttpResponse, state: { aborted: boolean }, r: StreamReply): void {
+    res.cork(() => {
+      res.writeStatus(statusLine(r.status)).writeHeader('Content-Type', r.type ?? 'application/octet-stream');
+      for (const [h, v] of Object.entries(r.headers ?? {})) res.writeHeader(h, v);
+    });
+    const src = r.stream;
+    src.on('data', (chunk: Buffer) => {
+      if (state.aborted) return void src.destroy();
+      let ok = true;
+      res.cork(() => { ok = res.write(chunk); });
+      if (!ok) {
+        src.pause();
+        res.onWritable(() => {
+          src.resume();
+          return true;
+        });
+      }
+    });
+    src.once('end', () => { if (!state.aborted) res.cork(() => res.end()); });
+    src.once('error', (err) => {
+      this.log.warn({ err }, 'streamed reply failed');
+      if (!state.aborted) res.close();
+    });
   }
 
   notFound(): this {
