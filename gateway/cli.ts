@@ -93,7 +93,8 @@ async function main(argv: string[]): Promise<void> {
   }
   if (role === 'all' || role === 'gateway') {
     const tokens = TokenStore.load(config.harfTokens, config.dataDir);
-    gateway = new Gateway(nc, config, tokens, log);
+    const loopback = ['127.0.0.1', '::1', 'localhost'].includes(config.host);
+    gateway = new Gateway(nc, config, tokens, log, config.files.fetchAllowPrivate ?? (role === 'all' && loopback));
     const port = await gateway.start();
     closers.unshift(() => gateway!.close()); // stop accepting first
     ready.port = port;

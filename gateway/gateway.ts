@@ -7,7 +7,10 @@ import { type CallscribeError, TooManySessionsError, UnauthorizedError, Unsuppor
 import { parseListenParams, type ListenParams } from '../src/protocol/listen.js';
 import { Call, type CallOptions } from '../src/calls/call.js';
 import { CallStore } from '../src/calls/store.js';
-import { HttpServer, type HttpReply, type Refusal, type UpgradeRequest, type WsRoute } from './server.js';
+import { HttpServer, type AnyReply, type HttpReply, type Refusal, type UpgradeRequest, type WsRoute } from './server.js';
+import { HarfFilesApi } from './harf-files.js';
+import { TaskStore } from '../src/files/tasks.js';
+import { TaskRunner } from '../src/files/task-runner.js';
 import { TokenStore, tokenFrom } from './auth.js';
 import { HarfSocketSession } from './harf-socket.js';
 import { ListenSession } from './listen-socket.js';
@@ -35,11 +38,18 @@ export class Gateway {
   private store: CallStore | null = null;
   private api: CallsApi | null = null;
   private sip: SipServer | null = null;
+  private files: HarfFilesApi | null = null;
+  private runner: TaskRunner | null = null;
   port = 0;
   /** The SIP UAS port (UDP and TCP), null when SIP_PORT=off. */
   sipPort: number | null = null;
 
-  constructor(private readonly nc: NatsConnection, readonly config: Config, readonly tokens: TokenStore, private readonly log: Logger) {
+  /**
+   * `allowPrivateFetch`: media URLs to loopback/private ranges (CALLSCRIBE_FETCH_ALLOW, else allowed only
+   * in the `all` role on a loopback HOST: a laptop transcribing its own files).
+   */
+  constructor(private readonly nc: NatsConnection, readonly config: Config, readonly tokens: TokenStore, private readonly log: Logger,
+              private readonly allowPrivateFetch = config.files.fetchAllowPrivate ?? false) {
     this.asr = new AsrClient(nc, config, log);
     this.server = new HttpServer(log);
     const limits = {
@@ -73,6 +83,9 @@ export class Gateway {
       .ws('/v1/audiohook', this.adapterRoute((sink) => new AudioHookSession(this.adapterDeps, sink), 'x-api-key'))
       .get('/', publicFiles.index).get('/static/:file', (req) => publicFiles.file(req.param(0)))
       .ws('/v1/twilio', this.adapterRoute((sink) => new TwilioMediaSession(this.adapterDeps, sink)))
+      .post('/api/transcribe_files/', (req, body) => this.authorized(req, () => this.files!.post(req, body)))
+      .post('/api/transcribe_files', (req, body) => this.authorized(req, () => this.files!.post(req, body)))
+      .get('/media/files/:task/:name', (req) => this.authorized(req, () => this.files!.media(`${req.param(0)}/${req.param(1)}`)))
       .get('/v1/calls', (req) => this.authorized(req, () => this.api!.list(req.query('status'))))
       .get('/v1/calls/:id', (req) => this.authorized(req, () => this.api!.get(req.param(0))))
       .get('/healthz', () => ({ status: 200, body: JSON.stringify({ status: 'ok' }) }))
@@ -91,7 +104,7 @@ export class Gateway {
     return refusal(new UnauthorizedError('missing or wrong token'));
   }
 
-  private async authorized(req: UpgradeRequest, handler: () => Promise<HttpReply>): Promise<HttpReply> {
+  private async authorized(req: UpgradeRequest, handler: () => Promise<AnyReply>): Promise<AnyReply> {
     const denied = this.checkToken(req);
     return denied ? { status: denied.status, body: JSON.stringify(denied.body) } : handler();
   }
@@ -169,12 +182,17 @@ export class Gateway {
   async start(): Promise<number> {
     this.store = await CallStore.open(this.nc);
     this.api = new CallsApi(this.store, this.live);
+    const tasks = await TaskStore.open(this.nc);
+    this.runner = new TaskRunner({ store: tasks, asr: this.asr, config: this.config, log: this.log, allowPrivate: this.allowPrivateFetch, owner: this.asr.gatewayId });
+    this.files = new HarfFilesApi(tasks, this.runner, this.config, this.log);
     this.asr.start();
     this.port = await this.server.listen(this.config.host, this.config.port);
     if (this.config.sip.port !== null) {
       this.sip = new SipServer({ config: this.config, log: this.log, openCall: (opts) => this.startCall(opts) });
       this.sipPort = await this.sip.start();
     }
+    // Orphaned tasks (PENDING, their gateway gone) are taken over by a sweep every few seconds.
+    this.runner!.start();
     return this.port;
   }
 
@@ -182,6 +200,7 @@ export class Gateway {
   async close(): Promise<void> {
     // SIP calls are finalized and hung up (BYE) while the bus is still there for their last words.
     await this.sip?.close();
+    await this.runner?.close();
     await this.server.close();
     await this.live.flushed();
     this.asr.close();

@@ -1,0 +1,187 @@
+/**
+ * The Harf file API: `POST /api/transcribe_files/` with media URLs (JSON) or uploads (multipart,
+ * under `media` or, as the document's own samples send it, `document`), sync (`wait`, the default)
+ * or async (`task_ids`, also spelled `tasks_ids` by the document's example), and the uploads served
+ * back under `/media/files/...`.
+ */
+import type { Readable } from 'node:stream';
+import busboy from 'busboy';
+import { z } from 'zod';
+import type { Config } from '../src/config.js';
+import type { Logger } from '../src/log.js';
+import { BadRequestError, CallscribeError, MediaTooLargeError, UnsupportedLanguageError, asCallscribeError } from '../src/errors.js';
+import type { Task, TaskItem, TaskStore } from '../src/files/tasks.js';
+import type { TaskRunner } from '../src/files/task-runner.js';
+import type { AnyReply, HttpReply, UpgradeRequest } from './server.js';
+
+/** A JSON body larger than this is not a list of URLs. */
+const MAX_JSON_BYTES = 1024 * 1024;
+const MAX_FILES = 20;
+const MAX_URLS = 100;
+
+const json = (status: number, body: unknown): HttpReply => ({ status, body: JSON.stringify(body) });
+const failure = (err: CallscribeError): HttpReply => json(err.status, { state: 'FAILURE', error: err.toJSON() });
+
+/** `wait` as JSON gives it (boolean) or as a form field gives it ("false", "0"...). */
+const Wait = z.union([z.boolean(), z.enum(['true', 'false', '1', '0', 'True', 'False'])]).transform((v) => v === true || v === 'true' || v === '1' || v === 'True');
+
+const JsonRequest = z.object({
+  media_urls: z.array(z.string().min(1).max(8192)).min(1).max(MAX_URLS).optional(),
+  task_ids: z.array(z.string()).min(1).max(MAX_URLS).optional(),
+  tasks_ids: z.array(z.string()).min(1).max(MAX_URLS).optional(),
+  wait: Wait.optional(),
+  language: z.string().optional(),
+});
+
+export class HarfFilesApi {
+  constructor(private readonly store: TaskStore, private readonly runner: TaskRunner, private readonly config: Config,
+              private readonly log: Logger) {}
+
+  /** The POST: a status query, or new files by URL or upload. */
+  async post(req: UpgradeRequest, body: Readable): Promise<AnyReply> {
+    const type = req.header('content-type').toLowerCase();
+    try {
+      if (type.startsWith('multipart/form-data')) return await this.upload(req, body);
+      const raw = await readAll(body, MAX_JSON_BYTES);
+      let parsed: unknown;
+      try {
+        parsed = JSON.parse(raw.toString('utf8'));
+      } catch {
+        throw new BadRequestError('the body is not JSON (or send multipart/form-data with a `media` file)');
+      }
+      const r = JsonRequest.safeParse(parsed);
+      if (!r.success) throw new BadRequestError(`bad request: ${r.error.issues[0]?.path.join('.') || 'body'}: ${r.error.issues[0]?.message}`);
+      const ids = r.data.task_ids ?? r.data.tasks_ids;
+      if (ids) return await this.status(ids);
+      if (!r.data.media_urls) throw new BadRequestError('give `media_urls`, `task_ids`, or upload a file under `media`');
+      const items = r.data.media_urls.map((url): Omit<TaskItem, 'status' | 'progress'> => ({ media_url: url, source: { kind: 'url', url } }));
+      return await this.start(items, this.language(r.data.language), r.data.wait ?? true);
+    } catch (err) {
+      const e = asCallscribeError(err);
+      if (e.status >= 500) this.log.error({ err }, 'file API request failed');
+      return failure(e);
+    }
+  }
+
+  private language(lang: string | undefined): string {
+    const l = lang || this.config.defaultLanguage;
+    if (!(l in this.config.languages)) throw new UnsupportedLanguageError(`language "${l}" is not served (CALLSCRIBE_LANGUAGES)`);
+    return l;
+  }
+
+  /** Multipart: each file under `media` or `document` goes to the object store as it streams in. */
+  private async upload(req: UpgradeRequest, body: Readable): Promise<AnyReply> {
+    const taskId = this.store.newId();
+    const items: Omit<TaskItem, 'status' | 'progress'>[] = [];
+    const fields: Record<string, string> = {};
+    const stored: Promise<void>[] = [];
+    let problem: CallscribeError | null = null;
+    const base = this.config.files.publicUrl ?? `http://${req.header('host') || 'localhost'}`;
+    await new Promise<void>((resolve, reject) => {
+      let bb: busboy.Busboy;
+      try {
+        bb = busboy({
+          headers: { 'content-type': req.header('content-type') },
+          limits: { fileSize: this.config.files.maxMediaBytes, files: MAX_FILES, fields: 20, fieldSize: 1024 },
+        });
+      } catch (err) {
+        return reject(new BadRequestError('bad multipart/form-data header', { cause: err }));
+      }
+      bb.on('file', (name, file, info) => {
+        if (name !== 'media' && name !== 'document') {
+          problem ??= new BadRequestError(`unexpected file field "${name}" (send the file as \`media\`)`);
+          return void file.resume();
+        }
+        const filename = safeName(info.filename || `media-${items.length + 1}`);
+        const object = `${taskId}/${items.length + 1}-${filename}`;
+        items.push({ media_url: `${base}/media/files/${object.split('/').map(encodeURIComponent).join('/')}`, source: { kind: 'upload', object, filename } });
+        stored.push(this.store.putMedia(object, file).then(() => {
+          if ((file as Readable & { truncated?: boolean }).truncated) {
+            problem ??= new MediaTooLargeError(`"${filename}" is over CALLSCRIBE_MAX_MEDIA_BYTES`);
+          }
+        }));
+      });
+      bb.on('field', (name, value) => { fields[name] = value; });
+      bb.on('filesLimit', () => { problem ??= new BadRequestError(`at most ${MAX_FILES} files per request`); });
+      bb.on('error', (err) => reject(new BadRequestError('malformed multipart/form-data body', { cause: err })));
+      bb.on('close', () => resolve());
+      body.on('error', (err) => reject(new BadRequestError('the upload was cut off', { cause: err })));
+      body.pipe(bb);
+    });
+    await Promise.all(stored);
+    if (problem || items.length === 0) {
+      for (const i of items) if (i.source.kind === 'upload') await this.store.deleteMedia(i.source.object);
+      throw problem ?? new BadRequestError('no file: upload it under the `media` field');
+    }
+    const wait = fields.wait === undefined ? true : Wait.safeParse(fields.wait).data;
+    if (wait === undefined) throw new BadRequestError('`wait` must be true or false');
+    return this.start(items, this.language(fields.language), wait, taskId);
+  }
+
+  private async start(items: Omit<TaskItem, 'status' | 'progress'>[], language: string, wait: boolean, id = this.store.newId()): Promise<AnyReply> {
+    const now = new Date().toISOString();
+    const task: Task = {
+      id, state: 'PENDING', language, created_at: now, updated_at: now, deadline: Date.now() + this.config.files.taskTimeoutMs,
+      owner: null, attempts: 0, items: items.map((i) => ({ ...i, status: 'pending', progress: 0 })),
+    };
+    await this.store.put(task);
+    const run = this.runner.run(task);
+    if (!wait) {
+      run.catch((err) => this.log.error({ err, task: id }, 'file task failed'));
+      return json(200, { state: 'PENDING', task_ids: [id] });
+    }
+    const done = await run;
+    if (done.state === 'TIMEOUT') return json(200, { state: 'TIMEOUT', task_ids: [id] });
+    return json(200, done.items.map(itemResult));
+  }
+
+  /** Polling: PENDING while any runs, TIMEOUT or FAILURE if any ended so, else every result in order. */
+  private async status(ids: string[]): Promise<HttpReply> {
+    const tasks: Task[] = [];
+    for (const id of ids) {
+      const t = await this.store.get(id);
+      if (!t) return json(404, { state: 'FAILURE', error: { code: 'CS_ERR_TASK_NOT_FOUND', message: `no task "${id.slice(0, 64)}"` } });
+      tasks.push(t);
+    }
+    if (tasks.some((t) => t.state === 'PENDING')) {
+      const items = tasks.flatMap((t) => t.items);
+      const progress = items.reduce((n, i) => n + i.progress, 0) / items.length;
+      return json(200, { state: 'PENDING', progress: Number(progress.toFixed(3)) });
+    }
+    if (tasks.some((t) => t.state === 'TIMEOUT')) return json(200, { state: 'TIMEOUT' });
+    const items = tasks.flatMap((t) => t.items);
+    const failed = items.find((i) => i.status === 'failed');
+    if (failed) return json(200, { state: 'FAILURE', error: failed.error, results: items.map(itemResult) });
+    return json(200, items.map(itemResult));
+  }
+
+  /** `GET /media/files/{task}/{name}`: a stored upload, streamed. */
+  async media(object: string): Promise<AnyReply> {
+    const m = /^[A-Za-z0-9-]{1,64}\/[^/]{1,300}$/.test(object) ? await this.store.getMedia(object) : null;
+    if (!m) return json(404, { code: 'CS_ERR_NOT_FOUND', message: 'no such media' });
+    return { status: 200, type: 'application/octet-stream', headers: { 'Content-Disposition': 'attachment' }, stream: m.stream };
+  }
+}
+
+/** One item of the answer list: the Harf shape, or a FAILURE item with its reason. */
+function itemResult(i: TaskItem): unknown {
+  if (i.status === 'failed') return { media_url: i.media_url, state: 'FAILURE', error: i.error };
+  return { media_url: i.media_url, duration: i.duration ?? '0:00:00', segments: i.segments ?? [] };
+}
+
+/** An uploaded file's name, kept readable but safe as an object name and a URL path segment. */
+function safeName(name: string): string {
+  const base = name.split(/[\\/]/).pop() ?? '';
+  return base.replace(/[^A-Za-z0-9._-]+/g, '_').replace(/^\.+/, '').slice(0, 120) || 'media';
+}
+
+async function readAll(body: Readable, max: number): Promise<Buffer> {
+  const parts: Buffer[] = [];
+  let n = 0;
+  for await (const chunk of body) {
+    n += (chunk as Buffer).length;
+    if (n > max) throw new BadRequestError(`a JSON body over ${max} bytes`);
+    parts.push(chunk as Buffer);
+  }
+  return Buffer.concat(parts);
+}

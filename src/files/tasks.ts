@@ -1,0 +1,102 @@
+/**
+ * File transcription tasks (the Harf file API) and their uploads, in JetStream: tasks in the KV
+ * bucket `harf_tasks`, uploaded media in the object store `harf_media`. Nothing lives only in memory,
+ * so a task survives a restart of the gateway that ran it and any gateway can answer for it.
+ */
+import { Readable } from 'node:stream';
+import { randomUUID } from 'node:crypto';
+import type { NatsConnection } from '@nats-io/transport-node';
+import { Kvm, type KV } from '@nats-io/kv';
+import { Objm, type ObjectStore } from '@nats-io/obj';
+import { z } from 'zod';
+
+export const TaskSegment = z.object({ start: z.string(), end: z.string(), text: z.string() });
+export type TaskSegment = z.infer<typeof TaskSegment>;
+
+/** Where an item's media comes from: a URL fetched by us, or an upload kept in the object store. */
+export const MediaSource = z.discriminatedUnion('kind', [
+  z.object({ kind: z.literal('url'), url: z.string() }),
+  z.object({ kind: z.literal('upload'), object: z.string(), filename: z.string() }),
+]);
+export type MediaSource = z.infer<typeof MediaSource>;
+
+export const TaskItem = z.object({
+  media_url: z.string(),
+  source: MediaSource,
+  status: z.enum(['pending', 'running', 'done', 'failed']),
+  duration: z.string().optional(),
+  segments: z.array(TaskSegment).optional(),
+  error: z.object({ code: z.string(), message: z.string() }).optional(),
+  /** 0..1 of this item, for progress displays. */
+  progress: z.number().default(0),
+});
+export type TaskItem = z.infer<typeof TaskItem>;
+
+export const Task = z.object({
+  id: z.string(),
+  state: z.enum(['PENDING', 'SUCCESS', 'FAILURE', 'TIMEOUT']),
+  language: z.string(),
+  created_at: z.string(),
+  updated_at: z.string(),
+  deadline: z.number(),
+  /** The gateway running it now (a restarted one takes over tasks it finds PENDING). */
+  owner: z.string().nullable(),
+  /** How many times a restart resumed it; past the limit it is failed, not retried forever. */
+  attempts: z.number().int().default(0),
+  items: z.array(TaskItem),
+});
+export type Task = z.infer<typeof Task>;
+
+export class TaskStore {
+  private constructor(private readonly kv: KV, private readonly media: ObjectStore) {}
+
+  static async open(nc: NatsConnection, replicas = 1): Promise<TaskStore> {
+    const kv = await new Kvm(nc).create('harf_tasks', { history: 1, replicas });
+    const media = await new Objm(nc).create('harf_media', { replicas });
+    return new TaskStore(kv, media);
+  }
+
+  newId(): string {
+    return randomUUID();
+  }
+
+  async put(task: Task): Promise<void> {
+    task.updated_at = new Date().toISOString();
+    await this.kv.put(task.id, JSON.stringify(task));
+  }
+
+  async get(id: string): Promise<Task | null> {
+    if (!/^[A-Za-z0-9_-]{1,64}$/.test(id)) return null;
+    const e = await this.kv.get(id);
+    if (!e || e.operation !== 'PUT' || e.length === 0) return null;
+    const r = Task.safeParse(e.json());
+    return r.success ? r.data : null;
+  }
+
+  /** Tasks still PENDING (a restart resumes them). */
+  async pending(): Promise<Task[]> {
+    const out: Task[] = [];
+    for await (const key of await this.kv.keys()) {
+      const t = await this.get(key);
+      if (t?.state === 'PENDING') out.push(t);
+    }
+    return out;
+  }
+
+  /** Stores an upload's bytes under `name`; resolves with the stored size. */
+  async putMedia(name: string, data: Readable): Promise<number> {
+    const info = await this.media.put({ name }, Readable.toWeb(data) as ReadableStream<Uint8Array>);
+    return info.size;
+  }
+
+  /** A stored upload as a Node stream, or null. */
+  async getMedia(name: string): Promise<{ stream: Readable; size: number } | null> {
+    const r = await this.media.get(name);
+    if (!r) return null;
+    return { stream: Readable.fromWeb(r.data as import('node:stream/web').ReadableStream<Uint8Array>), size: r.info.size };
+  }
+
+  async deleteMedia(name: string): Promise<void> {
+    await this.media.delete(name).catch(() => undefined);
+  }
+}

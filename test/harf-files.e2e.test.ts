@@ -1,0 +1,205 @@
+import { spawnSync } from 'node:child_process';
+import fs from 'node:fs';
+import http from 'node:http';
+import os from 'node:os';
+import path from 'node:path';
+import type { AddressInfo } from 'node:net';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { FIXTURES, pocketsphinxDirect, startCallscribe, type Running } from './lib/proc.js';
+import { normalizeWords, wer } from '../src/quality/wer.js';
+import { parseHms } from '../src/protocol/harf.js';
+
+const TOKEN = 'files-token';
+const REF = fs.readFileSync(path.join(FIXTURES, 'call-en.ref'), 'utf8').trim();
+const CALL = path.join(FIXTURES, 'call-en-16k.wav');
+
+let app: Running;
+let api: string;
+let files: http.Server;
+let media: string;
+let dir: string;
+
+/** The call joined `n` times (n × 28 s), as a 16 kHz WAV: "several LibriVox clips joined". */
+function joined(n: number): string {
+  const out = path.join(dir, `call-x${n}.wav`);
+  const list = path.join(dir, `list-${n}.txt`);
+  fs.writeFileSync(list, Array.from({ length: n }, () => `file '${CALL}'`).join('\n'));
+  const r = spawnSync('ffmpeg', ['-loglevel', 'error', '-y', '-f', 'concat', '-safe', '0', '-i', list, '-c', 'copy', out]);
+  if (r.status !== 0) throw new Error(String(r.stderr));
+  return out;
+}
+
+beforeAll(async () => {
+  dir = fs.mkdtempSync(path.join(os.tmpdir(), 'callscribe-files-'));
+  fs.copyFileSync(CALL, path.join(dir, 'call.wav'));
+  spawnSync('ffmpeg', ['-loglevel', 'error', '-y', '-i', CALL, '-c:a', 'libmp3lame', '-b:a', '64k', path.join(dir, 'call.mp3')]);
+  fs.writeFileSync(path.join(dir, 'notes.txt'), 'this is not audio\n'.repeat(100));
+  fs.writeFileSync(path.join(dir, 'big.bin'), Buffer.alloc(6 * 1024 * 1024, 7));
+  joined(4);
+  // The "internet": a plain file server on loopback (the `all` role on a loopback HOST may fetch from it).
+  files = http.createServer((req, res) => {
+    const f = path.join(dir, path.basename(decodeURIComponent(req.url ?? '/')));
+    if (!req.url?.startsWith('/files/') || !fs.existsSync(f)) return void res.writeHead(404).end('not found');
+    res.writeHead(200, { 'Content-Length': fs.statSync(f).size });
+    fs.createReadStream(f).pipe(res);
+  });
+  await new Promise<void>((r) => files.listen(0, '127.0.0.1', () => r()));
+  media = `http://127.0.0.1:${(files.address() as AddressInfo).port}/files`;
+  app = await startCallscribe('all', { CALLSCRIBE_HARF_TOKENS: TOKEN, CALLSCRIBE_MAX_MEDIA_BYTES: String(5 * 1024 * 1024) });
+  api = `http://127.0.0.1:${app.ready.port}/api/transcribe_files/`;
+});
+
+afterAll(async () => {
+  files?.close();
+  expect(await app?.stop()).toBe(0);
+});
+
+const auth = { Authorization: `Token ${TOKEN}`, connection: 'close' };
+
+async function postJson(body: unknown, base = api): Promise<{ status: number; body: any }> {
+  const r = await fetch(base, { method: 'POST', headers: { ...auth, 'Content-Type': 'application/json' }, body: typeof body === 'string' ? body : JSON.stringify(body) });
+  return { status: r.status, body: await r.json() };
+}
+
+async function upload(field: string, file: string, extra: Record<string, string> = {}, base = api): Promise<{ status: number; body: any }> {
+  const form = new FormData();
+  form.append(field, new Blob([fs.readFileSync(file)]), path.basename(file));
+  for (const [k, v] of Object.entries(extra)) form.append(k, v);
+  const r = await fetch(base, { method: 'POST', headers: auth, body: form });
+  return { status: r.status, body: await r.json() };
+}
+
+async function poll(ids: string[], key = 'task_ids', base = api, timeoutMs = 120_000): Promise<any> {
+  const end = Date.now() + timeoutMs;
+  for (;;) {
+    const r = await postJson({ [key]: ids }, base);
+    expect(r.status).toBe(200);
+    if (r.body.state !== 'PENDING') return r.body;
+    if (Date.now() > end) throw new Error('task still PENDING');
+    await new Promise((res) => setTimeout(res, 300));
+  }
+}
+
+const text = (item: any) => item.segments.map((s: any) => s.text).join(' ');
+
+describe('harf files - transcription', () => {
+  it('harf files - a media URL, wait (the default): one item with duration and segments, WER within 0.03 of the engine', async () => {
+    const url = `${media}/call.wav`;
+    const r = await postJson({ media_urls: [url] });
+    expect(r.status).toBe(200);
+    expect(r.body).toHaveLength(1);
+    const item = r.body[0];
+    expect(item.media_url).toBe(url);
+    expect(item.duration).toBe('0:00:27');
+    for (const s of item.segments) expect(s.start).toMatch(/^\d+:\d\d:\d\d$/);
+    const through = wer(REF, text(item));
+    const engine = wer(REF, pocketsphinxDirect(CALL));
+    console.log(JSON.stringify({ files: 'URL, 16 kHz WAV', wer_gateway: Number(through.toFixed(3)), wer_engine: Number(engine.toFixed(3)) }));
+    expect(through).toBeLessThanOrEqual(engine + 0.03);
+  });
+
+  it('harf files - uploads under `media` and under `document` (the document\'s samples); the upload is served back with the token', async () => {
+    for (const field of ['media', 'document']) {
+      const r = await upload(field, path.join(dir, 'call.mp3'));
+      expect(r.status).toBe(200);
+      const item = r.body[0];
+      expect(item.media_url).toMatch(/\/media\/files\/[0-9a-f-]+\/1-call\.mp3$/);
+      expect(wer(REF, text(item))).toBeLessThan(0.5);
+      const served = await fetch(item.media_url, { headers: auth });
+      expect(served.status).toBe(200);
+      expect(Buffer.from(await served.arrayBuffer()).equals(fs.readFileSync(path.join(dir, 'call.mp3')))).toBe(true);
+      expect((await fetch(item.media_url, { headers: { connection: 'close' } })).status).toBe(401);
+    }
+  });
+
+  it('harf files - async: wait=false gives PENDING and task_ids; polling (task_ids or tasks_ids) gives the list', async () => {
+    const r = await postJson({ media_urls: [`${media}/call.wav`, `${media}/call.mp3`], wait: false });
+    expect(r.status).toBe(200);
+    expect(r.body.state).toBe('PENDING');
+    expect(r.body.task_ids).toHaveLength(1);
+    const first = await postJson({ tasks_ids: r.body.task_ids });
+    expect(['PENDING', undefined]).toContain(first.body.state);
+    const done = await poll(r.body.task_ids, 'tasks_ids');
+    expect(done.map((i: any) => i.media_url)).toEqual([`${media}/call.wav`, `${media}/call.mp3`]);
+    expect(await poll(r.body.task_ids, 'task_ids')).toEqual(done);
+  });
+
+  it('harf files - a long file (the call joined 4 times) is cut, transcribed in parallel and merged in order with correct times', async () => {
+    const started = Date.now();
+    const r = await upload('media', path.join(dir, 'call-x4.wav'));
+    const took = Date.now() - started;
+    expect(r.status).toBe(200);
+    const item = r.body[0];
+    expect(item.duration).toBe('0:01:51');
+    const starts = item.segments.map((s: any) => parseHms(s.start));
+    for (let i = 1; i < starts.length; i++) expect(starts[i]).toBeGreaterThanOrEqual(starts[i - 1]);
+    expect(parseHms(item.segments.at(-1).end)).toBeGreaterThan(100_000);
+    // Every copy of the call has its utterances at its own times (the copies are joined without a
+    // pause, so a copy's last utterance and the next one's first may share a segment).
+    for (let k = 0; k < 4; k++) {
+      expect(starts.filter((t: number) => t >= k * 27_930 && t < (k + 1) * 27_930).length).toBeGreaterThanOrEqual(3);
+    }
+    const ref4 = [REF, REF, REF, REF].join(' ');
+    const through = wer(ref4, text(item));
+    const engine = wer(ref4, pocketsphinxDirect(path.join(dir, 'call-x4.wav')));
+    console.log(JSON.stringify({ files: 'call x4 (111 s) uploaded', wall_ms: took, segments: item.segments.length, wer_gateway: Number(through.toFixed(3)), wer_engine: Number(engine.toFixed(3)) }));
+    expect(through).toBeLessThanOrEqual(engine + 0.03);
+  });
+});
+
+describe('harf files - bad input', () => {
+  it('harf files - per file: unreachable, 404, not media, too large → FAILURE items with a code; good files beside them still transcribed', async () => {
+    const r = await postJson({ media_urls: ['http://127.0.0.1:1/x.wav', `${media}/missing.wav`, `${media}/notes.txt`, `${media}/big.bin`, `${media}/call.wav`] });
+    expect(r.status).toBe(200);
+    expect(r.body.map((i: any) => i.state === 'FAILURE' ? i.error.code : 'OK')).toEqual([
+      'CS_ERR_FETCH_FAILED', 'CS_ERR_FETCH_FAILED', 'CS_ERR_BAD_MEDIA', 'CS_ERR_MEDIA_TOO_LARGE', 'OK',
+    ]);
+    expect(normalizeWords(text(r.body[4])).length).toBeGreaterThan(30);
+  });
+
+  it('harf files - per request: malformed JSON, missing fields, no file, an upload over the limit, no token, an unknown task → 4xx with a JSON code', async () => {
+    expect(await postJson('{"media_urls": [')).toMatchObject({ status: 400, body: { state: 'FAILURE', error: { code: 'CS_ERR_BAD_REQUEST' } } });
+    expect(await postJson({ wait: true })).toMatchObject({ status: 400, body: { error: { code: 'CS_ERR_BAD_REQUEST' } } });
+    expect(await postJson({ media_urls: 'http://x' })).toMatchObject({ status: 400, body: { error: { code: 'CS_ERR_BAD_REQUEST' } } });
+    expect(await postJson({ media_urls: ['http://x'], language: 'xx' })).toMatchObject({ status: 400, body: { error: { code: 'CS_ERR_UNSUPPORTED_LANGUAGE' } } });
+    expect(await upload('file', path.join(dir, 'call.mp3'))).toMatchObject({ status: 400, body: { error: { code: 'CS_ERR_BAD_REQUEST' } } });
+    expect(await upload('media', path.join(dir, 'big.bin'))).toMatchObject({ status: 413, body: { error: { code: 'CS_ERR_MEDIA_TOO_LARGE' } } });
+    const noToken = await fetch(api, { method: 'POST', headers: { 'Content-Type': 'application/json', connection: 'close' }, body: '{}' });
+    expect(noToken.status).toBe(401);
+    expect(await postJson({ task_ids: ['nope'] })).toMatchObject({ status: 404, body: { error: { code: 'CS_ERR_TASK_NOT_FOUND' } } });
+    // The server is unharmed.
+    expect((await postJson({ media_urls: [`${media}/call.mp3`] })).status).toBe(200);
+  });
+});
+
+describe('harf files - restart', () => {
+  it('harf files - a task running when the process is killed is resumed by the next start and completes', async () => {
+    const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'callscribe-files-restart-'));
+    const env = { CALLSCRIBE_HARF_TOKENS: TOKEN, CALLSCRIBE_DATA_DIR: dataDir, SIP_PORT: 'off', CALLSCRIBE_WORKER_SLOTS: '1' };
+    let first: Running | null = await startCallscribe('all', env);
+    const base = `http://127.0.0.1:${first.ready.port}/api/transcribe_files/`;
+    const r = await upload('media', path.join(dir, 'call-x4.wav'), { wait: 'false' }, base);
+    expect(r.body.state).toBe('PENDING');
+    // Some progress, then the process dies without a chance to clean up.
+    for (let p = 0; p < 0.2;) {
+      await new Promise((res) => setTimeout(res, 300));
+      p = (await postJson({ task_ids: r.body.task_ids }, base)).body.progress ?? 1;
+    }
+    first.proc.kill('SIGKILL');
+    await new Promise((res) => first!.proc.once('exit', res));
+    first = null;
+    // A new process, configured to refuse private URLs, on the same data (JetStream) takes the task over.
+    const second = await startCallscribe('all', { ...env, CALLSCRIBE_FETCH_ALLOW: 'false' });
+    try {
+      const base2 = `http://127.0.0.1:${second.ready.port}/api/transcribe_files/`;
+      const done = await poll(r.body.task_ids, 'task_ids', base2, 180_000);
+      expect(Array.isArray(done)).toBe(true);
+      expect(done[0].duration).toBe('0:01:51');
+      expect(parseHms(done[0].segments.at(-1).end)).toBeGreaterThan(100_000);
+      const refused = await postJson({ media_urls: [`${media}/call.wav`] }, base2);
+      expect(refused.body[0].error.code).toBe('CS_ERR_URL_NOT_ALLOWED');
+    } finally {
+      expect(await second.stop()).toBe(0);
+    }
+  });
+});
