@@ -10,6 +10,7 @@ import { PocketSphinxEngine } from '../src/asr/pocketsphinx-engine.js';
 import { HarfWsEngine } from '../src/asr/harf-ws-engine.js';
 import { Gateway, HARF_SOCKET_PATH } from './gateway.js';
 import { TokenStore } from './auth.js';
+import { transcribeCommand } from './transcribe-cli.js';
 
 const USAGE = `usage: callscribe <role>
 
@@ -17,6 +18,10 @@ roles:
   all          gateway + ASR worker + embedded nats-server (when NATS_URL is unset); what \`npm start\` runs
   gateway      the HTTP/WebSocket gateway alone, against NATS_URL
   asr-worker   an ASR worker alone, against NATS_URL
+
+commands:
+  transcribe FILE|URL... [--json|--srt|--vtt] [--server URL --token TOKEN]
+               transcribe media files with a progress bar (see \`callscribe transcribe --help\`)
 
 Configuration is by environment variables; see README.md.`;
 
@@ -57,6 +62,7 @@ async function main(argv: string[]): Promise<void> {
     console.log(USAGE);
     process.exit(role ? 0 : 2);
   }
+  if (role === 'transcribe') process.exit(await transcribeCommand(argv.slice(1)));
   if (!['all', 'gateway', 'asr-worker'].includes(role)) {
     console.error(`callscribe: unknown role "${role}"\n\n${USAGE}`);
     process.exit(2);

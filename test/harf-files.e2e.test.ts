@@ -203,3 +203,30 @@ describe('harf files - restart', () => {
     }
   });
 });
+
+describe('harf files - the transcribe command', () => {
+  const cli = (args: string[], env: Record<string, string> = {}) => {
+    const r = spawnSync(process.execPath, [path.join(FIXTURES, '../../bin/callscribe.js'), 'transcribe', ...args], { encoding: 'utf8', env: { ...process.env, ...env }, timeout: 120_000 });
+    return { code: r.status, stdout: r.stdout, stderr: r.stderr };
+  };
+
+  it('harf files - `callscribe transcribe --server --json` against the running server; a failed file exits 1 with its code', () => {
+    const r = cli([path.join(dir, 'call.mp3'), path.join(dir, 'notes.txt'), '--json', '--server', `http://127.0.0.1:${app.ready.port}`, '--token', TOKEN]);
+    expect(r.code).toBe(1);
+    const items = JSON.parse(r.stdout);
+    expect(items).toHaveLength(2);
+    expect(wer(REF, text(items[0]))).toBeLessThan(0.5);
+    expect(items[1].error.code).toBe('CS_ERR_BAD_MEDIA');
+    expect(r.stderr).toContain('100% call.mp3');
+    expect(r.stderr).toContain('CS_ERR_BAD_MEDIA');
+  });
+
+  it('harf files - `callscribe transcribe --vtt` standalone starts its own callscribe, prints WebVTT, exits 0', () => {
+    const r = cli([CALL, '--vtt'], { CALLSCRIBE_URL: '', CALLSCRIBE_TOKEN: '' });
+    expect(r.code).toBe(0);
+    expect(r.stdout.startsWith('WEBVTT\n\n00:00:00.000 --> 00:00:0')).toBe(true);
+    const words = r.stdout.split('\n').filter((l) => l && !l.includes('-->') && l !== 'WEBVTT').join(' ');
+    expect(wer(REF, words)).toBeLessThanOrEqual(wer(REF, pocketsphinxDirect(CALL)) + 0.03);
+    expect(cli(['--bogus']).code).toBe(2);
+  });
+});
