@@ -188,8 +188,9 @@ describe('harf files - restart', () => {
     first.proc.kill('SIGKILL');
     await new Promise((res) => first!.proc.once('exit', res));
     first = null;
-    // A new process, configured to refuse private URLs, on the same data (JetStream) takes the task over.
-    const second = await startCallscribe('all', { ...env, CALLSCRIBE_FETCH_ALLOW: 'false' });
+    // A new process on the same data (JetStream) takes the task over; it refuses private URLs and gives
+    // new tasks 1.5 s (the resumed task keeps the deadline it was given).
+    const second = await startCallscribe('all', { ...env, CALLSCRIBE_FETCH_ALLOW: 'false', CALLSCRIBE_TASK_TIMEOUT_MS: '1500' });
     try {
       const base2 = `http://127.0.0.1:${second.ready.port}/api/transcribe_files/`;
       const done = await poll(r.body.task_ids, 'task_ids', base2, 180_000);
@@ -198,6 +199,9 @@ describe('harf files - restart', () => {
       expect(parseHms(done[0].segments.at(-1).end)).toBeGreaterThan(100_000);
       const refused = await postJson({ media_urls: [`${media}/call.wav`] }, base2);
       expect(refused.body[0].error.code).toBe('CS_ERR_URL_NOT_ALLOWED');
+      const late = await upload('media', path.join(dir, 'call.mp3'), {}, base2);
+      expect(late.body).toMatchObject({ state: 'TIMEOUT', task_ids: [expect.any(String)] });
+      expect((await postJson({ task_ids: late.body.task_ids }, base2)).body).toEqual({ state: 'TIMEOUT' });
     } finally {
       expect(await second.stop()).toBe(0);
     }

@@ -105,13 +105,18 @@ export class ChunkedTranscriber {
       },
       error: (err) => { failed = err; },
     });
-    const abort = () => session.close();
+    // An abort (deadline, shutdown) ends the wait for the chunk's last words at once: the session is closed.
+    let abort = () => {};
+    const aborted = new Promise<never>((_, reject) => {
+      abort = () => reject(asCallscribeError(opts.signal?.reason));
+    });
+    aborted.catch(() => undefined);
     opts.signal?.addEventListener('abort', abort, { once: true });
     try {
       for (let at = chunk.startSample; at < chunk.endSample; at += PUSH_SAMPLES) {
         session.pushPcm(pcm.subarray(at, Math.min(at + PUSH_SAMPLES, chunk.endSample)));
       }
-      await session.finalize();
+      await Promise.race([session.finalize(), aborted]);
       if (failed) throw failed;
       return out;
     } finally {
