@@ -100,20 +100,23 @@ export class TaskRunner {
   }
 
   private async sweep(): Promise<number> {
-    const pending = (await this.deps.store.pending())
-      .filter((t) => !this.running.has(t.id) && Date.now() - Date.parse(t.updated_at) > STALE_MS);
-    for (const t of pending) {
+    const orphans = (await this.deps.store.pending())
+      .filter(({ task }) => !this.running.has(task.id) && Date.now() - Date.parse(task.updated_at) > STALE_MS);
+    let taken = 0;
+    for (const { task: t, revision } of orphans) {
       t.attempts++;
       if (t.attempts > MAX_ATTEMPTS) {
         for (const i of t.items) if (i.status !== 'done') Object.assign(i, { status: 'failed', error: { code: 'CS_ERR_INTERRUPTED', message: 'the task was interrupted by restarts too many times' } });
         t.state = 'FAILURE';
-        await this.deps.store.put(t);
-        continue;
       }
+      // Another gateway may be sweeping the same orphan: the compare-and-set decides who takes it.
+      if (!(await this.deps.store.claim(t, revision, this.deps.owner))) continue;
+      taken++;
+      if (t.state === 'FAILURE') continue;
       this.deps.log.info({ task: t.id, attempt: t.attempts }, 'resuming file task');
       void this.run(t).catch(() => undefined);
     }
-    return pending.length;
+    return taken;
   }
 
   private async execute(task: Task): Promise<Task> {

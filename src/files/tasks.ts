@@ -66,21 +66,40 @@ export class TaskStore {
   }
 
   async get(id: string): Promise<Task | null> {
+    return (await this.entry(id))?.task ?? null;
+  }
+
+  private async entry(id: string): Promise<{ task: Task; revision: number } | null> {
     if (!/^[A-Za-z0-9_-]{1,64}$/.test(id)) return null;
     const e = await this.kv.get(id);
     if (!e || e.operation !== 'PUT' || e.length === 0) return null;
     const r = Task.safeParse(e.json());
-    return r.success ? r.data : null;
+    return r.success ? { task: r.data, revision: e.revision } : null;
   }
 
-  /** Tasks still PENDING (a restart resumes them). */
-  async pending(): Promise<Task[]> {
-    const out: Task[] = [];
+  /** Tasks still PENDING (a restart resumes them), each with the KV revision it was read at. */
+  async pending(): Promise<{ task: Task; revision: number }[]> {
+    const out: { task: Task; revision: number }[] = [];
     for await (const key of await this.kv.keys()) {
-      const t = await this.get(key);
-      if (t?.state === 'PENDING') out.push(t);
+      const e = await this.entry(key);
+      if (e?.task.state === 'PENDING') out.push(e);
     }
     return out;
+  }
+
+  /**
+   * Takes a task over for `owner` only if nobody wrote it since `revision` (KV compare-and-set): of two
+   * gateways sweeping the same orphan, one wins. Resolves false for the loser.
+   */
+  async claim(task: Task, revision: number, owner: string): Promise<boolean> {
+    task.owner = owner;
+    task.updated_at = new Date().toISOString();
+    try {
+      await this.kv.update(task.id, JSON.stringify(task), revision);
+      return true;
+    } catch {
+      return false;
+    }
   }
 
   /** Stores an upload's bytes under `name`; resolves with the stored size. */
