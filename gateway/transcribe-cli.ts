@@ -3,13 +3,10 @@
  * running server (`--server`, `--token`), or of a callscribe started for the occasion (the `all` role
  * on loopback, stopped at the end). A progress bar on stderr; the transcript on stdout.
  */
-import { spawn } from 'node:child_process';
-import { randomBytes } from 'node:crypto';
 import fs from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
-import readline from 'node:readline';
 import { parseHms } from '../src/protocol/harf.js';
+import { startLocalInstance } from '../src/local-instance.js';
 
 const USAGE = `usage: callscribe transcribe FILE|URL... [--json|--srt|--vtt] [--language LANG] [--server URL --token TOKEN]
 
@@ -48,41 +45,6 @@ function parseArgs(argv: string[]): Options {
 }
 
 class UsageError extends Error {}
-
-/** A callscribe of our own: `all` on loopback, a temporary data dir, a random token. */
-async function startLocal(): Promise<{ server: string; token: string; stop: () => Promise<void> }> {
-  const token = randomBytes(16).toString('hex');
-  const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'callscribe-transcribe-'));
-  const bin = path.resolve(import.meta.dirname, '../../bin/callscribe.js');
-  const child = spawn(process.execPath, [bin, 'all'], {
-    env: { ...process.env, PORT: '0', HOST: '127.0.0.1', SIP_PORT: 'off', CALLSCRIBE_DATA_DIR: dataDir, CALLSCRIBE_HARF_TOKENS: token, LOG_LEVEL: 'info', NATS_URL: '' },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  let stderr = '';
-  child.stderr.on('data', (d) => (stderr += d));
-  const port = await new Promise<number>((resolve, reject) => {
-    const rl = readline.createInterface({ input: child.stdout });
-    rl.once('line', (line) => {
-      try {
-        resolve(JSON.parse(line).port);
-      } catch {
-        reject(new Error(`unexpected first line: ${line}`));
-      }
-    });
-    child.once('exit', (code) => reject(new Error(`callscribe exited (${code}) before it was ready: ${stderr.trim()}`)));
-  });
-  child.stdout.resume();
-  return {
-    server: `http://127.0.0.1:${port}`,
-    token,
-    stop: async () => {
-      const exited = new Promise((r) => child.once('exit', r));
-      child.kill('SIGTERM');
-      await exited;
-      fs.rmSync(dataDir, { recursive: true, force: true });
-    },
-  };
-}
 
 class Progress {
   private last = '';
@@ -167,7 +129,7 @@ export async function transcribeCommand(argv: string[]): Promise<number> {
     }
     throw err;
   }
-  const local = o.server ? null : await startLocal();
+  const local = o.server ? null : await startLocalInstance();
   const server = o.server ?? local!.server;
   const token = o.token ?? local?.token ?? '';
   let failed = 0;

@@ -6,56 +6,32 @@
  *
  *   npm run loadtest:files -- [--copies 21] [--json]
  */
-import { spawn, spawnSync } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import readline from 'node:readline';
 import { parseArgs } from 'node:util';
 import { PROJECT_ROOT } from '../src/paths.js';
+import { startLocalInstance } from '../src/local-instance.js';
 import { wer } from '../src/quality/wer.js';
 
 const { values: args } = parseArgs({ options: { copies: { type: 'string', default: '21' }, json: { type: 'boolean', default: false } } });
 const copies = Number(args.copies);
-const TOKEN = 'loadtest-files';
 const call = path.join(PROJECT_ROOT, 'test/fixtures/call-en-16k.wav');
 const ref = fs.readFileSync(path.join(PROJECT_ROOT, 'test/fixtures/call-en.ref'), 'utf8').trim();
 
-async function start(env: Record<string, string>): Promise<{ port: number; slots: number; stop: () => Promise<void> }> {
-  const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'callscribe-lt-files-'));
-  const child = spawn(process.execPath, [path.join(PROJECT_ROOT, 'bin/callscribe.js'), 'all'], {
-    env: { ...process.env, PORT: '0', HOST: '127.0.0.1', SIP_PORT: 'off', CALLSCRIBE_DATA_DIR: dataDir, CALLSCRIBE_HARF_TOKENS: TOKEN, ...env },
-    stdio: ['ignore', 'pipe', 'inherit'],
-  });
-  const ready = await new Promise<{ port: number; engines: Record<string, { slots: number }> }>((resolve, reject) => {
-    readline.createInterface({ input: child.stdout }).once('line', (l) => resolve(JSON.parse(l)));
-    child.once('exit', (c) => reject(new Error(`callscribe exited ${c}`)));
-  });
-  child.stdout.resume();
-  return {
-    port: ready.port,
-    slots: Object.values(ready.engines)[0]?.slots ?? 0,
-    stop: async () => {
-      const exited = new Promise((r) => child.once('exit', r));
-      child.kill('SIGTERM');
-      await exited;
-      fs.rmSync(dataDir, { recursive: true, force: true });
-    },
-  };
-}
-
 async function run(file: string, env: Record<string, string>): Promise<{ slots: number; wallMs: number; wer: number; segments: number }> {
-  const app = await start(env);
+  const app = await startLocalInstance(env);
   try {
     await new Promise((r) => setTimeout(r, 3000)); // the first heartbeats: the gateway learns the free slots
     const form = new FormData();
     form.append('media', await fs.openAsBlob(file), 'long.wav');
     const t0 = performance.now();
-    const res = await fetch(`http://127.0.0.1:${app.port}/api/transcribe_files/`, { method: 'POST', headers: { Authorization: `Token ${TOKEN}` }, body: form });
+    const res = await fetch(`${app.server}/api/transcribe_files/`, { method: 'POST', headers: { Authorization: `Token ${app.token}` }, body: form });
     const items = await res.json() as { segments: { text: string }[] }[];
     const wallMs = performance.now() - t0;
     const text = items[0]!.segments.map((s) => s.text).join(' ');
-    return { slots: app.slots, wallMs, wer: wer(Array(copies).fill(ref).join(' '), text), segments: items[0]!.segments.length };
+    return { slots: Object.values(app.ready.engines ?? {})[0]?.slots ?? 0, wallMs, wer: wer(Array(copies).fill(ref).join(' '), text), segments: items[0]!.segments.length };
   } finally {
     await app.stop();
   }
