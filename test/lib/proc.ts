@@ -18,11 +18,15 @@ export interface Running {
   stop(): Promise<number | null>;
 }
 
-/** Starts the built program (`node bin/callscribe.js <role>`) and waits for its first stdout line, the ready line. */
+/**
+ * Starts the built program (`node bin/callscribe.js <role>`) and waits for its first stdout line, the ready line.
+ * Worker slots default to 4 here: the engine's own sizing measures a real-time factor at start, and on a CI
+ * machine busy with the previous suite it can measure 1 slot, refusing a test's second concurrent session (503).
+ */
 export async function startCallscribe(role: string, env: Record<string, string> = {}, timeoutMs = 30_000): Promise<Running> {
   const dataDir = env.CALLSCRIBE_DATA_DIR ?? fs.mkdtempSync(path.join(os.tmpdir(), 'callscribe-test-'));
   const proc = spawn(process.execPath, [path.join(ROOT, 'bin/callscribe.js'), role], {
-    env: { ...process.env, PORT: '0', HOST: '127.0.0.1', SIP_PORT: '0', LOG_LEVEL: 'info', CALLSCRIBE_DATA_DIR: dataDir, ...env },
+    env: { ...process.env, PORT: '0', HOST: '127.0.0.1', SIP_PORT: '0', LOG_LEVEL: 'info', CALLSCRIBE_WORKER_SLOTS: '4', CALLSCRIBE_DATA_DIR: dataDir, ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   const stderr: string[] = [];
