@@ -1,0 +1,68 @@
+/**
+ * The Voiceponce analysis result: every documented `result_*` field, as one zod schema shared by the
+ * built-in analyzer, the LLM analyzer (which must answer in this shape), the API and the hand-off.
+ */
+import { z } from 'zod';
+
+/** The 12 emotions an analysis may name; nothing else is ever answered. */
+export const EMOTIONS = [
+  'joy', 'gratitude', 'satisfaction', 'admiration', 'hope', 'surprise',
+  'anger', 'frustration', 'disappointment', 'sadness', 'fear', 'confusion',
+] as const;
+export const Emotion = z.enum(EMOTIONS);
+export type Emotion = z.infer<typeof Emotion>;
+
+export const Tone = z.enum(['positive', 'neutral', 'negative']);
+export type Tone = z.infer<typeof Tone>;
+
+export const EvidenceLevel = z.enum(['low', 'medium', 'high']);
+
+/** What the feedback is about. */
+export const CATEGORIES = ['product', 'service', 'application', 'delivery', 'support', 'price', 'other'] as const;
+export const Category = z.enum(CATEGORIES);
+
+export const FEEDBACK_TYPES = ['complaint', 'praise', 'suggestion', 'question', 'mixed', 'neutral'] as const;
+export const FeedbackType = z.enum(FEEDBACK_TYPES);
+
+/** When what is described happens: it happened (past), is happening (present), will or may (future), keeps happening (recurring). */
+export const TEMPORAL_ASPECTS = ['past', 'present', 'future', 'recurring'] as const;
+export const TemporalAspect = z.enum(TEMPORAL_ASPECTS);
+
+/** The languages the built-in analyzer knows; others are analyzed with the English rules. */
+export const ANALYZER_LANGUAGES = ['ru', 'en', 'fa'] as const;
+
+export const AnalysisResult = z.object({
+  /** The text analyzed, as transcribed or given. */
+  result_text: z.string(),
+  /** Fillers and repeats removed, sentences capitalized and punctuated. */
+  result_revised_text: z.string(),
+  /** One or two sentences. */
+  result_tldr: z.string(),
+  /** The product, service or thing the feedback names; null when none is named. */
+  result_name: z.string().nullable(),
+  result_category: Category,
+  result_type_of_feedback: FeedbackType,
+  /** The problem described, in the reviewer's words; null when there is none. */
+  result_problem: z.string().nullable(),
+  result_evidence_level: EvidenceLevel,
+  result_temporal_aspect: TemporalAspect,
+  result_keywords: z.array(z.string()).max(20),
+  result_tone: Tone,
+  result_emotions: z.array(Emotion).max(EMOTIONS.length),
+  /** What the reviewer asks for (a refund, a fix, a call back); null when nothing is asked. */
+  result_call_to_action: z.string().nullable(),
+});
+export type AnalysisResult = z.infer<typeof AnalysisResult>;
+
+/** What an analyzer is given besides the text: the subject_* fields of the record, when there are any. */
+export interface AnalysisSubject {
+  title?: string | null;
+  description?: string | null;
+  rating?: number | null;
+  maxRating?: number | null;
+}
+
+export interface Analyzer {
+  readonly name: string;
+  analyze(text: string, language: string, subject?: AnalysisSubject): Promise<AnalysisResult>;
+}
