@@ -76,6 +76,13 @@ export abstract class CallSocketSession implements SocketSession {
       return this.fail(asCallscribeError(err));
     }
     if (this.state !== 'finalizing') return;
+    // Asked with ?analyze=true: the analysis comes before the last words and the close.
+    const analysis = this.call.analysisSettled();
+    if (analysis) {
+      const outcome = await analysis;
+      if (this.state !== 'finalizing') return;
+      this.send(JSON.stringify({ type: 'analysis', ...outcome }));
+    }
     this.lastWords();
     this.closed();
     this.sink.close(1000, 'finalized');

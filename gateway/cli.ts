@@ -11,13 +11,19 @@ import { HarfWsEngine } from '../src/asr/harf-ws-engine.js';
 import { Gateway, HARF_SOCKET_PATH } from './gateway.js';
 import { TokenStore } from './auth.js';
 import { transcribeCommand } from './transcribe-cli.js';
+import { AsrClient } from '../src/bus/asr-client.js';
+import { TranscriptionStore } from '../src/analysis/records.js';
+import { AnalysisWorker } from '../src/analysis/worker.js';
+import { createAnalyzer } from '../src/analysis/analyzer.js';
 
 const USAGE = `usage: callscribe <role>
 
 roles:
-  all          gateway + ASR worker + embedded nats-server (when NATS_URL is unset); what \`npm start\` runs
-  gateway      the HTTP/WebSocket gateway alone, against NATS_URL
-  asr-worker   an ASR worker alone, against NATS_URL
+  all              gateway + ASR worker + analysis worker + embedded nats-server (when NATS_URL is unset);
+                   what \`npm start\` runs
+  gateway          the HTTP/WebSocket gateway alone, against NATS_URL
+  asr-worker       an ASR worker alone, against NATS_URL
+  analysis-worker  a Voiceponce analysis worker alone (the VOICEPONCE_JOBS work queue), against NATS_URL
 
 commands:
   transcribe FILE|URL... [--json|--srt|--vtt] [--server URL --token TOKEN]
@@ -63,7 +69,7 @@ async function main(argv: string[]): Promise<void> {
     process.exit(role ? 0 : 2);
   }
   if (role === 'transcribe') process.exit(await transcribeCommand(argv.slice(1)));
-  if (!['all', 'gateway', 'asr-worker'].includes(role)) {
+  if (!['all', 'gateway', 'asr-worker', 'analysis-worker'].includes(role)) {
     console.error(`callscribe: unknown role "${role}"\n\n${USAGE}`);
     process.exit(2);
   }
@@ -107,6 +113,24 @@ async function main(argv: string[]): Promise<void> {
     if (gateway.sipPort !== null) ready.sip = gateway.sipPort;
   }
 
+  if (role === 'all' || role === 'analysis-worker') {
+    // Audio inputs are transcribed on the ASR workers: the gateway's bus client, or one of our own.
+    let asr = gateway?.asr ?? null;
+    if (!asr) {
+      const own = new AsrClient(nc, config, log);
+      own.start();
+      closers.push(async () => own.close());
+      asr = own;
+    }
+    const store = await TranscriptionStore.open(nc);
+    const analysis = new AnalysisWorker({ store, analyzer: createAnalyzer(config, log), asr, config, log });
+    await analysis.start();
+    // Closed after the gateway: a stream finalized during shutdown still gets its analysis; jobs under way
+    // finish, or go back to the queue for the next worker.
+    closers.push(() => analysis.close());
+    ready.analysis = config.analysis.llm ? 'llm' : 'builtin';
+  }
+
   log.info(ready, 'ready');
   if (gateway) banner(config, gateway, role);
 
@@ -137,6 +161,10 @@ function banner(config: Config, gateway: Gateway, role: string): void {
     ...(gateway.sipPort !== null ? [`  SIP:         sip:callscribe@${host}:${gateway.sipPort} (UDP and TCP), RTP ${config.sip.rtpPortMin}-${config.sip.rtpPortMax}`] : []),
     `  languages:   ${Object.entries(config.languages).map(([l, e]) => `${l} (${e})`).join(', ')}`,
   ];
+  if (gateway.voiceponceAdmin) {
+    lines.push(`  Voiceponce:  admin account "${gateway.voiceponceAdmin.username}", password ${gateway.voiceponceAdmin.password}  (generated once; set CALLSCRIBE_ACCOUNTS to choose)`);
+  }
+  lines.push(`  API docs:    http://${host}:${gateway.port}/docs`);
   if (gateway.tokens.generated) lines.push(`  Harf token:  ${gateway.tokens.generated}  (generated, kept in ${config.dataDir}/harf-token)`);
   else lines.push(`  Harf tokens: from CALLSCRIBE_HARF_TOKENS`);
   process.stderr.write(lines.join('\n') + '\n');

@@ -16,7 +16,15 @@ import { HarfSocketSession } from './harf-socket.js';
 import { ListenSession } from './listen-socket.js';
 import { AudioHookSession } from '../adapters/audiohook/audiohook.js';
 import { CallEventsSession, CallsApi, LiveCalls } from './calls-api.js';
-import { publicFiles } from './static.js';
+import { publicFiles, swaggerFiles } from './static.js';
+import { Kvm } from '@nats-io/kv';
+import { AccountBook, TokenSigner } from '../src/analysis/accounts.js';
+import { TranscriptionStore } from '../src/analysis/records.js';
+import { type AnalysisHandoff, BuiltinHandoff } from '../src/analysis/handoff.js';
+import type { CallAnalysis } from '../src/calls/call.js';
+import { VoiceponceApi } from './voiceponce-api.js';
+import { buildOpenApi } from './openapi.js';
+import { RemoteHandoff } from '../adapters/voiceponce-remote/handoff.js';
 import { TwilioMediaSession } from '../adapters/twilio/twilio-media.js';
 import { SipServer } from '../adapters/sip/sip-server.js';
 import type { CallRecord } from '../src/calls/record.js';
@@ -40,6 +48,10 @@ export class Gateway {
   private sip: SipServer | null = null;
   private files: HarfFilesApi | null = null;
   private runner: TaskRunner | null = null;
+  private voiceponce: VoiceponceApi | null = null;
+  private analysis: CallAnalysis | null = null;
+  /** The generated Voiceponce admin, when this process created it (printed once in the banner). */
+  voiceponceAdmin: { username: string; password: string } | null = null;
   port = 0;
   /** The SIP UAS port (UDP and TCP), null when SIP_PORT=off. */
   sipPort: number | null = null;
@@ -58,7 +70,9 @@ export class Gateway {
     };
     const harfRoute: WsRoute<Call> = {
       ...limits,
-      prepare: (req) => this.openCall(req, { source: 'harf', language: req.query('language') || config.defaultLanguage, labels: [null] }),
+      prepare: (req) => this.openCall(req, {
+        source: 'harf', language: req.query('language') || config.defaultLanguage, labels: [null], analyze: req.query('analyze') === 'true',
+      }),
       open: (sink, call) => new HarfSocketSession({ config, log }, sink, call),
       abandon: (call) => call.close('client gone during upgrade'),
     };
@@ -86,6 +100,18 @@ export class Gateway {
       .post('/api/transcribe_files/', (req, body) => this.authorized(req, () => this.files!.post(req, body)))
       .post('/api/transcribe_files', (req, body) => this.authorized(req, () => this.files!.post(req, body)))
       .get('/media/files/:task/:name', (req) => this.authorized(req, () => this.files!.media(`${req.param(0)}/${req.param(1)}`)))
+      // Voiceponce (its own bearer tokens, checked inside)
+      .post('/api/v1/token', (req, body) => this.voiceponce!.token(req, body))
+      .get('/api/v1/version', () => this.voiceponce!.version())
+      .post('/api/v1/transcriptions', (req, body) => this.voiceponce!.create(req, body))
+      .post('/api/v1/transcriptions/', (req, body) => this.voiceponce!.create(req, body))
+      .get('/api/v1/transcriptions/:id/status', (req) => this.voiceponce!.status(req, req.param(0)))
+      .get('/api/v1/transcriptions/:id/result', (req) => this.voiceponce!.result(req, req.param(0)))
+      .get('/api/v1/transcriptions/:id', (req) => this.voiceponce!.get(req, req.param(0)))
+      .del('/api/v1/transcriptions/:id', (req) => this.voiceponce!.delete(req, req.param(0)))
+      .get('/openapi.json', () => this.openapi)
+      .get('/docs', () => publicFiles.file('docs.html')).get('/docs/', () => publicFiles.file('docs.html'))
+      .get('/docs/:file', (req) => (req.param(0) === 'docs.js' ? publicFiles.file('docs.js') : swaggerFiles.file(req.param(0))))
       .get('/v1/calls', (req) => this.authorized(req, () => this.api!.list(req.query('status'))))
       .get('/v1/calls/:id', (req) => this.authorized(req, () => this.api!.get(req.param(0))))
       .get('/healthz', () => ({ status: 200, body: JSON.stringify({ status: 'ok' }) }))
@@ -97,6 +123,11 @@ export class Gateway {
       .get('/metrics', async () => ({ status: 200, type: registry.contentType, body: await registry.metrics() }))
       .notFound();
   }
+
+  /** Built once: the document only changes with the code. */
+  private readonly openapi: HttpReply = {
+    status: 200, body: JSON.stringify(buildOpenApi(process.env.npm_package_version ?? '0.1.0')), headers: { 'Cache-Control': 'no-cache' },
+  };
 
   private checkToken(req: UpgradeRequest): Refusal | null {
     if (this.tokens.check(tokenFrom(req.header('authorization'), req.query('token')))) return null;
@@ -130,7 +161,8 @@ export class Gateway {
     if (!(opts.language in this.config.languages)) {
       throw new UnsupportedLanguageError(`language "${opts.language}" is not served (CALLSCRIBE_LANGUAGES)`);
     }
-    const call = await Call.open({ asr: this.asr, store: this.store!, log: this.log }, opts);
+    const call = await Call.open({ asr: this.asr, store: this.store!, log: this.log, analysis: this.analysis },
+      { ...opts, analyze: opts.analyze ?? this.config.analysis.analyzeCalls });
     this.live.add(call);
     return call;
   }
@@ -166,7 +198,7 @@ export class Gateway {
       return refusal(asCallscribeError(err));
     }
     const labels = params.channels === 2 ? [req.query('label0') ?? null, req.query('label1') ?? null] : [null];
-    const r = await this.openCall(req, { id: params.callId, source: 'listen', language: params.language, labels });
+    const r = await this.openCall(req, { id: params.callId, source: 'listen', language: params.language, labels, analyze: params.analyze });
     return 'context' in r ? { context: { params, call: r.context } } : r;
   }
 
@@ -185,6 +217,16 @@ export class Gateway {
     const tasks = await TaskStore.open(this.nc);
     this.runner = new TaskRunner({ store: tasks, asr: this.asr, config: this.config, log: this.log, allowPrivate: this.allowPrivateFetch, owner: this.asr.gatewayId });
     this.files = new HarfFilesApi(tasks, this.runner, this.config, this.log);
+    // Voiceponce: records and jobs in JetStream, accounts and the token secret shared by every gateway.
+    const transcriptions = await TranscriptionStore.open(this.nc);
+    const auth = await new Kvm(this.nc).create('voiceponce_auth', { history: 1 });
+    const accounts = await AccountBook.open(this.config.analysis.accounts, auth);
+    this.voiceponceAdmin = accounts.generated;
+    const signer = await TokenSigner.open(auth, this.config.analysis.tokenTtlMs);
+    this.voiceponce = new VoiceponceApi({ accounts, tokens: signer, store: transcriptions, config: this.config, log: this.log });
+    const remote = this.config.analysis.remote;
+    const handoff: AnalysisHandoff = remote ? new RemoteHandoff(remote, this.log) : new BuiltinHandoff(transcriptions);
+    this.analysis = { handoff, timeoutMs: this.config.analysis.timeoutMs, webhookUrl: this.config.analysis.webhookUrl };
     this.asr.start();
     this.port = await this.server.listen(this.config.host, this.config.port);
     if (this.config.sip.port !== null) {

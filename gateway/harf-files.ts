@@ -13,6 +13,7 @@ import { BadRequestError, CallscribeError, MediaTooLargeError, UnsupportedLangua
 import type { Task, TaskItem, TaskStore } from '../src/files/tasks.js';
 import type { TaskRunner } from '../src/files/task-runner.js';
 import type { AnyReply, HttpReply, UpgradeRequest } from './server.js';
+import { readAll, safeName } from './body.js';
 
 /** A JSON body larger than this is not a list of URLs. */
 const MAX_JSON_BYTES = 1024 * 1024;
@@ -25,13 +26,29 @@ const failure = (err: CallscribeError): HttpReply => json(err.status, { state: '
 /** `wait` as JSON gives it (boolean) or as a form field gives it ("false", "0"...). */
 const Wait = z.union([z.boolean(), z.enum(['true', 'false', '1', '0', 'True', 'False'])]).transform((v) => v === true || v === 'true' || v === '1' || v === 'True');
 
-const JsonRequest = z.object({
+/** The JSON body of `POST /api/transcribe_files/` (also the OpenAPI document's schema). */
+export const HarfFilesRequest = z.object({
   media_urls: z.array(z.string().min(1).max(8192)).min(1).max(MAX_URLS).optional(),
   task_ids: z.array(z.string()).min(1).max(MAX_URLS).optional(),
   tasks_ids: z.array(z.string()).min(1).max(MAX_URLS).optional(),
   wait: Wait.optional(),
   language: z.string().optional(),
-});
+}).meta({ id: 'HarfFilesRequest' });
+
+const HarfSegment = z.object({ start: z.string(), end: z.string(), text: z.string() });
+const HarfError = z.object({ code: z.string(), message: z.string() });
+/** One item of a finished answer: the transcript of one file, or why it failed. */
+export const HarfFileItem = z.union([
+  z.object({ media_url: z.string(), duration: z.string().describe('H:MM:SS'), segments: z.array(HarfSegment) }),
+  z.object({ media_url: z.string(), state: z.literal('FAILURE'), error: HarfError }),
+]).meta({ id: 'HarfFileItem' });
+/** Every answer of the file API. */
+export const HarfFilesResponse = z.union([
+  z.array(HarfFileItem),
+  z.object({ state: z.literal('PENDING'), task_ids: z.array(z.string()).optional(), progress: z.number().optional() }),
+  z.object({ state: z.literal('TIMEOUT'), task_ids: z.array(z.string()).optional() }),
+  z.object({ state: z.literal('FAILURE'), error: HarfError, results: z.array(HarfFileItem).optional() }),
+]).meta({ id: 'HarfFilesResponse' });
 
 export class HarfFilesApi {
   constructor(private readonly store: TaskStore, private readonly runner: TaskRunner, private readonly config: Config,
@@ -49,7 +66,7 @@ export class HarfFilesApi {
       } catch {
         throw new BadRequestError('the body is not JSON (or send multipart/form-data with a `media` file)');
       }
-      const r = JsonRequest.safeParse(parsed);
+      const r = HarfFilesRequest.safeParse(parsed);
       if (!r.success) throw new BadRequestError(`bad request: ${r.error.issues[0]?.path.join('.') || 'body'}: ${r.error.issues[0]?.message}`);
       const ids = r.data.task_ids ?? r.data.tasks_ids;
       if (ids) return await this.status(ids);
@@ -167,21 +184,4 @@ export class HarfFilesApi {
 function itemResult(i: TaskItem): unknown {
   if (i.status === 'failed') return { media_url: i.media_url, state: 'FAILURE', error: i.error };
   return { media_url: i.media_url, duration: i.duration ?? '0:00:00', segments: i.segments ?? [] };
-}
-
-/** An uploaded file's name, kept readable but safe as an object name and a URL path segment. */
-function safeName(name: string): string {
-  const base = name.split(/[\\/]/).pop() ?? '';
-  return base.replace(/[^A-Za-z0-9._-]+/g, '_').replace(/^\.+/, '').slice(0, 120) || 'media';
-}
-
-async function readAll(body: Readable, max: number): Promise<Buffer> {
-  const parts: Buffer[] = [];
-  let n = 0;
-  for await (const chunk of body) {
-    n += (chunk as Buffer).length;
-    if (n > max) throw new BadRequestError(`a JSON body over ${max} bytes`);
-    parts.push(chunk as Buffer);
-  }
-  return Buffer.concat(parts);
 }

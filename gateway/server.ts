@@ -66,7 +66,7 @@ interface UserData {
 const STATUS_TEXT: Record<number, string> = {
   200: '200 OK', 202: '202 Accepted', 400: '400 Bad Request', 401: '401 Unauthorized', 403: '403 Forbidden',
   404: '404 Not Found', 405: '405 Method Not Allowed', 408: '408 Request Timeout', 413: '413 Payload Too Large',
-  415: '415 Unsupported Media Type', 500: '500 Internal Server Error', 503: '503 Service Unavailable',
+  415: '415 Unsupported Media Type', 422: '422 Unprocessable Entity', 500: '500 Internal Server Error', 503: '503 Service Unavailable',
 };
 const statusLine = (s: number) => STATUS_TEXT[s] ?? `${s} Status`;
 const decoder = new TextDecoder();
@@ -189,7 +189,16 @@ export class HttpServer {
 
   /** A GET route; the handler may be async, and may stream its body. */
   get(path: string, handler: (req: UpgradeRequest) => AnyReply | Promise<AnyReply>): this {
-    this.app.get(path, (res, req) => {
+    return this.bodiless('get', path, handler);
+  }
+
+  /** A DELETE route, like `get`. */
+  del(path: string, handler: (req: UpgradeRequest) => AnyReply | Promise<AnyReply>): this {
+    return this.bodiless('del', path, handler);
+  }
+
+  private bodiless(method: 'get' | 'del', path: string, handler: (req: UpgradeRequest) => AnyReply | Promise<AnyReply>): this {
+    this.app[method](path, (res, req) => {
       const reqView = readRequest(req);
       const state = { aborted: false };
       res.onAborted(() => { state.aborted = true; });

@@ -1,4 +1,5 @@
 import fs from 'node:fs';
+import { createRequire } from 'node:module';
 import path from 'node:path';
 import { PROJECT_ROOT } from '../src/paths.js';
 import type { HttpReply } from './server.js';
@@ -19,7 +20,7 @@ const CONTENT_TYPES: Record<string, string> = {
 };
 
 /** Every file the page needs; `index.html` is also `GET /`. */
-export const PUBLIC_FILES = ['index.html', 'app.js', 'style.css', 'pcm-worklet.js'] as const;
+export const PUBLIC_FILES = ['index.html', 'app.js', 'style.css', 'pcm-worklet.js', 'docs.html', 'docs.js'] as const;
 
 // The page is small and changes with the gateway's version: browsers revalidate rather than guess.
 const HEADERS = { 'Cache-Control': 'no-cache', 'X-Content-Type-Options': 'nosniff' };
@@ -42,7 +43,7 @@ export class StaticFiles {
       try {
         body = fs.readFileSync(path.join(dir, name), 'utf8');
       } catch (err) {
-        throw new Error(`the live-captions page file ${path.join(dir, name)} is missing`, { cause: err });
+        throw new Error(`the web file ${path.join(dir, name)} is missing`, { cause: err });
       }
       this.files.set(name, { status: 200, type, body, headers: HEADERS });
     }
@@ -57,3 +58,9 @@ export class StaticFiles {
 
 /** The page's files, read once at start. */
 export const publicFiles = new StaticFiles();
+
+/** Swagger UI, for `/docs`: from the swagger-ui-dist package (Apache-2.0), served like the page's files. */
+export const swaggerFiles = new StaticFiles(
+  path.dirname(createRequire(import.meta.url).resolve('swagger-ui-dist/package.json')),
+  ['swagger-ui-bundle.js', 'swagger-ui.css'],
+);

@@ -8,7 +8,7 @@ set -eu
 cd "$(dirname "$0")/.."
 
 PKGS="nats-server libpocketsphinx3 pocketsphinx-en-us ffmpeg"
-[ "${1:-}" = "--test" ] && PKGS="$PKGS pocketsphinx chromium sip-tester"
+[ "${1:-}" = "--test" ] && PKGS="$PKGS pocketsphinx chromium sip-tester curl"
 
 missing=""
 if command -v dpkg-query >/dev/null 2>&1; then

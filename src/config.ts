@@ -74,6 +74,19 @@ const EnvSchema = z.object({
   RTP_PORT_MIN: int(20000, 1024, 65534),
   RTP_PORT_MAX: int(29999, 1025, 65535),
   RTP_JITTER_PACKETS: int(5, 1, 50), // jitter buffer depth: 5 packets = 100 ms of 20 ms packets
+  CALLSCRIBE_ACCOUNTS: list, // Voiceponce accounts user:password:role[:project]; empty: a generated admin
+  VOICEPONCE_TOKEN_TTL_MS: int(86_400_000, 1000), // bearer tokens: 24 h as documented
+  VOICEPONCE_RETRY_WINDOW_MS: int(86_400_000, 1000), // a failing transcription is retried this long (24 h)
+  VOICEPONCE_RETRY_BASE_MS: int(5000, 10), // first retry delay, doubling up to an hour
+  VOICEPONCE_LLM_URL: z.string().url().optional(), // an OpenAI-compatible chat-completions endpoint
+  VOICEPONCE_LLM_MODEL: z.string().default('gpt-4o-mini'),
+  VOICEPONCE_LLM_KEY: z.string().optional(),
+  VOICEPONCE_URL: z.string().url().optional(), // an external Voiceponce for the hand-off; unset: the built-in one
+  VOICEPONCE_USERNAME: z.string().optional(),
+  VOICEPONCE_PASSWORD: z.string().optional(),
+  CALLSCRIBE_ANALYZE_CALLS: z.enum(['true', 'false']).default('false'), // SIP/Twilio/AudioHook calls analyzed when finalized
+  CALLSCRIBE_ANALYSIS_TIMEOUT_MS: int(120_000, 1000), // how long a finalized stream waits for its analysis
+  CALLSCRIBE_WEBHOOK_URL: z.string().url().optional(), // every call analysis is POSTed here
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
 });
 
@@ -105,6 +118,21 @@ export interface Config {
   readonly logLevel: Env['LOG_LEVEL'];
   readonly sip: SipConfig;
   readonly files: FilesConfig;
+  readonly analysis: AnalysisConfig;
+}
+
+export interface AnalysisConfig {
+  /** `user:password:role[:project]` specs; empty: one generated admin account. */
+  readonly accounts: readonly string[];
+  readonly tokenTtlMs: number;
+  readonly retryWindowMs: number;
+  readonly retryBaseMs: number;
+  readonly llm: { readonly url: string; readonly model: string; readonly key: string | undefined } | null;
+  /** An external Voiceponce for the hand-off; null: the built-in one. */
+  readonly remote: { readonly url: string; readonly username: string; readonly password: string } | null;
+  readonly analyzeCalls: boolean;
+  readonly timeoutMs: number;
+  readonly webhookUrl: string | undefined;
 }
 
 export interface FilesConfig {
@@ -147,7 +175,21 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   for (const cidr of e.SIP_TRUSTED_NETWORKS) {
     if (!parseCidr(cidr)) throw new ConfigError(`invalid SIP_TRUSTED_NETWORKS: "${cidr}" is not an address or CIDR`);
   }
+  if (e.VOICEPONCE_URL && (!e.VOICEPONCE_USERNAME || !e.VOICEPONCE_PASSWORD)) {
+    throw new ConfigError('invalid VOICEPONCE_USERNAME: VOICEPONCE_URL needs VOICEPONCE_USERNAME and VOICEPONCE_PASSWORD');
+  }
   return Object.freeze({
+    analysis: Object.freeze({
+      accounts: Object.freeze(e.CALLSCRIBE_ACCOUNTS),
+      tokenTtlMs: e.VOICEPONCE_TOKEN_TTL_MS,
+      retryWindowMs: e.VOICEPONCE_RETRY_WINDOW_MS,
+      retryBaseMs: e.VOICEPONCE_RETRY_BASE_MS,
+      llm: e.VOICEPONCE_LLM_URL ? Object.freeze({ url: e.VOICEPONCE_LLM_URL, model: e.VOICEPONCE_LLM_MODEL, key: e.VOICEPONCE_LLM_KEY }) : null,
+      remote: e.VOICEPONCE_URL ? Object.freeze({ url: e.VOICEPONCE_URL.replace(/\/+$/, ''), username: e.VOICEPONCE_USERNAME!, password: e.VOICEPONCE_PASSWORD! }) : null,
+      analyzeCalls: e.CALLSCRIBE_ANALYZE_CALLS === 'true',
+      timeoutMs: e.CALLSCRIBE_ANALYSIS_TIMEOUT_MS,
+      webhookUrl: e.CALLSCRIBE_WEBHOOK_URL,
+    }),
     files: Object.freeze({
       maxMediaBytes: e.CALLSCRIBE_MAX_MEDIA_BYTES,
       fetchAllowPrivate: e.CALLSCRIBE_FETCH_ALLOW === undefined ? null : e.CALLSCRIBE_FETCH_ALLOW === 'true',

@@ -31,5 +31,10 @@ export const metrics = {
   sipRefused: new client.Counter({ name: 'callscribe_sip_refused_total', help: 'INVITEs refused, by SIP status', labelNames: ['status'], registers: [registry] }),
   rtpPackets: new client.Counter({ name: 'callscribe_rtp_packets_total', help: 'RTP packets received, by outcome (audio, late, duplicate, cn, dtmf, unknown_pt, malformed)', labelNames: ['outcome'], registers: [registry] }),
   rtpLost: new client.Counter({ name: 'callscribe_rtp_lost_packets_total', help: 'RTP packets never received (sequence gaps), concealed or filled with silence', registers: [registry] }),
+  analyses: new client.Counter({ name: 'callscribe_analyses_total', help: 'Voiceponce transcriptions processed, by outcome (completed, failed, retried)', labelNames: ['outcome'], registers: [registry] }),
+  analysisSeconds: new client.Histogram({ name: 'callscribe_analysis_seconds', help: 'Time to transcribe (audio inputs) and analyze one record', buckets: [0.01, 0.05, 0.1, 0.5, 1, 5, 15, 60, 300], registers: [registry] }),
+  llmOutcomes: new client.Counter({ name: 'callscribe_llm_analyses_total', help: 'LLM analyzer calls, by outcome (ok, retried, fallback)', labelNames: ['outcome'], registers: [registry] }),
+  handoffs: new client.Counter({ name: 'callscribe_handoffs_total', help: 'Finalized streams handed to analysis, by outcome (ok, failed, timeout)', labelNames: ['outcome'], registers: [registry] }),
+  webhooks: new client.Counter({ name: 'callscribe_webhooks_total', help: 'Analysis webhook deliveries, by outcome (ok, failed)', labelNames: ['outcome'], registers: [registry] }),
   badBusMessages: new client.Counter({ name: 'callscribe_bad_bus_messages_total', help: 'Malformed bus messages dropped', registers: [registry] }),
 };

@@ -8,10 +8,13 @@ import { formatHms } from '../protocol/harf.js';
 import { ChannelRouter } from '../audio/channel-router.js';
 import { type CallRecord, type CallSegment, type CallSource, callEventsSubject, transcriptText } from './record.js';
 import type { CallStore } from './store.js';
+import { metrics } from '../metrics.js';
+import { type AnalysisHandoff, type AnalysisOutcome, postWebhook } from '../analysis/handoff.js';
 
 export type CallEvent =
   | ({ type: 'segment' } & CallSegment)
   | { type: 'error'; code: string; message: string }
+  | ({ type: 'analysis' } & AnalysisOutcome)
   | { type: 'closed' };
 
 export interface CallOptions {
@@ -21,12 +24,22 @@ export interface CallOptions {
   /** One label per channel (`null`: unnamed); one or two channels. */
   labels: (string | null)[];
   metadata?: Record<string, unknown>;
+  /** Hand the finalized transcript to Voiceponce (when the gateway has a hand-off). */
+  analyze?: boolean;
+}
+
+/** Where a finalized call's transcript is analyzed, and who hears of the outcome. */
+export interface CallAnalysis {
+  handoff: AnalysisHandoff;
+  timeoutMs: number;
+  webhookUrl?: string;
 }
 
 export interface CallDeps {
   asr: AsrClient;
   store: CallStore;
   log: Logger;
+  analysis?: CallAnalysis | null;
 }
 
 /**
@@ -45,6 +58,8 @@ export class Call {
   private readonly record: CallRecord;
   private over = false;
   private persisting: Promise<void> = Promise.resolve();
+  private analysisRun: Promise<AnalysisOutcome> | null = null;
+  private readonly analyze: boolean;
 
   private constructor(private readonly deps: CallDeps, private readonly asr: AsrSession[], opts: CallOptions) {
     this.id = opts.id || randomUUID();
@@ -52,8 +67,9 @@ export class Call {
       id: this.id, source: opts.source, status: 'live', language: opts.language,
       started_at: new Date().toISOString(), ended_at: null, worker: asr[0]!.worker,
       channels: opts.labels.map((label, channel) => ({ channel, label, worker: asr[channel]!.worker })),
-      segments: [], text: '', metadata: { ...(opts.metadata ?? {}) }, end_reason: null,
+      segments: [], text: '', metadata: { ...(opts.metadata ?? {}) }, end_reason: null, analysis: null,
     };
+    this.analyze = opts.analyze === true && !!deps.analysis;
     this.router = new ChannelRouter(asr.map((s) => (pcm: Int16Array) => s.pushPcm(pcm)));
     asr.forEach((s, channel) => s.attach({
       segment: (ev) => this.onSegment(channel, ev),
@@ -124,6 +140,45 @@ export class Call {
       throw err;
     }
     this.end(null);
+    if (this.analyze) this.analysisRun = this.runAnalysis();
+  }
+
+  /**
+   * The analysis of a finalized call asked to be analyzed, once it is there (a result or an error,
+   * never a rejection); null when there is none to wait for.
+   */
+  analysisSettled(): Promise<AnalysisOutcome> | null {
+    return this.analysisRun;
+  }
+
+  /** Hands the transcript over; the outcome goes on the record, to listeners, and to the webhook. */
+  private async runAnalysis(): Promise<AnalysisOutcome> {
+    const a = this.deps.analysis!;
+    const record = this.toRecord();
+    let outcome: AnalysisOutcome;
+    if (!record.text.trim()) {
+      outcome = { transcription_id: null, result: null, error: { code: 'CS_ERR_EMPTY_TRANSCRIPT', message: 'nothing was transcribed: there is no text to analyze' } };
+      metrics.handoffs.labels('empty').inc();
+    } else {
+      try {
+        const r = await a.handoff.analyze({ text: record.text, language: record.language, callId: this.id, title: `call ${this.id}` }, Date.now() + a.timeoutMs);
+        outcome = { transcription_id: r.transcription_id, result: r.result };
+        metrics.handoffs.labels('ok').inc();
+      } catch (err) {
+        const e = asCallscribeError(err);
+        const id = (err as { transcriptionId?: unknown }).transcriptionId;
+        outcome = { transcription_id: typeof id === 'string' ? id : null, result: null, error: { code: e.code, message: e.message } };
+        metrics.handoffs.labels(e.code === 'CS_ERR_TIMEOUT' ? 'timeout' : 'failed').inc();
+        this.deps.log.warn({ call: this.id, code: e.code, err: e.message }, 'call analysis failed');
+      }
+    }
+    this.record.analysis = outcome;
+    this.persist();
+    this.emit({ type: 'analysis', ...outcome });
+    if (a.webhookUrl) {
+      void postWebhook(a.webhookUrl, { type: 'analysis', call_id: this.id, source: record.source, language: record.language, text: record.text, ...outcome }, this.deps.log);
+    }
+    return outcome;
   }
 
   /** Ends the call without flushing (client gone, protocol stop); `reason` goes on the record. Idempotent. */

@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { AnalysisResult } from '../analysis/result.js';
 
 /** A call as the calls API shows it (`GET /v1/calls/{id}`), and as it is kept in JetStream KV. */
 export const CallSegment = z.object({
@@ -31,6 +32,12 @@ export const CallRecord = z.object({
   metadata: z.record(z.string(), z.unknown()).default({}),
   /** Why the call ended when it did not end by finalize (client gone, error code). */
   end_reason: z.string().nullable().default(null),
+  /** The Voiceponce analysis of the finalized transcript, when it was asked for. */
+  analysis: z.object({
+    transcription_id: z.string().nullable(),
+    result: AnalysisResult.nullable(),
+    error: z.object({ code: z.string(), message: z.string() }).optional(),
+  }).nullable().default(null),
 });
 export type CallRecord = z.infer<typeof CallRecord>;
 

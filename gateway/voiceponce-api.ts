@@ -1,0 +1,297 @@
+/**
+ * The Voiceponce feedback-analysis API, as its document gives it: `/api/v1/token`, `/api/v1/version`,
+ * `/api/v1/transcriptions[/{id}[/status|/result]]`, bearer tokens, roles viewer/editor/admin, projects,
+ * and FastAPI-shaped errors (`{"detail": "..."}`, 422 `{"detail": [{loc, msg, type}]}`).
+ * Records are queued here and processed by the analysis-worker role.
+ */
+import { Readable } from 'node:stream';
+import busboy from 'busboy';
+import type { z } from 'zod';
+import type { Config } from '../src/config.js';
+import type { Logger } from '../src/log.js';
+import { type Account, type AccountBook, type Role, type TokenSigner } from '../src/analysis/accounts.js';
+import { newRecord, publicRecord, type Transcription, type TranscriptionStore } from '../src/analysis/records.js';
+import { EMPTY_RESULT } from '../src/analysis/records.js';
+import {
+  TEXT_EXTENSIONS, TokenRequest, TranscriptionForm, TranscriptionJson, VOICEPONCE_API_VERSION, validationIssues, type ValidationIssue,
+} from '../src/protocol/voiceponce.js';
+import type { AnyReply, HttpReply, UpgradeRequest } from './server.js';
+import { readAll, safeName } from './body.js';
+
+const MAX_FORM_BYTES = 64 * 1024;
+/** A JSON body may carry a base64 file: room for 48 MiB of audio. Larger files go as multipart. */
+const MAX_JSON_BYTES = 64 * 1024 * 1024;
+/** A text review, however it arrives. */
+const MAX_TEXT_BYTES = 1024 * 1024;
+
+const json = (status: number, body: unknown, headers?: Record<string, string>): HttpReply => ({ status, body: JSON.stringify(body), headers });
+const detail = (status: number, message: string, headers?: Record<string, string>): HttpReply => json(status, { detail: message }, headers);
+const unprocessable = (issues: ValidationIssue[]): HttpReply => json(422, { detail: issues });
+
+/** A request the handler refuses: the reply is already shaped. */
+class Refused extends Error {
+  constructor(readonly reply: HttpReply) {
+    super('refused');
+  }
+}
+
+const CAN_WRITE: readonly Role[] = ['editor', 'admin'];
+
+export class VoiceponceApi {
+  constructor(private readonly deps: { accounts: AccountBook; tokens: TokenSigner; store: TranscriptionStore; config: Config; log: Logger }) {}
+
+  /** `GET /api/v1/version`: no auth. */
+  version(): HttpReply {
+    return json(200, VOICEPONCE_API_VERSION);
+  }
+
+  /** `POST /api/v1/token`: form `username`, `password`. */
+  async token(req: UpgradeRequest, body: Readable): Promise<AnyReply> {
+    return this.guard(async () => {
+      const fields = await this.form(req, body);
+      const r = TokenRequest.safeParse(fields);
+      if (!r.success) return unprocessable(validationIssues(r.error));
+      const account = this.deps.accounts.verify(r.data.username, r.data.password);
+      if (!account) return detail(401, 'Invalid authentication credentials', { 'WWW-Authenticate': 'Bearer' });
+      return json(200, { detail: 'Success', token: this.deps.tokens.issue(account.username), token_type: 'bearer' });
+    });
+  }
+
+  /** `POST /api/v1/transcriptions`: multipart (`input` file) or JSON (`input` text or base64 file). */
+  async create(req: UpgradeRequest, body: Readable): Promise<AnyReply> {
+    return this.guard(async () => {
+      const { account, project } = this.authorize(req, CAN_WRITE);
+      const type = req.header('content-type').toLowerCase();
+      const id = this.deps.store.newId();
+      let record: Transcription;
+      if (type.startsWith('multipart/form-data')) {
+        record = await this.fromMultipart(req, body, id, account, project);
+      } else if (type.startsWith('application/json') || type === '') {
+        record = await this.fromJson(body, id, account, project);
+      } else if (type.startsWith('application/x-www-form-urlencoded')) {
+        // `curl -d input=...`: the JSON fields as a form.
+        record = await this.fromFields(Object.fromEntries(new URLSearchParams((await this.limited(body, MAX_JSON_BYTES)).toString('utf8'))), id, account, project);
+      } else {
+        body.resume();
+        return detail(400, 'Send application/json, multipart/form-data or application/x-www-form-urlencoded');
+      }
+      await this.deps.store.put(record);
+      await this.deps.store.enqueue(record.id);
+      this.deps.log.info({ transcription: id, project, input: record.input_type, language: record.language }, 'transcription queued');
+      return json(200, { detail: 'Transcription queued', id });
+    });
+  }
+
+  /** `GET /api/v1/transcriptions/{id}/status`. */
+  async status(req: UpgradeRequest, id: string): Promise<AnyReply> {
+    return this.guard(async () => {
+      const t = await this.find(req, id);
+      return json(200, { id: t.id, status: t.status });
+    });
+  }
+
+  /** `GET /api/v1/transcriptions/{id}/result`: every result_* field, null until completed. */
+  async result(req: UpgradeRequest, id: string): Promise<AnyReply> {
+    return this.guard(async () => {
+      const t = await this.find(req, id);
+      const out: Record<string, unknown> = { id: t.id, status: t.status, note: t.note };
+      for (const k of Object.keys(EMPTY_RESULT)) out[k] = t.status === 'completed' ? t[k as keyof Transcription] : null;
+      return json(200, out);
+    });
+  }
+
+  /** `GET /api/v1/transcriptions/{id}`: the full record. */
+  async get(req: UpgradeRequest, id: string): Promise<AnyReply> {
+    return this.guard(async () => json(200, publicRecord(await this.find(req, id))));
+  }
+
+  /** `DELETE /api/v1/transcriptions/{id}`. */
+  async delete(req: UpgradeRequest, id: string): Promise<AnyReply> {
+    return this.guard(async () => {
+      const t = await this.find(req, id, CAN_WRITE);
+      await this.deps.store.delete(t);
+      return json(200, { detail: 'Transcription deleted.' });
+    });
+  }
+
+  /** Runs a handler; a Refused answers its reply, anything else is logged and a 500 without internals. */
+  private async guard(run: () => Promise<HttpReply>): Promise<HttpReply> {
+    try {
+      return await run();
+    } catch (err) {
+      if (err instanceof Refused) return err.reply;
+      this.deps.log.error({ err }, 'voiceponce request failed');
+      return detail(500, 'Internal server error');
+    }
+  }
+
+  /** The bearer token's account and its project; 401, 403 or 400 (no project) otherwise. */
+  private authorize(req: UpgradeRequest, roles?: readonly Role[]): { account: Account; project: string } {
+    const m = /^Bearer\s+(\S+)\s*$/i.exec(req.header('authorization'));
+    const check = m ? this.deps.tokens.check(m[1]!) : ({ ok: false, reason: 'invalid' } as const);
+    if (!check.ok) {
+      const message = check.reason === 'expired' ? 'Authentication token has expired' : 'Invalid authentication credentials';
+      throw new Refused(detail(401, message, { 'WWW-Authenticate': 'Bearer' }));
+    }
+    const account = this.deps.accounts.get(check.username);
+    if (!account) throw new Refused(detail(401, 'Invalid authentication credentials', { 'WWW-Authenticate': 'Bearer' }));
+    if (roles && !roles.includes(account.role)) throw new Refused(detail(403, 'Not enough permissions'));
+    if (account.project === null) throw new Refused(detail(400, 'No projects found for the account'));
+    return { account, project: account.project };
+  }
+
+  /** A record of the caller's project, else 404 (another project's ids do not exist for the caller). */
+  private async find(req: UpgradeRequest, id: string, roles?: readonly Role[]): Promise<Transcription> {
+    const { project } = this.authorize(req, roles);
+    const t = await this.deps.store.get(id);
+    if (!t || t.project_id !== project) throw new Refused(detail(404, 'Transcription not found'));
+    return t;
+  }
+
+  /** Form fields, urlencoded or multipart (files ignored), or JSON: whatever a token client sends. */
+  private async form(req: UpgradeRequest, body: Readable): Promise<Record<string, string>> {
+    const type = req.header('content-type').toLowerCase();
+    if (type.startsWith('multipart/form-data')) {
+      const fields: Record<string, string> = {};
+      await this.multipart(req, body, (name, value) => { fields[name] = value; }, (_n, file) => void file.resume(), MAX_FORM_BYTES);
+      return fields;
+    }
+    const raw = (await this.limited(body, MAX_FORM_BYTES)).toString('utf8');
+    if (type.startsWith('application/json')) {
+      try {
+        const v = JSON.parse(raw) as unknown;
+        return v && typeof v === 'object' ? Object.fromEntries(Object.entries(v).map(([k, x]) => [k, String(x)])) : {};
+      } catch {
+        throw new Refused(detail(400, 'The body is not valid JSON'));
+      }
+    }
+    return Object.fromEntries(new URLSearchParams(raw));
+  }
+
+  private async fromJson(body: Readable, id: string, account: Account, project: string): Promise<Transcription> {
+    const raw = await this.limited(body, MAX_JSON_BYTES);
+    let parsed: unknown;
+    try {
+      parsed = JSON.parse(raw.toString('utf8'));
+    } catch {
+      throw new Refused(detail(400, 'The body is not valid JSON'));
+    }
+    return this.fromFields(parsed, id, account, project);
+  }
+
+  /** The JSON shape (also a urlencoded form): `input` text, or a base64 file with `input_extension`. */
+  private async fromFields(parsed: unknown, id: string, account: Account, project: string): Promise<Transcription> {
+    const r = TranscriptionJson.safeParse(parsed);
+    if (!r.success) throw new Refused(unprocessable(validationIssues(r.error)));
+    const { input, input_extension: ext, language, ...subject } = r.data;
+    const base = { id, project_id: project, created_by: account.username, language, ...subjectFields(subject) };
+    if (!ext) return newRecord({ ...base, input_type: 'text', input_text: this.text(Buffer.from(input, 'utf8'), ['body', 'input']) });
+    const bytes = decodeBase64(input);
+    if (!bytes) throw new Refused(unprocessable([{ loc: ['body', 'input'], msg: 'Input should be base64 when input_extension is given', type: 'base64_decode' }]));
+    const extension = ext.toLowerCase();
+    if ((TEXT_EXTENSIONS as readonly string[]).includes(extension)) {
+      return newRecord({ ...base, input_type: 'text', input_text: this.text(bytes, ['body', 'input']), input_filename: `input.${extension}` });
+    }
+    if (bytes.length > this.deps.config.files.maxMediaBytes) throw new Refused(detail(413, 'The input file is over the size limit'));
+    const object = `${id}/input.${extension}`;
+    await this.deps.store.putInput(object, Readable.from([bytes]));
+    return newRecord({ ...base, input_type: 'audio', input_object: object, input_filename: `input.${extension}` });
+  }
+
+  private async fromMultipart(req: UpgradeRequest, body: Readable, id: string, account: Account, project: string): Promise<Transcription> {
+    const fields: Record<string, string> = {};
+    type Upload = { object: string; filename: string; text: boolean; size: Promise<number>; truncated: () => boolean };
+    const files: Upload[] = [];
+    let extraFile = false;
+    await this.multipart(req, body, (name, value) => { fields[name] = value; }, (name, stream, info) => {
+      if (name !== 'input' || files.length > 0) {
+        extraFile = true;
+        return void stream.resume();
+      }
+      const filename = safeName(info.filename || 'input');
+      const extension = filename.includes('.') ? filename.split('.').pop()!.toLowerCase() : '';
+      const text = (TEXT_EXTENSIONS as readonly string[]).includes(extension) || /^text\//i.test(info.mimeType);
+      const object = `${id}/${filename}`;
+      const s = stream as Readable & { truncated?: boolean };
+      files.push({ object, filename, text, size: this.deps.store.putInput(object, s), truncated: () => s.truncated === true });
+    }, this.deps.config.files.maxMediaBytes);
+    const f = files[0];
+    if (f) await f.size;
+    const r = TranscriptionForm.safeParse(fields);
+    const issues = r.success ? [] : validationIssues(r.error);
+    if (!f && fields.input === undefined) issues.unshift({ loc: ['body', 'input'], msg: 'Field required', type: 'missing' });
+    if (issues.length > 0 || extraFile || f?.truncated()) {
+      if (f) await this.deps.store.deleteInput(f.object);
+      if (issues.length > 0) throw new Refused(unprocessable(issues));
+      if (extraFile) throw new Refused(detail(400, 'Send one file, under the `input` field'));
+      throw new Refused(detail(413, 'The input file is over the size limit'));
+    }
+    const { language, ...subject } = r.data!;
+    const base = { id, project_id: project, created_by: account.username, language, ...subjectFields(subject) };
+    if (!f) return newRecord({ ...base, input_type: 'text', input_text: this.text(Buffer.from(fields.input!, 'utf8'), ['body', 'input']) });
+    if (f.text) {
+      const stream = await this.deps.store.getInput(f.object);
+      const bytes = stream ? await this.limited(stream, MAX_TEXT_BYTES) : Buffer.alloc(0);
+      await this.deps.store.deleteInput(f.object);
+      return newRecord({ ...base, input_type: 'text', input_text: this.text(bytes, ['body', 'input']), input_filename: f.filename });
+    }
+    return newRecord({ ...base, input_type: 'audio', input_object: f.object, input_filename: f.filename });
+  }
+
+  /** UTF-8 text of a review; 422 when it is empty or not text. */
+  private text(bytes: Buffer, loc: string[]): string {
+    if (bytes.length > MAX_TEXT_BYTES) throw new Refused(detail(413, 'The text is over 1 MiB'));
+    let s: string;
+    try {
+      s = new TextDecoder('utf-8', { fatal: true }).decode(bytes).replace(/^\uFEFF/, '').trim();
+    } catch {
+      throw new Refused(unprocessable([{ loc, msg: 'Input should be UTF-8 text', type: 'string_unicode' }]));
+    }
+    if (!s) throw new Refused(unprocessable([{ loc, msg: 'String should have at least 1 character', type: 'string_too_short' }]));
+    return s;
+  }
+
+  private async limited(body: Readable, max: number): Promise<Buffer> {
+    try {
+      return await readAll(body, max);
+    } catch (err) {
+      body.resume();
+      throw new Refused(detail(413, (err as Error).message));
+    }
+  }
+
+  private multipart(req: UpgradeRequest, body: Readable, onField: (name: string, value: string) => void,
+                    onFile: (name: string, stream: Readable, info: busboy.FileInfo) => void, maxFileBytes: number): Promise<void> {
+    return new Promise<void>((resolve, reject) => {
+      let bb: busboy.Busboy;
+      try {
+        bb = busboy({ headers: { 'content-type': req.header('content-type') }, limits: { fileSize: maxFileBytes, files: 4, fields: 30, fieldSize: MAX_TEXT_BYTES } });
+      } catch {
+        body.resume();
+        return reject(new Refused(detail(400, 'Bad multipart/form-data header')));
+      }
+      bb.on('field', onField);
+      bb.on('file', onFile);
+      bb.on('error', () => reject(new Refused(detail(400, 'Malformed multipart/form-data body'))));
+      bb.on('close', () => resolve());
+      body.on('error', () => reject(new Refused(detail(400, 'The upload was cut off'))));
+      body.pipe(bb);
+    });
+  }
+}
+
+/** Strict base64 (standard or url-safe, padding optional, data: URL prefix allowed); null when it is not. */
+function decodeBase64(s: string): Buffer | null {
+  const b64 = s.replace(/^data:[^,]*;base64,/, '').replace(/\s+/g, '');
+  if (!/^[A-Za-z0-9+/_-]*={0,2}$/.test(b64) || b64.length % 4 === 1) return null;
+  const bytes = Buffer.from(b64, 'base64');
+  return bytes.length > 0 ? bytes : null;
+}
+
+function subjectFields(s: z.infer<typeof TranscriptionForm> extends infer T ? Omit<T & object, 'language'> : never): Partial<Transcription> {
+  return {
+    subject_user_id: s.subject_user_id ?? null, subject_title: s.subject_title ?? null, subject_description: s.subject_description ?? null,
+    subject_rating: s.subject_rating ?? null, subject_max_rating: s.subject_max_rating ?? null, subject_url: s.subject_url ?? null,
+    subject_article: s.subject_article ?? null,
+  };
+}

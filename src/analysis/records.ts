@@ -1,0 +1,187 @@
+/**
+ * Voiceponce transcriptions in JetStream: records in the KV bucket `voiceponce_transcriptions`, audio
+ * inputs in the object store `voiceponce_inputs`, and the work: one message per record on the work-queue
+ * stream `VOICEPONCE_JOBS`, which analysis workers consume (at least once; a record is the source of
+ * truth, a job only says "look at this record").
+ */
+import { randomUUID } from 'node:crypto';
+import { Readable } from 'node:stream';
+import type { NatsConnection } from '@nats-io/transport-node';
+import { Kvm, type KV, type KvEntry } from '@nats-io/kv';
+import { Objm, type ObjectStore } from '@nats-io/obj';
+import { AckPolicy, DeliverPolicy, RetentionPolicy, StorageType, jetstream, jetstreamManager, type JetStreamClient } from '@nats-io/jetstream';
+import { z } from 'zod';
+import { AnalysisResult } from './result.js';
+
+export const TranscriptionStatus = z.enum(['new', 'processing', 'completed', 'failed']);
+export type TranscriptionStatus = z.infer<typeof TranscriptionStatus>;
+
+/** The `subject_*` fields a record may carry: what the review is about. */
+export const SubjectFields = z.object({
+  subject_user_id: z.string().nullable(),
+  subject_title: z.string().nullable(),
+  subject_description: z.string().nullable(),
+  subject_rating: z.number().nullable(),
+  subject_max_rating: z.number().nullable(),
+  subject_url: z.string().nullable(),
+  subject_article: z.string().nullable(),
+});
+export type SubjectFields = z.infer<typeof SubjectFields>;
+
+/** Every result_* field, null until the record is completed. */
+export const NullableResult = z.object(
+  Object.fromEntries(Object.entries(AnalysisResult.shape).map(([k, v]) => [k, v.nullable()])) as {
+    [K in keyof typeof AnalysisResult.shape]: z.ZodNullable<(typeof AnalysisResult.shape)[K]>;
+  },
+);
+export const EMPTY_RESULT = Object.fromEntries(Object.keys(AnalysisResult.shape).map((k) => [k, null])) as z.infer<typeof NullableResult>;
+
+/** A record as stored. What the API shows of it is `publicRecord`. */
+export const Transcription = z.object({
+  id: z.string(),
+  project_id: z.string(),
+  created_by: z.string(),
+  status: TranscriptionStatus,
+  language: z.string(),
+  input_type: z.enum(['text', 'audio']),
+  /** The text given (text inputs); audio inputs keep their bytes in the object store. */
+  input_text: z.string().nullable(),
+  input_object: z.string().nullable(),
+  input_filename: z.string().nullable(),
+  /** Why a record failed, or what the last failed attempt said while it is retried. */
+  note: z.string().nullable(),
+  /** The call this record analyzes, when it came from the hand-off of a finalized stream. */
+  call_id: z.string().nullable(),
+  attempts: z.number().int(),
+  created_at: z.string(),
+  updated_at: z.string(),
+  completed_at: z.string().nullable(),
+}).extend(SubjectFields.shape).extend(NullableResult.shape);
+export type Transcription = z.infer<typeof Transcription>;
+
+/** The full record as `GET /api/v1/transcriptions/{id}` shows it: internal fields left out. */
+export function publicRecord(t: Transcription): Omit<Transcription, 'input_object' | 'input_text' | 'attempts'> & { input_text: string | null } {
+  const { input_object: _o, attempts: _a, ...rest } = t;
+  return rest;
+}
+
+export const JOBS_STREAM = 'VOICEPONCE_JOBS';
+export const JOBS_SUBJECT = 'voiceponce.jobs';
+export const JOBS_CONSUMER = 'analysis-worker';
+
+export class TranscriptionStore {
+  private constructor(private readonly nc: NatsConnection, private readonly kv: KV, private readonly inputs: ObjectStore,
+                      private readonly js: JetStreamClient) {}
+
+  /** Opens (creating when missing) the bucket, the object store, the work queue and its durable consumer. */
+  static async open(nc: NatsConnection, replicas = 1): Promise<TranscriptionStore> {
+    const kv = await new Kvm(nc).create('voiceponce_transcriptions', { history: 1, replicas });
+    const inputs = await new Objm(nc).create('voiceponce_inputs', { replicas });
+    const jsm = await jetstreamManager(nc);
+    try {
+      await jsm.streams.info(JOBS_STREAM);
+    } catch {
+      await jsm.streams.add({
+        name: JOBS_STREAM, subjects: [JOBS_SUBJECT], retention: RetentionPolicy.Workqueue, storage: StorageType.File, num_replicas: replicas,
+      }).catch(async (err) => {
+        // Another process created it first.
+        await jsm.streams.info(JOBS_STREAM).catch(() => { throw err; });
+      });
+    }
+    await jsm.consumers.add(JOBS_STREAM, {
+      durable_name: JOBS_CONSUMER, ack_policy: AckPolicy.Explicit, deliver_policy: DeliverPolicy.All,
+      // A job is worked on while its worker says so (working()); a dead worker's job comes back after this.
+      ack_wait: 60_000_000_000, max_deliver: -1, filter_subject: JOBS_SUBJECT,
+    });
+    return new TranscriptionStore(nc, kv, inputs, jetstream(nc));
+  }
+
+  get jetstream(): JetStreamClient {
+    return this.js;
+  }
+
+  get connection(): NatsConnection {
+    return this.nc;
+  }
+
+  newId(): string {
+    return randomUUID();
+  }
+
+  async put(t: Transcription): Promise<void> {
+    t.updated_at = new Date().toISOString();
+    await this.kv.put(t.id, JSON.stringify(t));
+  }
+
+  async get(id: string): Promise<Transcription | null> {
+    if (!/^[A-Za-z0-9_-]{1,64}$/.test(id)) return null;
+    return parseEntry(await this.kv.get(id));
+  }
+
+  /** Removes the record and its stored input; a job still queued for it finds nothing and is dropped. */
+  async delete(t: Transcription): Promise<void> {
+    await this.kv.delete(t.id);
+    if (t.input_object) await this.deleteInput(t.input_object);
+  }
+
+  async deleteInput(name: string): Promise<void> {
+    await this.inputs.delete(name).catch(() => undefined);
+  }
+
+  /** Queues the record's job; the message id makes a repeated enqueue of the same attempt a no-op. */
+  async enqueue(id: string): Promise<void> {
+    await this.js.publish(JOBS_SUBJECT, JSON.stringify({ id }), { msgID: `${id}:${Date.now()}` });
+  }
+
+  async putInput(name: string, data: Readable): Promise<number> {
+    const info = await this.inputs.put({ name }, Readable.toWeb(data) as ReadableStream<Uint8Array>);
+    return info.size;
+  }
+
+  async getInput(name: string): Promise<Readable | null> {
+    const r = await this.inputs.get(name);
+    return r ? Readable.fromWeb(r.data as import('node:stream/web').ReadableStream<Uint8Array>) : null;
+  }
+
+  /**
+   * Resolves with the record once it is completed or failed, or null past `deadline` (epoch ms) or when
+   * it is deleted. Watches the key: no polling.
+   */
+  async settled(id: string, deadline: number, signal?: AbortSignal): Promise<Transcription | null> {
+    const watch = await this.kv.watch({ key: id });
+    const timer = setTimeout(() => watch.stop(), Math.max(0, deadline - Date.now()));
+    const onAbort = () => watch.stop();
+    signal?.addEventListener('abort', onAbort, { once: true });
+    try {
+      for await (const e of watch) {
+        if (e.operation !== 'PUT') return null;
+        const t = parseEntry(e);
+        if (t && (t.status === 'completed' || t.status === 'failed')) return t;
+      }
+      return null;
+    } finally {
+      clearTimeout(timer);
+      signal?.removeEventListener('abort', onAbort);
+      watch.stop();
+    }
+  }
+}
+
+function parseEntry(e: KvEntry | null): Transcription | null {
+  if (!e || e.operation !== 'PUT' || e.length === 0) return null;
+  const r = Transcription.safeParse(e.json());
+  return r.success ? r.data : null;
+}
+
+/** A new record with every optional field empty. */
+export function newRecord(fields: Pick<Transcription, 'id' | 'project_id' | 'created_by' | 'language' | 'input_type'> & Partial<Transcription>): Transcription {
+  const now = new Date().toISOString();
+  return Transcription.parse({
+    status: 'new', input_text: null, input_object: null, input_filename: null, note: null, call_id: null, attempts: 0,
+    created_at: now, updated_at: now, completed_at: null,
+    subject_user_id: null, subject_title: null, subject_description: null, subject_rating: null, subject_max_rating: null,
+    subject_url: null, subject_article: null,
+    ...EMPTY_RESULT,
+    ...fields,
+  });
+}

@@ -1,0 +1,165 @@
+/**
+ * The analysis-worker role: consumes the `VOICEPONCE_JOBS` work queue, transcribes audio inputs on the
+ * ASR workers (through the same chunked, parallel path as the Harf file API), runs the analyzer and
+ * stores the `result_*` fields. At least once: a job is acked only after its record is written; a worker
+ * that dies mid-job leaves it unacked and JetStream delivers it again. A failed attempt is retried with
+ * exponential backoff (VOICEPONCE_RETRY_BASE_MS doubling, at most an hour apart) until the record is
+ * VOICEPONCE_RETRY_WINDOW_MS (24 h) old; then it fails with its last reason in `note`.
+ */
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { pipeline } from 'node:stream/promises';
+import type { ConsumerMessages, JsMsg } from '@nats-io/jetstream';
+import type { AnalysisConfig, Config } from '../config.js';
+import type { Logger } from '../log.js';
+import { metrics } from '../metrics.js';
+import { CallscribeError, asCallscribeError } from '../errors.js';
+import type { AsrClient } from '../bus/asr-client.js';
+import { ChunkedTranscriber } from '../files/chunked-transcriber.js';
+import { decodeToPcm16k } from '../files/decode.js';
+import { JOBS_CONSUMER, JOBS_STREAM, type Transcription, type TranscriptionStore } from './records.js';
+import type { Analyzer } from './result.js';
+
+/** A failure that retrying cannot fix: the record fails at once with this note. */
+export class PermanentAnalysisError extends CallscribeError {
+  override readonly code = 'CS_ERR_ANALYSIS_FAILED';
+}
+
+const MAX_BACKOFF_MS = 3_600_000;
+/** At most this much audio in one input (4 h of 16 kHz mono). */
+const MAX_SAMPLES = 4 * 3600 * 16_000;
+const WORKING_EVERY_MS = 20_000;
+
+export interface AnalysisWorkerDeps {
+  store: TranscriptionStore;
+  analyzer: Analyzer;
+  /** Null when this process cannot reach ASR workers (then audio inputs are retried elsewhere or fail). */
+  asr: AsrClient | null;
+  config: Config;
+  log: Logger;
+  /** Jobs worked on at once. */
+  concurrency?: number;
+}
+
+export class AnalysisWorker {
+  private messages: ConsumerMessages | null = null;
+  private readonly running = new Set<Promise<void>>();
+  private readonly transcriber: ChunkedTranscriber | null;
+  private readonly cfg: AnalysisConfig;
+  private closed = false;
+
+  constructor(private readonly deps: AnalysisWorkerDeps) {
+    this.transcriber = deps.asr ? new ChunkedTranscriber(deps.asr, deps.log) : null;
+    this.cfg = deps.config.analysis;
+  }
+
+  async start(): Promise<void> {
+    const consumer = await this.deps.store.jetstream.consumers.get(JOBS_STREAM, JOBS_CONSUMER);
+    const max = this.deps.concurrency ?? Math.max(2, os.availableParallelism());
+    this.messages = await consumer.consume({ max_messages: max });
+    void (async () => {
+      for await (const m of this.messages!) {
+        const p = this.handle(m).finally(() => this.running.delete(p));
+        this.running.add(p);
+      }
+    })().catch((err) => this.closed || this.deps.log.error({ err }, 'analysis job consumer stopped'));
+  }
+
+  /** Stops taking jobs and waits for the ones under way (their records written, their jobs acked). */
+  async close(): Promise<void> {
+    this.closed = true;
+    await this.messages?.close().catch(() => undefined);
+    await Promise.allSettled([...this.running]);
+  }
+
+  private async handle(m: JsMsg): Promise<void> {
+    let id = '';
+    try {
+      id = String((m.json() as { id?: unknown }).id ?? '');
+    } catch {
+      // not ours
+    }
+    const t = id ? await this.deps.store.get(id).catch(() => null) : null;
+    if (!t || t.status === 'completed' || t.status === 'failed') return void m.ack();
+    const working = setInterval(() => m.working(), WORKING_EVERY_MS);
+    try {
+      t.status = 'processing';
+      t.attempts += 1;
+      await this.deps.store.put(t);
+      const started = Date.now();
+      const text = t.input_type === 'text' ? (t.input_text ?? '') : await this.transcribe(t);
+      const result = await this.deps.analyzer.analyze(text, t.language, {
+        title: t.subject_title, description: t.subject_description, rating: t.subject_rating, maxRating: t.subject_max_rating,
+      });
+      // Deleted while we worked: nothing to write.
+      if (!(await this.deps.store.get(t.id))) return void m.ack();
+      Object.assign(t, result, { status: 'completed', note: null, completed_at: new Date().toISOString() });
+      await this.deps.store.put(t);
+      metrics.analyses.labels('completed').inc();
+      metrics.analysisSeconds.observe((Date.now() - started) / 1000);
+      m.ack();
+    } catch (err) {
+      await this.failed(m, t, err);
+    } finally {
+      clearInterval(working);
+    }
+  }
+
+  /** A failed attempt: retried later (nak with a delay), or the record fails for good. */
+  private async failed(m: JsMsg, t: Transcription, err: unknown): Promise<void> {
+    const e = asCallscribeError(err);
+    const age = Date.now() - Date.parse(t.created_at);
+    const permanent = err instanceof PermanentAnalysisError || ['CS_ERR_NOT_MEDIA', 'CS_ERR_MEDIA_TOO_LARGE', 'CS_ERR_BAD_MEDIA'].includes(e.code);
+    const delay = Math.min(MAX_BACKOFF_MS, this.cfg.retryBaseMs * 2 ** Math.max(0, t.attempts - 1));
+    try {
+      if (!(await this.deps.store.get(t.id))) return void m.ack();
+      if (permanent || age + delay > this.cfg.retryWindowMs) {
+        t.status = 'failed';
+        t.note = permanent ? e.message : `gave up after ${t.attempts} attempts: ${e.message}`;
+        t.completed_at = new Date().toISOString();
+        await this.deps.store.put(t);
+        metrics.analyses.labels('failed').inc();
+        this.deps.log.info({ transcription: t.id, code: e.code }, 'transcription failed');
+        return void m.ack();
+      }
+      // Back to `new` with the reason, so a status reader sees it is waiting for another try.
+      t.status = 'new';
+      t.note = `attempt ${t.attempts} failed, retrying in ${Math.round(delay / 1000)} s: ${e.message}`;
+      await this.deps.store.put(t);
+      metrics.analyses.labels('retried').inc();
+      this.deps.log.warn({ transcription: t.id, code: e.code, delayMs: delay }, 'transcription attempt failed');
+      m.nak(delay);
+    } catch (err2) {
+      // The store itself is out of reach: leave the job unacked, JetStream delivers it again.
+      this.deps.log.error({ err: err2, transcription: t.id }, 'could not record a failed attempt');
+      m.nak(delay);
+    }
+  }
+
+  /** Audio input → text, on the ASR workers serving the record's language. */
+  private async transcribe(t: Transcription): Promise<string> {
+    if (!(t.language in this.deps.config.languages)) {
+      const served = Object.keys(this.deps.config.languages).join(', ');
+      throw new PermanentAnalysisError(`no speech engine serves language "${t.language}" (served: ${served}); send the text instead, or route "${t.language}" to a Harf-compatible engine with CALLSCRIBE_LANGUAGES=${t.language}:harf-ws`);
+    }
+    if (!this.transcriber) throw new CallscribeError('this analysis worker has no ASR client');
+    const input = t.input_object ? await this.deps.store.getInput(t.input_object) : null;
+    if (!input) throw new PermanentAnalysisError('the uploaded audio is gone');
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'callscribe-vp-'));
+    try {
+      const file = path.join(dir, `input.${(t.input_filename ?? 'audio').split('.').pop()?.replace(/[^A-Za-z0-9]/g, '') || 'bin'}`);
+      await pipeline(input, fs.createWriteStream(file));
+      let decoded;
+      try {
+        decoded = await decodeToPcm16k(file, { maxSamples: MAX_SAMPLES });
+      } catch (err) {
+        throw new PermanentAnalysisError(`the input is not audio ffmpeg can decode: ${asCallscribeError(err).message}`);
+      }
+      const r = await this.transcriber.transcribe(decoded.pcm, t.language, { deadline: Date.now() + 3_600_000 });
+      return r.segments.map((s) => s.text).filter(Boolean).join(' ');
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  }
+}
