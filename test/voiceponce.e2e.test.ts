@@ -279,9 +279,12 @@ describe('voiceponce - the API as documented', () => {
 });
 
 describe('voiceponce - the work queue', () => {
-  it('voiceponce - a record queued while no analysis worker runs waits in JetStream; the analysis-worker role takes it when it starts', async () => {
+  it('voiceponce - a record queued while no analysis worker runs waits in JetStream; the analysis-worker role takes it when it starts; a failing one is retried, then fails', async () => {
     const nats = await startNatsServer();
-    const env = { NATS_URL: nats.url, CALLSCRIBE_HARF_TOKENS: HARF, CALLSCRIBE_ACCOUNTS: 'ed:ed-pw:editor', SIP_PORT: 'off' };
+    const env = {
+      NATS_URL: nats.url, CALLSCRIBE_HARF_TOKENS: HARF, CALLSCRIBE_ACCOUNTS: 'ed:ed-pw:editor', SIP_PORT: 'off',
+      VOICEPONCE_RETRY_WINDOW_MS: '4000', VOICEPONCE_RETRY_BASE_MS: '300', CALLSCRIBE_CLAIM_TIMEOUT_MS: '300', CALLSCRIBE_HEARTBEAT_MS: '300',
+    };
     const gw = await startCallscribe('gateway', env);
     let worker: Running | null = null;
     try {
@@ -305,6 +308,23 @@ describe('voiceponce - the work queue', () => {
       const result = await get(`/api/v1/transcriptions/${r.id}/result`);
       expect(result.result_tone).toBe('negative');
       expect(result.result_category).toBe('support');
+
+      // English audio, but no ASR worker anywhere: each attempt fails (no worker), is retried with backoff
+      // while the record is younger than VOICEPONCE_RETRY_WINDOW_MS, then the record fails with the reason.
+      const form = new FormData();
+      form.set('input', new Blob([fs.readFileSync(CALL16)]), 'call.wav');
+      form.set('language', 'en');
+      const audio = await (await fetch(`${url}/api/v1/transcriptions`, { method: 'POST', headers: { authorization: `Bearer ${tok}`, connection: 'close' }, body: form })).json();
+      const notes = new Set<string>();
+      let rec: any = {};
+      for (let i = 0; i < 150 && rec.status !== 'failed'; i++) {
+        rec = await get(`/api/v1/transcriptions/${audio.id}`);
+        if (rec.note) notes.add(rec.note);
+        await new Promise((res) => setTimeout(res, 100));
+      }
+      expect(rec.status).toBe('failed');
+      expect(rec.note).toMatch(/^gave up after [2-9] attempts: .*worker/i);
+      expect([...notes].some((n) => /^attempt 1 failed, retrying in/.test(n))).toBe(true);
     } finally {
       if (worker) expect(await worker.stop()).toBe(0);
       expect(await gw.stop()).toBe(0);
@@ -351,7 +371,7 @@ describe('voiceponce - the hand-off of finalized streams', () => {
   it('voiceponce - /v1/listen?analyze=true ends with its analysis before the 1000 close; the call record and the webhook have it', async () => {
     const pcm = wavData(fs.readFileSync(CALL16));
     const url = `ws://127.0.0.1:${app.ready.port}/v1/listen?token=${HARF}&encoding=linear16&sample_rate=16000&analyze=true&call_id=vp-handoff-1`;
-    const run = await listen(url, chunks(pcm, 6400), { msgMs: 200, pace: 4 });
+    const run = await listen(url, chunks(pcm, 6400), { msgMs: 200, pace: 0 });
     expect(run.closeCode).toBe(1000);
     const types = run.events.map((e) => e.type);
     const a = types.indexOf('analysis');
@@ -375,12 +395,12 @@ describe('voiceponce - the hand-off of finalized streams', () => {
 
   it('voiceponce - the Harf socket with ?analyze=true; without it, no analysis', async () => {
     const harfUrl = `ws://127.0.0.1:${app.ready.port}/ws_api/transcribe_files/wav/sync/`;
-    const withA = await streamWav(`${harfUrl}?analyze=true`, CALL16, { token: HARF, chunkMs: 200, pace: 4 });
+    const withA = await streamWav(`${harfUrl}?analyze=true`, CALL16, { token: HARF, chunkMs: 200, pace: 0 });
     expect(withA.closeCode).toBe(1000);
     const analysis = withA.answers.find((x: any) => x && x.type === 'analysis');
     expect(analysis).toBeDefined();
     AnalysisResult.parse(analysis.result);
-    const without = await streamWav(harfUrl, CALL16, { token: HARF, chunkMs: 200, pace: 8 });
+    const without = await streamWav(harfUrl, CALL16, { token: HARF, chunkMs: 200, pace: 0 });
     expect(without.answers.some((x: any) => x && x.type === 'analysis')).toBe(false);
   });
 
@@ -390,7 +410,7 @@ describe('voiceponce - the hand-off of finalized streams', () => {
     });
     try {
       const pcm = wavData(fs.readFileSync(CALL16));
-      const run = await listen(`ws://127.0.0.1:${second.ready.port}/v1/listen?token=${HARF}&encoding=linear16&sample_rate=16000&analyze=true`, chunks(pcm, 6400), { msgMs: 200, pace: 4 });
+      const run = await listen(`ws://127.0.0.1:${second.ready.port}/v1/listen?token=${HARF}&encoding=linear16&sample_rate=16000&analyze=true`, chunks(pcm, 6400), { msgMs: 200, pace: 0 });
       expect(run.closeCode).toBe(1000);
       const analysis = run.events.find((e) => e.type === 'analysis')!;
       expect(analysis.error).toBeUndefined();

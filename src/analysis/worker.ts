@@ -14,7 +14,7 @@ import type { ConsumerMessages, JsMsg } from '@nats-io/jetstream';
 import type { AnalysisConfig, Config } from '../config.js';
 import type { Logger } from '../log.js';
 import { metrics } from '../metrics.js';
-import { CallscribeError, asCallscribeError } from '../errors.js';
+import { CallscribeError, NoWorkerError, asCallscribeError } from '../errors.js';
 import type { AsrClient } from '../bus/asr-client.js';
 import { ChunkedTranscriber } from '../files/chunked-transcriber.js';
 import { decodeToPcm16k } from '../files/decode.js';
@@ -30,6 +30,8 @@ const MAX_BACKOFF_MS = 3_600_000;
 /** At most this much audio in one input (4 h of 16 kHz mono). */
 const MAX_SAMPLES = 4 * 3600 * 16_000;
 const WORKING_EVERY_MS = 20_000;
+/** How long an attempt waits for free slots on busy ASR workers. */
+const TRANSCRIBE_WAIT_MS = 30 * 60_000;
 
 export interface AnalysisWorkerDeps {
   store: TranscriptionStore;
@@ -116,7 +118,7 @@ export class AnalysisWorker {
       if (!(await this.deps.store.get(t.id))) return void m.ack();
       if (permanent || age + delay > this.cfg.retryWindowMs) {
         t.status = 'failed';
-        t.note = permanent ? e.message : `gave up after ${t.attempts} attempts: ${e.message}`;
+        t.note = permanent ? e.message : `gave up after ${t.attempts} attempt${t.attempts === 1 ? '' : 's'}: ${e.message}`;
         t.completed_at = new Date().toISOString();
         await this.deps.store.put(t);
         metrics.analyses.labels('failed').inc();
@@ -137,13 +139,27 @@ export class AnalysisWorker {
     }
   }
 
+  /**
+   * Some live ASR worker serves `language` (heard within a few heartbeats, so a worker that has just
+   * started is waited for); else the attempt fails at once and is retried later, rather than waiting.
+   */
+  private async workerFor(language: string): Promise<void> {
+    const until = Date.now() + 3 * this.deps.config.heartbeatMs;
+    for (;;) {
+      if (this.deps.asr!.liveWorkers().some((w) => w.languages.includes(language))) return;
+      if (Date.now() >= until) throw new NoWorkerError(`no ASR worker for language "${language}" is running`);
+      await new Promise((r) => setTimeout(r, 200));
+    }
+  }
+
   /** Audio input → text, on the ASR workers serving the record's language. */
   private async transcribe(t: Transcription): Promise<string> {
     if (!(t.language in this.deps.config.languages)) {
       const served = Object.keys(this.deps.config.languages).join(', ');
       throw new PermanentAnalysisError(`no speech engine serves language "${t.language}" (served: ${served}); send the text instead, or route "${t.language}" to a Harf-compatible engine with CALLSCRIBE_LANGUAGES=${t.language}:harf-ws`);
     }
-    if (!this.transcriber) throw new CallscribeError('this analysis worker has no ASR client');
+    if (!this.transcriber || !this.deps.asr) throw new CallscribeError('this analysis worker has no ASR client');
+    await this.workerFor(t.language);
     const input = t.input_object ? await this.deps.store.getInput(t.input_object) : null;
     if (!input) throw new PermanentAnalysisError('the uploaded audio is gone');
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'callscribe-vp-'));
@@ -156,7 +172,8 @@ export class AnalysisWorker {
       } catch (err) {
         throw new PermanentAnalysisError(`the input is not audio ffmpeg can decode: ${asCallscribeError(err).message}`);
       }
-      const r = await this.transcriber.transcribe(decoded.pcm, t.language, { deadline: Date.now() + 3_600_000 });
+      // Busy workers are waited for (a live call holds the slots); past this the attempt fails and is retried.
+      const r = await this.transcriber.transcribe(decoded.pcm, t.language, { deadline: Date.now() + TRANSCRIBE_WAIT_MS });
       return r.segments.map((s) => s.text).filter(Boolean).join(' ');
     } finally {
       fs.rmSync(dir, { recursive: true, force: true });
