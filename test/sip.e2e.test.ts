@@ -27,7 +27,7 @@ let dir: string;
 
 beforeAll(async () => {
   // Four slots whatever the start-up calibration measured on a busy machine: the suite runs three calls at once.
-  app = await startCallscribe('all', { CALLSCRIBE_HARF_TOKENS: TOKEN, RTP_PORT_MIN: '31000', RTP_PORT_MAX: '31999', SIP_MAX_CALLS: '3', SIP_T1_MS: '200', CALLSCRIBE_WORKER_SLOTS: '4' });
+  app = await startCallscribe('all', { CALLSCRIBE_HARF_TOKENS: TOKEN, RTP_PORT_MIN: '31000', RTP_PORT_MAX: '31999', SIP_MAX_CALLS: '3', SIP_T1_MS: '200', CALLSCRIBE_WORKER_SLOTS: '4', CALLSCRIBE_ANALYZE_CALLS: 'true' });
   api = `http://127.0.0.1:${app.ready.port}`;
   target = `127.0.0.1:${app.ready.sip}`;
   dir = fs.mkdtempSync(path.join(os.tmpdir(), 'callscribe-sip-'));
@@ -143,6 +143,15 @@ describe('sip - calls from sipp', () => {
       expect(through).toBeLessThan(wer(ch === 0 ? right : left, text) - 0.1);
     }
     expect(rec.text).toMatch(/^(Alice|Bob): /);
+    // CALLSCRIBE_ANALYZE_CALLS=true: the finalized call's labelled text went to Voiceponce.
+    let analyzed = rec;
+    for (let i = 0; i < 100 && !analyzed.analysis; i++) {
+      await new Promise((res) => setTimeout(res, 100));
+      analyzed = await callRecord(callId);
+    }
+    expect(analyzed.analysis.error).toBeUndefined();
+    expect(analyzed.analysis.result.result_text).toBe(rec.text);
+    expect(typeof analyzed.analysis.result.result_tone).toBe('string');
   });
 });
 
