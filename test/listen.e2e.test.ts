@@ -3,7 +3,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { createRequire } from 'node:module';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { FIXTURES, ffmpegTo16k, pocketsphinxDirect, refusedUpgrade, startCallscribe, type Running } from './lib/proc.js';
+import { FIXTURES, ffmpegTo16k, pocketsphinxDirect, pocketsphinxDirectAsync, refusedUpgrade, startCallscribe, type Running } from './lib/proc.js';
 import { chunks, listen, wavData } from './lib/listen-client.js';
 import { normalizeWords, wer } from '../src/quality/wer.js';
 
@@ -68,8 +68,9 @@ describe('listen - the native socket, every encoding with real speech', () => {
     ['raw opus packets', 'encoding=opus', () => oggPackets(fixture('call-en-48k.ogg')), 0.03, 'call-en-48k.ogg'],
   ];
   it.each(cases)('listen - %s: WER within the bound of PocketSphinx on the ffmpeg-decoded file', async (name, q, messages, bound, file) => {
-    const baseline = wer(REF, pocketsphinxDirect(ffmpegTo16k(fixture(file))));
-    const run = await listen(url(q), await messages(), { pace: 0 });
+    // The engine alone on the second core while the gateway's stream runs.
+    const [alone, run] = await Promise.all([pocketsphinxDirectAsync(ffmpegTo16k(fixture(file))), listen(url(q), await messages(), { pace: 0 })]);
+    const baseline = wer(REF, alone);
     expect(run.closeCode).toBe(1000);
     const through = wer(REF, run.text[0] ?? '');
     console.log(JSON.stringify({ listen: name, wer_gateway: Number(through.toFixed(3)), wer_engine_ffmpeg: Number(baseline.toFixed(3)) }));
@@ -85,12 +86,16 @@ describe('listen - the native socket, every encoding with real speech', () => {
     const alone: number[] = [];
     for (const ms of [0, 2, 4, 6, 8]) {
       const shifted = Buffer.concat([Buffer.alloc(ms * 8, 0xd5), data]); // 0xD5: A-law's code nearest silence
-      const run = await listen(url('encoding=alaw&sample_rate=8000'), chunks(shifted, 160), { pace: 0 });
-      expect(run.closeCode).toBe(1000);
-      through.push(wer(REF, run.text[0] ?? ''));
       const raw = path.join(dir, `shift-${ms}.alaw`);
       fs.writeFileSync(raw, shifted);
-      alone.push(wer(REF, pocketsphinxDirect(ffmpegTo16k(raw, undefined, ['-f', 'alaw', '-ar', '8000', '-ac', '1']))));
+      // The engine alone on the second core while the gateway's stream runs.
+      const [direct, run] = await Promise.all([
+        pocketsphinxDirectAsync(ffmpegTo16k(raw, undefined, ['-f', 'alaw', '-ar', '8000', '-ac', '1'])),
+        listen(url('encoding=alaw&sample_rate=8000'), chunks(shifted, 160), { pace: 0 }),
+      ]);
+      expect(run.closeCode).toBe(1000);
+      through.push(wer(REF, run.text[0] ?? ''));
+      alone.push(wer(REF, direct));
     }
     const mean = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / xs.length;
     console.log(JSON.stringify({ listen: 'alaw 8 kHz, 5 shifts', wer_gateway_mean: Number(mean(through).toFixed(3)), wer_engine_ffmpeg_mean: Number(mean(alone).toFixed(3)) }));
