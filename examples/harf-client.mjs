@@ -17,7 +17,8 @@ if (!file) {
 const token = opt('--token', process.env.CALLSCRIBE_TOKEN ?? (fs.existsSync('data/harf-token') ? fs.readFileSync('data/harf-token', 'utf8').trim() : ''));
 const base = opt('--url', 'ws://localhost:8080');
 const fast = args.includes('--fast');
-const url = `${base}/ws_api/transcribe_files/wav/sync/?language=${opt('--language', 'en')}`;
+// --fast is a batch upload: the gateway holds live streams to 2x real time unless told (realtime=false).
+const url = `${base}/ws_api/transcribe_files/wav/sync/?language=${opt('--language', 'en')}${fast ? '&realtime=false' : ''}`;
 
 const wav = fs.readFileSync(file);
 const dataAt = wav.indexOf('data') + 8; // the first message carries the whole header

@@ -1,9 +1,10 @@
 import type { Config } from '../src/config.js';
 import type { Logger } from '../src/log.js';
-import { type CallscribeError, MessageTooLargeError, ShuttingDownError, asCallscribeError, errorFromCode } from '../src/errors.js';
-import { metrics } from '../src/metrics.js';
+import { type CallscribeError, MessageTooLargeError, RateLimitedError, ShuttingDownError, asCallscribeError, errorFromCode } from '../src/errors.js';
+import { countSessionError, metrics } from '../src/metrics.js';
 import type { SocketSession, SocketSink } from '../src/protocol/session.js';
 import type { Call, CallEvent } from '../src/calls/call.js';
+import { type AudioRate, AudioRateLimiter, UNLIMITED } from './rate-limit.js';
 
 /**
  * The lifecycle every socket that carries one call shares: open -> finalizing -> closed, the live
@@ -14,11 +15,16 @@ export abstract class CallSocketSession implements SocketSession {
   protected state: 'open' | 'finalizing' | 'closed' = 'open';
   private readonly off: () => void;
   private readonly live: { inc(): void; dec(): void };
+  private readonly rate: AudioRate;
 
+  /** `realtime`: a live stream, held to CALLSCRIBE_MAX_RATE; false: a batch upload (`?realtime=false`). */
   constructor(protected readonly deps: { config: Config; log: Logger },
               protected readonly sink: SocketSink,
               protected readonly call: Call,
-              private readonly protocol: string) {
+              private readonly protocol: string,
+              realtime = true) {
+    const { maxRate, burstMs } = deps.config;
+    this.rate = realtime && maxRate > 0 ? new AudioRateLimiter(maxRate, burstMs) : UNLIMITED;
     this.live = metrics.sessions.labels(protocol);
     this.live.inc();
     metrics.sessionsTotal.labels(protocol).inc();
@@ -55,6 +61,17 @@ export abstract class CallSocketSession implements SocketSession {
     return false;
   }
 
+  /**
+   * Decoded audio to the call, metered: audio time is what the declared format decodes to (bytes over
+   * the byte rate for PCM and G.711, decoded samples for Opus), against wall-clock time.
+   */
+  protected pushAudio(pcm: Int16Array, channels: 1 | 2, rate: number): void {
+    if (this.state === 'closed') return;
+    if (this.rate.admit((pcm.length * 1000) / (channels * rate))) return this.call.pushAudio(pcm, channels, rate);
+    const { maxRate, burstMs } = this.deps.config;
+    this.fail(new RateLimitedError(`audio is arriving faster than ${maxRate}x real time (beyond a ${burstMs} ms burst); send ?realtime=false for a batch upload`));
+  }
+
   /** The client went away: the call ends, its worker slots are freed. */
   onClose(): void {
     if (this.state === 'closed') return;
@@ -62,20 +79,40 @@ export abstract class CallSocketSession implements SocketSession {
     this.call.close('client gone');
   }
 
-  /** Server shutdown: the client is told why, then the socket closes with 1001. */
+  /**
+   * Server drain (SIGTERM): the call is finalized so the client gets its last segments, then it is told
+   * why (CS_ERR_SHUTTING_DOWN) and the socket closes with 1001. A finalize already under way finishes
+   * as usual (1000).
+   */
   shutdown(): void {
-    this.fail(new ShuttingDownError('server shutting down'));
+    if (this.state !== 'open') return;
+    void this.drain();
   }
 
-  protected async finalize(): Promise<void> {
+  private async drain(): Promise<void> {
+    if (!(await this.flushCall())) return;
+    this.heldSegments();
+    this.fail(new ShuttingDownError('server shutting down: the call was finalized'));
+  }
+
+  /** Segments a protocol holds until its next answer (Harf answers per message): sent now. */
+  protected heldSegments(): void {}
+
+  /** Input ended, the call finalized (its last segments out); false when that failed or the socket ended meanwhile. */
+  private async flushCall(): Promise<boolean> {
     this.state = 'finalizing';
     try {
       this.endInput();
       await this.call.finalize();
     } catch (err) {
-      return this.fail(asCallscribeError(err));
+      this.fail(asCallscribeError(err));
+      return false;
     }
-    if (this.state !== 'finalizing') return;
+    return this.state === 'finalizing';
+  }
+
+  protected async finalize(): Promise<void> {
+    if (!(await this.flushCall())) return;
     // Asked with ?analyze=true: the analysis comes before the last words and the close.
     const analysis = this.call.analysisSettled();
     if (analysis) {
@@ -96,7 +133,7 @@ export abstract class CallSocketSession implements SocketSession {
   protected fail(err: CallscribeError): void {
     if (this.state === 'closed') return;
     this.closed();
-    metrics.sessionErrors.labels(err.code).inc();
+    countSessionError(err.code);
     this.deps.log.info({ call: this.call.id, protocol: this.protocol, code: err.code }, 'session failed');
     this.call.close(err.code);
     this.send(this.errorJson(err));

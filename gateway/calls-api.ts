@@ -8,6 +8,7 @@ import type { HttpReply } from './server.js';
 import type { SocketSink } from './harf-socket.js';
 
 const decoder = new TextDecoder();
+const slowSubscribers = metrics.refusals.labels('slow_subscriber');
 
 /** Live calls of this gateway, by id: their in-memory record is fresher than the stored one. */
 export class LiveCalls {
@@ -102,6 +103,7 @@ export class CallEventsSession {
     if (this.over) return;
     if (!this.sink.send(text)) {
       metrics.droppedMessages.inc();
+      slowSubscribers.inc();
       this.log.info({}, 'slow call events subscriber dropped');
       this.end(1013);
     }

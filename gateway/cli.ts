@@ -33,8 +33,69 @@ Configuration is by environment variables; see README.md.`;
 
 type Closer = () => Promise<void>;
 
-async function connectBus(config: Config, name: string): Promise<NatsConnection> {
-  return connect({ servers: [...config.natsUrls], name, maxReconnectAttempts: -1, reconnectTimeWait: 500 });
+/**
+ * Connects to any server of NATS_URL and stays connected: reconnects forever (to any node of a cluster,
+ * including the ones it gossips), and logs every change of connection.
+ *
+ * Buffering while reconnecting: nats.js v3 has no reconnect buffer option (no `reconnectBufSize` as in
+ * nats.go). Its outbound buffer is emptied at every dial attempt (`prepare()` in nats-core's
+ * protocol.js), so while disconnected it holds at most what is published between two attempts (bounded,
+ * at most one `reconnectTimeWait`), and that is dropped, not sent after the reconnect: core NATS is at most
+ * once. Hence a short wait between attempts, and pings that notice a silent (partitioned) server within
+ * seconds instead of the default 2 min x 2. Measured on loopback (test/cluster.e2e.test.ts): a SIGKILLed
+ * node is left for another in 3-10 ms, and an audio message published in that window is lost.
+ */
+async function connectBus(config: Config, name: string, log: Logger): Promise<NatsConnection> {
+  // Nothing on stdout before the ready line; a role kept waiting says so on stderr, for people.
+  const waiting = setTimeout(() => process.stderr.write(`callscribe: waiting for NATS at ${config.natsUrls.join(',')}\n`), 5000);
+  const nc = await connect({
+    servers: [...config.natsUrls],
+    name,
+    maxReconnectAttempts: -1,
+    reconnectTimeWait: 500, // per server: the other nodes of a cluster are tried at once
+    // A server that answers no ping for 4-6 s is stale: reconnect elsewhere, before the gateways' worker
+    // timeout (three 2 s heartbeats) gives up on the sessions.
+    pingInterval: 2000,
+    maxPingOut: 2,
+    // A server of the list that is down at start stays in the pool; the role waits for NATS rather than exit.
+    waitOnFirstConnect: true,
+  }).finally(() => clearTimeout(waiting));
+  void watchBus(nc, log);
+  return nc;
+}
+
+/** Logs the connection's status changes: disconnects and stale connections at warn, reconnects at info. */
+async function watchBus(nc: NatsConnection, log: Logger): Promise<void> {
+  let down = 0;
+  for await (const s of nc.status()) {
+    switch (s.type) {
+      case 'disconnect':
+        down = Date.now();
+        log.warn({ server: s.server }, 'NATS disconnected');
+        break;
+      case 'reconnect':
+        log.info({ server: s.server, downMs: down ? Date.now() - down : null }, 'NATS reconnected');
+        down = 0;
+        break;
+      case 'staleConnection':
+        log.warn({}, 'NATS connection stale (no PONG), reconnecting');
+        break;
+      case 'ldm':
+        log.warn({ server: s.server }, 'NATS server in lame duck mode');
+        break;
+      case 'error':
+        log.warn({ err: s.error }, 'NATS error');
+        break;
+      case 'slowConsumer':
+        log.warn({ subject: s.sub.getSubject(), pending: s.pending }, 'NATS slow consumer');
+        break;
+      case 'update':
+        log.debug({ added: s.added, deleted: s.deleted }, 'NATS cluster servers');
+        break;
+      default: // reconnecting (each attempt), ping, forceReconnect, close
+        break;
+    }
+  }
 }
 
 async function startEngines(config: Config, log: Logger): Promise<Map<string, Engine>> {
@@ -92,7 +153,7 @@ async function main(argv: string[]): Promise<void> {
     config = Object.freeze({ ...config, natsUrls: Object.freeze([url]) });
     ready.nats = url;
   }
-  const nc = await connectBus(config, `callscribe-${role}-${os.hostname()}-${process.pid}`);
+  const nc = await connectBus(config, `callscribe-${role}-${os.hostname()}-${process.pid}`, log);
 
   let gateway: Gateway | null = null;
   if (role === 'all' || role === 'asr-worker') {
@@ -122,12 +183,13 @@ async function main(argv: string[]): Promise<void> {
       closers.push(async () => own.close());
       asr = own;
     }
-    const store = await TranscriptionStore.open(nc);
+    const store = await TranscriptionStore.open(nc, config.jsReplicas);
     const analysis = new AnalysisWorker({ store, analyzer: createAnalyzer(config, log), asr, config, log });
     await analysis.start();
-    // Closed after the gateway: a stream finalized during shutdown still gets its analysis; jobs under way
-    // finish, or go back to the queue for the next worker.
-    closers.push(() => analysis.close());
+    // Closed right after the gateway (a stream finalized by its drain still gets its analysis) and before
+    // the ASR worker, whose drain would otherwise wait for the chunks of an audio input under way: that
+    // job goes back to the queue for the next worker.
+    closers.splice(gateway ? 1 : 0, 0, () => analysis.close());
     ready.analysis = config.analysis.llm ? 'llm' : 'builtin';
   }
 
@@ -139,7 +201,8 @@ async function main(argv: string[]): Promise<void> {
     if (stopping) return;
     stopping = true;
     log.info({ signal }, 'stopping');
-    const force = setTimeout(() => process.exit(1), 15_000);
+    // The drain has CALLSCRIBE_DRAIN_MS; the rest (bus drain, nats-server) a few seconds more.
+    const force = setTimeout(() => process.exit(1), config.drainMs + 15_000);
     force.unref();
     for (const c of closers) await c().catch((err) => log.error({ err }, 'close failed'));
     await nc.drain().catch(() => undefined);

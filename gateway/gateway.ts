@@ -3,8 +3,8 @@ import type { Config } from '../src/config.js';
 import type { Logger } from '../src/log.js';
 import { registry, metrics } from '../src/metrics.js';
 import { AsrClient } from '../src/bus/asr-client.js';
-import { type CallscribeError, TooManySessionsError, UnauthorizedError, UnsupportedLanguageError, asCallscribeError } from '../src/errors.js';
-import { parseListenParams, type ListenParams } from '../src/protocol/listen.js';
+import { type CallscribeError, OriginNotAllowedError, TooManySessionsError, UnauthorizedError, UnsupportedLanguageError, asCallscribeError } from '../src/errors.js';
+import { parseListenParams, realtimeParam, type ListenParams } from '../src/protocol/listen.js';
 import { Call, type CallOptions } from '../src/calls/call.js';
 import { CallStore } from '../src/calls/store.js';
 import { HttpServer, type AnyReply, type HttpReply, type Refusal, type UpgradeRequest, type WsRoute } from './server.js';
@@ -12,6 +12,7 @@ import { HarfFilesApi } from './harf-files.js';
 import { TaskStore } from '../src/files/tasks.js';
 import { TaskRunner } from '../src/files/task-runner.js';
 import { TokenStore, tokenFrom } from './auth.js';
+import { OriginPolicy } from './origin.js';
 import { HarfSocketSession } from './harf-socket.js';
 import { ListenSession } from './listen-socket.js';
 import { AudioHookSession } from '../adapters/audiohook/audiohook.js';
@@ -32,6 +33,14 @@ import type { AdapterDeps, SocketSession, SocketSink } from '../src/protocol/ses
 
 export const HARF_SOCKET_PATH = '/ws_api/transcribe_files/wav/sync/';
 export const LISTEN_PATH = '/v1/listen';
+
+/** Admission refusals, by reason (callscribe_refusals_total); label handles bound once. */
+const refused = {
+  origin: metrics.refusals.labels('origin'),
+  unauthorized: metrics.refusals.labels('unauthorized'),
+  tooManySessions: metrics.refusals.labels('too_many_sessions'),
+  noWorker: metrics.refusals.labels('no_worker'),
+};
 
 /** An HTTP refusal with the error body shared by every socket: `{"state":"FAILURE","error":{code,message}}`. */
 function refusal(err: CallscribeError, headers?: Record<string, string>): Refusal {
@@ -63,18 +72,22 @@ export class Gateway {
   constructor(private readonly nc: NatsConnection, readonly config: Config, readonly tokens: TokenStore, private readonly log: Logger,
               private readonly allowPrivateFetch = config.files.fetchAllowPrivate ?? false) {
     this.asr = new AsrClient(nc, config, log);
-    this.server = new HttpServer(log);
+    // Every route (sockets and REST) checks the browser's Origin before anything else.
+    const origins = new OriginPolicy(config.allowedOrigins, config.files.publicUrl);
+    this.server = new HttpServer(log, (req) => {
+      if (origins.allows(req.header('origin'), req.header('host'))) return null;
+      refused.origin.inc();
+      return refusal(new OriginNotAllowedError('this Origin may not use the gateway (CALLSCRIBE_ALLOWED_ORIGINS)'));
+    });
     const limits = {
       maxPayloadLength: Math.max(config.maxMessageBytes * 4, 1024 * 1024),
       idleTimeoutS: Math.min(960, Math.max(8, Math.ceil(config.idleTimeoutMs / 1000))),
     };
-    const harfRoute: WsRoute<Call> = {
+    const harfRoute: WsRoute<{ call: Call; realtime: boolean }> = {
       ...limits,
-      prepare: (req) => this.openCall(req, {
-        source: 'harf', language: req.query('language') || config.defaultLanguage, labels: [null], analyze: req.query('analyze') === 'true',
-      }),
-      open: (sink, call) => new HarfSocketSession({ config, log }, sink, call),
-      abandon: (call) => call.close('client gone during upgrade'),
+      prepare: (req) => this.prepareHarf(req),
+      open: (sink, ctx) => new HarfSocketSession({ config, log }, sink, ctx.call, ctx.realtime),
+      abandon: (ctx) => ctx.call.close('client gone during upgrade'),
     };
     const listenRoute: WsRoute<{ params: ListenParams; call: Call }> = {
       ...limits,
@@ -118,7 +131,10 @@ export class Gateway {
       .get('/readyz', () => {
         const nats = !this.nc.isClosed();
         const workers = this.asr.hasWorker();
-        return { status: nats && workers ? 200 : 503, body: JSON.stringify({ ready: nats && workers, nats, workers: this.asr.liveWorkers().length }) };
+        // Draining (SIGTERM): not ready at once, so a load balancer stops sending new calls here.
+        const draining = this.server.draining;
+        const ready = nats && workers && !draining;
+        return { status: ready ? 200 : 503, body: JSON.stringify({ ready, nats, workers: this.asr.liveWorkers().length, draining }) };
       })
       .get('/metrics', async () => ({ status: 200, type: registry.contentType, body: await registry.metrics() }))
       .notFound();
@@ -132,6 +148,7 @@ export class Gateway {
   private checkToken(req: UpgradeRequest): Refusal | null {
     if (this.tokens.check(tokenFrom(req.header('authorization'), req.query('token')))) return null;
     metrics.unauthorized.inc();
+    refused.unauthorized.inc();
     return refusal(new UnauthorizedError('missing or wrong token'));
   }
 
@@ -157,12 +174,19 @@ export class Gateway {
 
   /** Admission (capacity, language), then a call with its workers claimed: the one way any session starts a call. */
   async startCall(opts: CallOptions): Promise<Call> {
-    if (this.live.size >= this.config.maxSessions) throw new TooManySessionsError('gateway at capacity');
+    if (this.live.size >= this.config.maxSessions) {
+      refused.tooManySessions.inc();
+      throw new TooManySessionsError('gateway at capacity');
+    }
     if (!(opts.language in this.config.languages)) {
       throw new UnsupportedLanguageError(`language "${opts.language}" is not served (CALLSCRIBE_LANGUAGES)`);
     }
     const call = await Call.open({ asr: this.asr, store: this.store!, log: this.log, analysis: this.analysis },
-      { ...opts, analyze: opts.analyze ?? this.config.analysis.analyzeCalls });
+      { ...opts, analyze: opts.analyze ?? this.config.analysis.analyzeCalls })
+      .catch((err: unknown) => {
+        if (asCallscribeError(err).code === 'CS_ERR_NO_WORKER') refused.noWorker.inc();
+        throw err;
+      });
     this.live.add(call);
     return call;
   }
@@ -190,6 +214,20 @@ export class Gateway {
     };
   }
 
+  /** The Harf socket: `?language=`, `?analyze=true`, `?realtime=false` (a batch upload), then the call. */
+  private async prepareHarf(req: UpgradeRequest): Promise<Refusal | { context: { call: Call; realtime: boolean } }> {
+    let realtime: boolean;
+    try {
+      realtime = realtimeParam(req.query);
+    } catch (err) {
+      return refusal(asCallscribeError(err));
+    }
+    const r = await this.openCall(req, {
+      source: 'harf', language: req.query('language') || this.config.defaultLanguage, labels: [null], analyze: req.query('analyze') === 'true',
+    });
+    return 'context' in r ? { context: { call: r.context, realtime } } : r;
+  }
+
   private async prepareListen(req: UpgradeRequest): Promise<Refusal | { context: { params: ListenParams; call: Call } }> {
     let params: ListenParams;
     try {
@@ -212,14 +250,14 @@ export class Gateway {
   }
 
   async start(): Promise<number> {
-    this.store = await CallStore.open(this.nc);
+    this.store = await CallStore.open(this.nc, this.config.jsReplicas);
     this.api = new CallsApi(this.store, this.live);
-    const tasks = await TaskStore.open(this.nc);
+    const tasks = await TaskStore.open(this.nc, this.config.jsReplicas);
     this.runner = new TaskRunner({ store: tasks, asr: this.asr, config: this.config, log: this.log, allowPrivate: this.allowPrivateFetch, owner: this.asr.gatewayId });
     this.files = new HarfFilesApi(tasks, this.runner, this.config, this.log);
     // Voiceponce: records and jobs in JetStream, accounts and the token secret shared by every gateway.
-    const transcriptions = await TranscriptionStore.open(this.nc);
-    const auth = await new Kvm(this.nc).create('voiceponce_auth', { history: 1 });
+    const transcriptions = await TranscriptionStore.open(this.nc, this.config.jsReplicas);
+    const auth = await new Kvm(this.nc).create('voiceponce_auth', { history: 1, replicas: this.config.jsReplicas });
     const accounts = await AccountBook.open(this.config.analysis.accounts, auth);
     this.voiceponceAdmin = accounts.generated;
     const signer = await TokenSigner.open(auth, this.config.analysis.tokenTtlMs);
@@ -238,12 +276,15 @@ export class Gateway {
     return this.port;
   }
 
-  /** Stop accepting, close live sessions (1001), stop the bus client. Idempotent. */
+  /** Drain (see close), then stop the bus client. Idempotent. */
   async close(): Promise<void> {
-    // SIP calls are finalized and hung up (BYE) while the bus is still there for their last words.
+    // Drain first: readiness fails and upgrades get 503 at once; live sockets finalize and close (1001)
+    // within CALLSCRIBE_DRAIN_MS. SIP calls are finalized and hung up (BYE) meanwhile, while the bus is
+    // still there for their last words.
+    const draining = this.server.close(this.config.drainMs);
     await this.sip?.close();
     await this.runner?.close();
-    await this.server.close();
+    await draining;
     await this.live.flushed();
     this.asr.close();
   }

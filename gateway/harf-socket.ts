@@ -30,9 +30,9 @@ export class HarfSocketSession extends CallSocketSession {
   private readonly changed = new Set<number>();
   private bytesIn = 0;
 
-  /** `call` is a one-channel call whose worker is already claimed (at the upgrade). */
-  constructor(deps: { config: Config; log: Logger }, sink: SocketSink, call: Call) {
-    super(deps, sink, call, 'harf');
+  /** `call` is a one-channel call whose worker is already claimed (at the upgrade); `realtime`: held to the rate ceiling. */
+  constructor(deps: { config: Config; log: Logger }, sink: SocketSink, call: Call, realtime = true) {
+    super(deps, sink, call, 'harf', realtime);
   }
 
   /** A binary message: the view is only valid during this call (uWS neuters it after). */
@@ -46,11 +46,12 @@ export class HarfSocketSession extends CallSocketSession {
       }
       this.bytesIn += data.length;
       const samples = this.decoder.push(data);
-      if (samples.length > 0) this.call.pushAudio(samples, this.decoder.format!.channels, this.decoder.format!.sampleRate);
+      if (samples.length > 0) this.pushAudio(samples, this.decoder.format!.channels, this.decoder.format!.sampleRate);
     } catch (err) {
       return this.fail(asCallscribeError(err));
     }
-    this.answer(false);
+    // Over the rate ceiling: the FAILURE was the answer.
+    if (this.state === 'open') this.answer(false);
   }
 
   onText(text: string): void {
@@ -66,6 +67,10 @@ export class HarfSocketSession extends CallSocketSession {
   }
 
   protected lastWords(): void {
+    this.answer(true);
+  }
+
+  protected override heldSegments(): void {
     this.answer(true);
   }
 

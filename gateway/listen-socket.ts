@@ -28,34 +28,35 @@ export class ListenSession extends CallSocketSession {
 
   /** `call` already holds one claimed ASR stream per channel (claimed at the upgrade). */
   constructor(deps: { config: Config; log: Logger }, sink: SocketSink, private readonly params: ListenParams, call: Call) {
-    super(deps, sink, call, 'listen');
+    super(deps, sink, call, 'listen', params.realtime);
     this.decoder = this.makeDecoder();
   }
 
   private makeDecoder(): Decoder {
     const { encoding, sampleRate, channels } = this.params;
-    const call = this.call;
+    // Every decoder's output goes through the session's metered push (the rate ceiling).
+    const push = (pcm: Int16Array, ch: 1 | 2, rate: number) => this.pushAudio(pcm, ch, rate);
     switch (encoding) {
       case 'linear16':
       case 'mulaw':
       case 'alaw': {
         const wav = rawAudioDecoder(encoding === 'linear16' ? 'pcm16' : encoding, sampleRate, channels);
-        return { push: (d) => call.pushAudio(wav.push(d), channels, sampleRate), end: () => undefined };
+        return { push: (d) => push(wav.push(d), channels, sampleRate), end: () => undefined };
       }
       case 'wav': {
         const wav = new WavStreamDecoder();
         return {
-          push: (d) => { const pcm = wav.push(d); if (pcm.length) call.pushAudio(pcm, wav.format!.channels, wav.format!.sampleRate); },
+          push: (d) => { const pcm = wav.push(d); if (pcm.length) push(pcm, wav.format!.channels, wav.format!.sampleRate); },
           end: () => wav.end(),
         };
       }
       case 'opus': {
         const opus = new OpusPacketDecoder(channels);
-        return { push: (d) => call.pushAudio(opus.decode(d), channels, 16_000), end: () => undefined };
+        return { push: (d) => push(opus.decode(d), channels, 16_000), end: () => undefined };
       }
       case 'ogg-opus':
       case 'webm-opus': {
-        const c = new ContainerOpusDecoder(encoding === 'ogg-opus' ? 'ogg' : 'webm', (pcm, ch) => call.pushAudio(pcm, ch, 16_000));
+        const c = new ContainerOpusDecoder(encoding === 'ogg-opus' ? 'ogg' : 'webm', (pcm, ch) => push(pcm, ch, 16_000));
         return { push: (d) => c.push(d), end: () => c.end() };
       }
     }

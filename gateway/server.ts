@@ -1,6 +1,7 @@
 import { Readable } from 'node:stream';
 import uWS from 'uWebSockets.js';
 import type { Logger } from '../src/log.js';
+import { metrics } from '../src/metrics.js';
 import type { SocketSession, SocketSink } from '../src/protocol/session.js';
 
 /**
@@ -68,6 +69,7 @@ const STATUS_TEXT: Record<number, string> = {
   404: '404 Not Found', 405: '405 Method Not Allowed', 408: '408 Request Timeout', 413: '413 Payload Too Large',
   415: '415 Unsupported Media Type', 422: '422 Unprocessable Entity', 500: '500 Internal Server Error', 503: '503 Service Unavailable',
 };
+const refusedShuttingDown = metrics.refusals.labels('shutting_down');
 const statusLine = (s: number) => STATUS_TEXT[s] ?? `${s} Status`;
 const decoder = new TextDecoder();
 
@@ -93,7 +95,11 @@ export class HttpServer {
   private readonly live = new Set<uWS.WebSocket<UserData>>();
   private closing: Promise<void> | null = null;
 
-  constructor(private readonly log: Logger) {}
+  /**
+   * `guard` runs first on every route, socket or REST (the gateway's Origin check): a refusal is
+   * answered as it is, null lets the route run.
+   */
+  constructor(private readonly log: Logger, private readonly guard: (req: UpgradeRequest) => Refusal | null = () => null) {}
 
   get sessionCount(): number {
     return this.live.size;
@@ -124,8 +130,11 @@ export class HttpServer {
           });
         };
         if (this.closing) {
+          refusedShuttingDown.inc();
           return refuse({ status: 503, body: { code: 'CS_ERR_SHUTTING_DOWN', message: 'server is shutting down' }, headers: { 'Retry-After': '5' } });
         }
+        const denied = this.guard(reqView);
+        if (denied) return refuse(denied);
         Promise.resolve()
           .then(() => route.prepare(reqView))
           .then((r) => {
@@ -202,7 +211,7 @@ export class HttpServer {
       const reqView = readRequest(req);
       const state = { aborted: false };
       res.onAborted(() => { state.aborted = true; });
-      this.answer(res, state, () => handler(reqView));
+      this.answer(res, state, () => this.guarded(reqView) ?? handler(reqView));
     });
     return this;
   }
@@ -236,9 +245,15 @@ export class HttpServer {
         }
         if (isLast) body.push(null);
       });
-      this.answer(res, state, () => handler(reqView, body), body);
+      this.answer(res, state, () => this.guarded(reqView) ?? handler(reqView, body), body);
     });
     return this;
+  }
+
+  /** The guard's refusal of a REST request as a reply; null when the route may run. */
+  private guarded(req: UpgradeRequest): HttpReply | null {
+    const r = this.guard(req);
+    return r && { status: r.status, body: JSON.stringify(r.body), headers: r.headers };
   }
 
   /** Runs a handler and writes its reply (whole or streamed); a thrown handler is a logged 500. */
@@ -309,14 +324,19 @@ export class HttpServer {
     });
   }
 
+  /** True from the start of `close`: readiness fails, upgrades are refused with 503 + Retry-After. */
+  get draining(): boolean {
+    return this.closing !== null;
+  }
+
   /**
-   * Stops accepting, asks every live session to say goodbye (1001), waits up to `graceMs` for the
-   * sockets to close. Idempotent.
+   * Drains, then stops: new upgrades get 503 with Retry-After at once while the listen socket stays open
+   * (so probes see readiness fail, and requests under way finish); every live session is asked to end
+   * (call sessions finalize, send their last segments and close with 1001); after they are gone, or
+   * `graceMs` at the most, the listen socket closes and any socket left is cut. Idempotent.
    */
   close(graceMs = 2000): Promise<void> {
     this.closing ??= (async () => {
-      if (this.listenSocket) uWS.us_listen_socket_close(this.listenSocket);
-      this.listenSocket = null;
       for (const ws of [...this.live]) {
         const h = ws.getUserData().handler;
         if (h) h.shutdown();
@@ -325,6 +345,8 @@ export class HttpServer {
       const deadline = Date.now() + graceMs;
       while (this.live.size > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
       for (const ws of [...this.live]) ws.close();
+      if (this.listenSocket) uWS.us_listen_socket_close(this.listenSocket);
+      this.listenSocket = null;
     })();
     return this.closing;
   }

@@ -71,6 +71,13 @@ describe('config', () => {
     expect(loadConfig({ CALLSCRIBE_HARF_TOKENS: 'one,two' }).harfTokens).toEqual(['one', 'two']);
   });
 
+  it('config - CALLSCRIBE_JS_REPLICAS: 1 by default, 1..5, above 1 only against an external (clustered) NATS_URL', () => {
+    expect(loadConfig({}).jsReplicas).toBe(1);
+    expect(loadConfig({ NATS_URL: 'nats://a:4222,nats://b:4222,nats://c:4222', CALLSCRIBE_JS_REPLICAS: '3' }).jsReplicas).toBe(3);
+    for (const bad of ['0', '6', 'x']) expect(configError({ NATS_URL: 'nats://a:4222', CALLSCRIBE_JS_REPLICAS: bad }).message).toContain('CALLSCRIBE_JS_REPLICAS');
+    expect(configError({ CALLSCRIBE_JS_REPLICAS: '3' }).message).toContain('CALLSCRIBE_JS_REPLICAS');
+  });
+
   it('config - CALLSCRIBE_LANGUAGES maps languages to engines', () => {
     const c = loadConfig({ CALLSCRIBE_LANGUAGES: 'en:pocketsphinx,fa:harf-ws', HARF_WS_URL: 'wss://harf.example/ws_api/transcribe_files/wav/sync/' });
     expect(c.languages).toEqual({ en: 'pocketsphinx', fa: 'harf-ws' });

@@ -33,6 +33,7 @@ const EnvSchema = z.object({
   PORT: int(8080, 0, 65535),
   HOST: z.string().default('0.0.0.0'),
   NATS_URL: list, // empty: `all` starts an embedded nats-server
+  CALLSCRIBE_JS_REPLICAS: int(1, 1, 5), // replicas of every JetStream bucket, object store and stream we create (3 on a 3-node cluster)
   CALLSCRIBE_DATA_DIR: z.string().default('./data'),
   CALLSCRIBE_HARF_TOKENS: list, // empty: a token is generated at first start and kept in the data dir
   CALLSCRIBE_LANGUAGES: languages,
@@ -42,8 +43,15 @@ const EnvSchema = z.object({
   CALLSCRIBE_MAX_MESSAGE_BYTES: int(64 * 1024, 1024, 16 * 1024 * 1024), // 64 KiB
   CALLSCRIBE_MAX_SESSIONS: int(2000, 1),
   CALLSCRIBE_IDLE_TIMEOUT_MS: int(60_000, 1000),
+  // Live sockets: audio seconds per wall-clock second once the burst is spent (0: no ceiling).
+  CALLSCRIBE_MAX_RATE: z.coerce.number().min(0).max(1000).default(2)
+    .refine((r) => r === 0 || r >= 1, 'want 0 (no ceiling) or at least 1 (real time)'),
+  CALLSCRIBE_BURST_MS: int(10_000, 0, 3_600_000), // audio a live socket may send ahead of real time
+  CALLSCRIBE_ALLOWED_ORIGINS: list, // browser Origins allowed (`*` or empty: any); the request's own Host always is
   CALLSCRIBE_CLAIM_TIMEOUT_MS: int(3000, 100),
   CALLSCRIBE_FINALIZE_TIMEOUT_MS: int(30_000, 1000),
+  CALLSCRIBE_REPLAY_MS: int(60_000, 1000, 600_000), // audio kept since the last final segment, replayed to a new worker on failover
+  CALLSCRIBE_DRAIN_MS: int(25_000, 0, 3_600_000), // SIGTERM: live sessions finalize and close within this (Kubernetes' 30 s grace)
   CALLSCRIBE_HEARTBEAT_MS: int(2000, 100),
   CALLSCRIBE_WORKER_ID: z.string().regex(/^[A-Za-z0-9_-]+$/).optional(),
   CALLSCRIBE_WORKER_SLOTS: z.coerce.number().int().min(1).optional(), // unset: measured from the engine's real-time factor
@@ -96,6 +104,8 @@ export interface Config {
   readonly port: number;
   readonly host: string;
   readonly natsUrls: readonly string[];
+  /** Replicas of the JetStream resources created at start (an existing one keeps its own). */
+  readonly jsReplicas: number;
   readonly dataDir: string;
   readonly harfTokens: readonly string[];
   readonly languages: Readonly<Record<string, 'pocketsphinx' | 'harf-ws'>>;
@@ -105,8 +115,15 @@ export interface Config {
   readonly maxMessageBytes: number;
   readonly maxSessions: number;
   readonly idleTimeoutMs: number;
+  /** Live sockets' audio-rate ceiling, × real time after `burstMs` of audio ahead (0: none). */
+  readonly maxRate: number;
+  readonly burstMs: number;
+  /** Lower-case `scheme://host[:port]` origins a browser may come from; null: any. */
+  readonly allowedOrigins: readonly string[] | null;
   readonly claimTimeoutMs: number;
   readonly finalizeTimeoutMs: number;
+  readonly drainMs: number;
+  readonly replayMs: number;
   readonly heartbeatMs: number;
   readonly workerId: string | undefined;
   readonly workerSlots: number | undefined;
@@ -171,9 +188,19 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   if (Object.values(e.CALLSCRIBE_LANGUAGES).includes('harf-ws') && !e.HARF_WS_URL) {
     throw new ConfigError('invalid HARF_WS_URL: required when CALLSCRIBE_LANGUAGES routes a language to harf-ws');
   }
+  if (e.CALLSCRIBE_JS_REPLICAS > 1 && e.NATS_URL.length === 0) {
+    throw new ConfigError('invalid CALLSCRIBE_JS_REPLICAS: above 1 needs NATS_URL pointing at a clustered nats-server (the embedded one is a single node)');
+  }
   if (e.RTP_PORT_MAX - e.RTP_PORT_MIN < 1) throw new ConfigError('invalid RTP_PORT_MAX: must be above RTP_PORT_MIN');
   for (const cidr of e.SIP_TRUSTED_NETWORKS) {
     if (!parseCidr(cidr)) throw new ConfigError(`invalid SIP_TRUSTED_NETWORKS: "${cidr}" is not an address or CIDR`);
+  }
+  const origins = e.CALLSCRIBE_ALLOWED_ORIGINS.includes('*') ? null : e.CALLSCRIBE_ALLOWED_ORIGINS.map((o) => o.toLowerCase().replace(/\/+$/, ''));
+  for (const o of origins ?? []) {
+    // RFC 6454 §6.2: an origin serializes as scheme "://" host [ ":" port ], no path.
+    if (!/^https?:\/\/[^/?#@\s]+$/.test(o) || !URL.canParse(o)) {
+      throw new ConfigError(`invalid CALLSCRIBE_ALLOWED_ORIGINS: "${o}" is not an origin like https://agent.example.com`);
+    }
   }
   if (e.VOICEPONCE_URL && (!e.VOICEPONCE_USERNAME || !e.VOICEPONCE_PASSWORD)) {
     throw new ConfigError('invalid VOICEPONCE_USERNAME: VOICEPONCE_URL needs VOICEPONCE_USERNAME and VOICEPONCE_PASSWORD');
@@ -211,6 +238,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     port: e.PORT,
     host: e.HOST,
     natsUrls: Object.freeze(e.NATS_URL),
+    jsReplicas: e.CALLSCRIBE_JS_REPLICAS,
     dataDir: path.resolve(e.CALLSCRIBE_DATA_DIR),
     harfTokens: Object.freeze(e.CALLSCRIBE_HARF_TOKENS),
     languages: Object.freeze(e.CALLSCRIBE_LANGUAGES),
@@ -220,8 +248,13 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     maxMessageBytes: e.CALLSCRIBE_MAX_MESSAGE_BYTES,
     maxSessions: e.CALLSCRIBE_MAX_SESSIONS,
     idleTimeoutMs: e.CALLSCRIBE_IDLE_TIMEOUT_MS,
+    maxRate: e.CALLSCRIBE_MAX_RATE,
+    burstMs: e.CALLSCRIBE_BURST_MS,
+    allowedOrigins: origins && origins.length > 0 ? Object.freeze(origins) : null,
     claimTimeoutMs: e.CALLSCRIBE_CLAIM_TIMEOUT_MS,
     finalizeTimeoutMs: e.CALLSCRIBE_FINALIZE_TIMEOUT_MS,
+    drainMs: e.CALLSCRIBE_DRAIN_MS,
+    replayMs: e.CALLSCRIBE_REPLAY_MS,
     heartbeatMs: e.CALLSCRIBE_HEARTBEAT_MS,
     workerId: e.CALLSCRIBE_WORKER_ID,
     workerSlots: e.CALLSCRIBE_WORKER_SLOTS,

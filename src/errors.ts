@@ -105,6 +105,23 @@ export class TooManySessionsError extends CallscribeError {
   override readonly status = 503;
 }
 
+/**
+ * A live socket's audio arrived faster than CALLSCRIBE_MAX_RATE x real time once its CALLSCRIBE_BURST_MS
+ * allowance was spent: workers are sized for real-time streams (a batch upload opts out with ?realtime=false).
+ */
+export class RateLimitedError extends CallscribeError {
+  override readonly code = 'CS_ERR_RATE_LIMITED';
+  override readonly closeCode = 1008;
+  override readonly status = 429;
+}
+
+/** A browser request whose Origin is not in CALLSCRIBE_ALLOWED_ORIGINS (nor the gateway's own). */
+export class OriginNotAllowedError extends CallscribeError {
+  override readonly code = 'CS_ERR_ORIGIN_NOT_ALLOWED';
+  override readonly closeCode = 1008;
+  override readonly status = 403;
+}
+
 /** Nothing at all (no audio, no keepalive) arrived for CALLSCRIBE_IDLE_TIMEOUT_MS: the call was let go. */
 export class IdleTimeoutError extends CallscribeError {
   override readonly code = 'CS_ERR_IDLE_TIMEOUT';
@@ -204,6 +221,8 @@ export function errorFromCode(code: string, message: string): CallscribeError {
     CS_ERR_BAD_WAV_HEADER: BadWavHeaderError,
     CS_ERR_UNSUPPORTED_FORMAT: UnsupportedWavFormatError,
     CS_ERR_MESSAGE_TOO_LARGE: MessageTooLargeError,
+    CS_ERR_RATE_LIMITED: RateLimitedError,
+    CS_ERR_ORIGIN_NOT_ALLOWED: OriginNotAllowedError,
     CS_ERR_BAD_CONTAINER: BadContainerError,
     CS_ERR_BAD_OPUS_PACKET: BadOpusPacketError,
     CS_ERR_BAD_PARAMETER: BadParameterError,

@@ -11,6 +11,12 @@ export const metrics = {
   unauthorized: new client.Counter({ name: 'callscribe_unauthorized_total', help: 'Upgrades refused for a missing or wrong token', registers: [registry] }),
   framesIn: new client.Counter({ name: 'callscribe_frames_in_total', help: '20 ms frames of 16 kHz audio published to the bus by this gateway', registers: [registry] }),
   framesOut: new client.Counter({ name: 'callscribe_frames_out_total', help: '20 ms frames fed to engines by this worker', registers: [registry] }),
+  refusals: new client.Counter({
+    name: 'callscribe_refusals_total',
+    help: 'Upgrades and requests refused at admission, and sessions ended by a limit, by reason (too_many_sessions, no_worker, unauthorized, origin, shutting_down, message_too_large, rate_limited, idle_timeout, slow_subscriber)',
+    labelNames: ['reason'],
+    registers: [registry],
+  }),
   droppedFrames: new client.Counter({ name: 'callscribe_dropped_frames_total', help: 'Frames or messages dropped, by reason', labelNames: ['reason'], registers: [registry] }),
   droppedMessages: new client.Counter({ name: 'callscribe_dropped_messages_total', help: 'Outbound socket messages dropped by backpressure', registers: [registry] }),
   segmentLatency: new client.Histogram({
@@ -36,5 +42,19 @@ export const metrics = {
   llmOutcomes: new client.Counter({ name: 'callscribe_llm_analyses_total', help: 'LLM analyzer calls, by outcome (ok, retried, fallback)', labelNames: ['outcome'], registers: [registry] }),
   handoffs: new client.Counter({ name: 'callscribe_handoffs_total', help: 'Finalized streams handed to analysis, by outcome (ok, failed, timeout)', labelNames: ['outcome'], registers: [registry] }),
   webhooks: new client.Counter({ name: 'callscribe_webhooks_total', help: 'Analysis webhook deliveries, by outcome (ok, failed)', labelNames: ['outcome'], registers: [registry] }),
+  failovers: new client.Counter({ name: 'callscribe_failovers_total', help: 'Streams whose worker was lost: taken over by another (ok) or failed (no_worker)', labelNames: ['outcome'], registers: [registry] }),
   badBusMessages: new client.Counter({ name: 'callscribe_bad_bus_messages_total', help: 'Malformed bus messages dropped', registers: [registry] }),
 };
+
+/** Sessions ended by a limit are refusals too (callscribe_refusals_total{reason}); label handles bound once. */
+const limitEnds: Record<string, { inc(): void } | undefined> = {
+  CS_ERR_MESSAGE_TOO_LARGE: metrics.refusals.labels('message_too_large'),
+  CS_ERR_RATE_LIMITED: metrics.refusals.labels('rate_limited'),
+  CS_ERR_IDLE_TIMEOUT: metrics.refusals.labels('idle_timeout'),
+};
+
+/** A session ended by an error: counted by code, and by reason when a limit ended it. */
+export function countSessionError(code: string): void {
+  metrics.sessionErrors.labels(code).inc();
+  limitEnds[code]?.inc();
+}

@@ -4,11 +4,12 @@ import WebSocket from 'ws';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { FIXTURES, pocketsphinxDirect, refusedUpgrade, startCallscribe, startNatsServer, waitForStatus, type Running } from './lib/proc.js';
 import { streamWav } from './lib/harf-client.js';
-import { normalizeWords } from '../src/quality/wer.js';
+import { normalizeWords, wer } from '../src/quality/wer.js';
 
 const TOKEN = 'roles-token';
 const CALL16 = path.join(FIXTURES, 'call-en-16k.wav');
 const HARF = '/ws_api/transcribe_files/wav/sync/';
+const REF = fs.readFileSync(path.join(FIXTURES, 'call-en.ref'), 'utf8').trim();
 
 let nats: Awaited<ReturnType<typeof startNatsServer>>;
 let gateway: Running;
@@ -72,12 +73,49 @@ describe('roles - gateway and asr-worker as separate processes over a real nats-
     }
   });
 
-  it('roles - a worker killed mid-call is noticed by heartbeat: the session ends with CS_ERR_WORKER_LOST (1011)', async () => {
+  it('roles - failover: SIGKILL the worker serving a live call; another takes it over with the audio since the last final, no words lost or doubled', async () => {
+    const a = await startCallscribe('asr-worker', { NATS_URL: nats.url, CALLSCRIBE_HEARTBEAT_MS: '500', CALLSCRIBE_WORKER_ID: 'w-a', CALLSCRIBE_WORKER_SLOTS: '1' });
+    const b = await startCallscribe('asr-worker', { NATS_URL: nats.url, CALLSCRIBE_HEARTBEAT_MS: '500', CALLSCRIBE_WORKER_ID: 'w-b', CALLSCRIBE_WORKER_SLOTS: '1' });
+    const api = `http://127.0.0.1:${gateway.ready.port}`;
+    const auth = { authorization: `Token ${TOKEN}`, connection: 'close' };
+    try {
+      // The first roles test's worker is still there: it goes first, so the call lands on w-a or w-b.
+      if (worker) expect(await worker.stop()).toBe(0);
+      worker = null;
+      await new Promise((r) => setTimeout(r, 1600)); // its heartbeat is forgotten
+      const run = streamWav(`ws://127.0.0.1:${gateway.ready.port}${HARF}`, CALL16, { token: TOKEN, pace: 2, chunkMs: 100 });
+      await new Promise((r) => setTimeout(r, 6000)); // 12 s of the call sent, some of it final
+      const live = (await (await fetch(`${api}/v1/calls?status=live`, { headers: auth })).json()).calls;
+      expect(live).toHaveLength(1);
+      const callId = live[0].id as string;
+      const serving = live[0].worker as string;
+      expect(['w-a', 'w-b']).toContain(serving);
+      (serving === 'w-a' ? a : b).proc.kill('SIGKILL');
+      const done = await run;
+      expect(done.closeCode).toBe(1000);
+      const ids = [...done.segments.keys()];
+      expect(ids).toEqual(ids.map((_, i) => i + 1)); // ids continue across the failover, no holes
+      const through = wer(REF, done.text);
+      const undisturbed = wer(REF, direct);
+      console.log(JSON.stringify({ failover: `killed ${serving}`, wer_gateway: Number(through.toFixed(3)), wer_undisturbed: Number(undisturbed.toFixed(3)) }));
+      expect(through).toBeLessThanOrEqual(undisturbed + 0.03);
+      const rec = await (await fetch(`${api}/v1/calls/${encodeURIComponent(callId)}`, { headers: auth })).json();
+      expect(rec.worker).toBe(serving === 'w-a' ? 'w-b' : 'w-a');
+      expect(rec.metadata.failovers).toBe(1);
+      const m = await (await fetch(`${api}/metrics`, { headers: auth })).text();
+      expect(m).toMatch(/callscribe_failovers_total\{outcome="ok"\} 1/);
+    } finally {
+      await a.stop();
+      await b.stop();
+    }
+  });
+
+  it('roles - a worker killed mid-call with no other worker to take over: the session ends with CS_ERR_WORKER_LOST (1011)', async () => {
     const doomed = await startCallscribe('asr-worker', {
       NATS_URL: nats.url, CALLSCRIBE_HEARTBEAT_MS: '500', CALLSCRIBE_WORKER_ID: 'w-doomed', CALLSCRIBE_WORKER_SLOTS: '1',
     });
-    // Only the doomed worker may take the next claim: the other one goes away cleanly first.
-    expect(await worker!.stop()).toBe(0);
+    // Only the doomed worker may take the next claim (and none may take over).
+    if (worker) expect(await worker.stop()).toBe(0);
     worker = null;
     await waitForStatus(`http://127.0.0.1:${gateway.ready.port}/readyz`, 200);
     const ws = new WebSocket(`ws://127.0.0.1:${gateway.ready.port}${HARF}?token=${TOKEN}`);
@@ -100,17 +138,38 @@ describe('roles - gateway and asr-worker as separate processes over a real nats-
     await doomed.stop();
   });
 
-  it('roles - SIGTERM with a live session: the client is told (1001), the process exits 0', async () => {
-    const app = await startCallscribe('all', { CALLSCRIBE_HARF_TOKENS: TOKEN });
-    const ws = new WebSocket(`ws://127.0.0.1:${app.ready.port}${HARF}?token=${TOKEN}`);
+  it('roles - SIGTERM drains: readiness fails and upgrades get 503 at once; a live call is finalized, its client gets its last segments, then 1001', async () => {
+    const app = await startCallscribe('all', { CALLSCRIBE_HARF_TOKENS: TOKEN, CALLSCRIBE_DRAIN_MS: '15000' });
+    const base = `http://127.0.0.1:${app.ready.port}`;
+    await waitForStatus(`${base}/readyz`, 200);
+    const ws = new WebSocket(`ws://127.0.0.1:${app.ready.port}${HARF}?token=${TOKEN}&realtime=false`);
     const answers: any[] = [];
     ws.on('message', (d) => answers.push(JSON.parse(d.toString())));
     await new Promise<void>((resolve, reject) => { ws.on('open', () => resolve()); ws.on('error', reject); });
-    ws.send(fs.readFileSync(CALL16).subarray(0, 44 + 32000));
+    // 12 s of the call, sent at once: the engine is still working through it when SIGTERM comes.
+    const wav = fs.readFileSync(CALL16);
+    ws.send(wav.subarray(0, 44));
+    for (let s = 0; s < 12; s++) ws.send(wav.subarray(44 + s * 32000, 44 + (s + 1) * 32000));
+    await new Promise((r) => setTimeout(r, 500));
     const closed = new Promise<number>((resolve) => ws.on('close', (c) => resolve(c)));
-    expect(await app.stop()).toBe(0);
+    const exited = new Promise<number | null>((resolve) => app.proc.once('exit', (c) => resolve(c)));
+    app.proc.kill('SIGTERM');
+    await new Promise((r) => setTimeout(r, 200));
+    const ready = await fetch(`${base}/readyz`, { headers: { connection: 'close' } });
+    expect(ready.status).toBe(503);
+    expect((await ready.json()).draining).toBe(true);
+    const refused = await refusedUpgrade(`ws://127.0.0.1:${app.ready.port}${HARF}?token=${TOKEN}`);
+    expect(refused.status).toBe(503);
+    expect(refused.headers['retry-after']).toBeDefined();
     expect(await closed).toBe(1001);
     expect(answers.at(-1)).toMatchObject({ state: 'FAILURE', error: { code: 'CS_ERR_SHUTTING_DOWN' } });
+    // The last words of the 12 s were transcribed and sent before the close: segments reach past 9 s.
+    const segments = answers.filter(Array.isArray).flat();
+    const secs = (hms: string) => hms.split(':').reduce((a, x) => a * 60 + Number(x), 0);
+    expect(Math.max(...segments.map((x: any) => secs(x.end)))).toBeGreaterThanOrEqual(9);
+    const finalWords = normalizeWords(segments.map((x: any) => x.text).join(' '));
+    expect(finalWords.length).toBeGreaterThan(15);
+    expect(await exited).toBe(0);
   });
 
   it('roles - SIGTERM stops the gateway role cleanly with exit code 0', async () => {

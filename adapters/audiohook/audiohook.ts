@@ -4,7 +4,7 @@ import type { Call, CallEvent } from '../../src/calls/call.js';
 import { BadMessageError, CallscribeError, MessageTooLargeError, ShuttingDownError, asCallscribeError, errorFromCode } from '../../src/errors.js';
 import { rawAudioDecoder } from '../../src/audio/raw.js';
 import type { WavStreamDecoder } from '../../src/audio/wav.js';
-import { metrics } from '../../src/metrics.js';
+import { countSessionError, metrics } from '../../src/metrics.js';
 import {
   AUDIOHOOK_VERSION, ClientMessage, type MediaOffer, type OpenParams, PROBE_CONVERSATION_ID, formatDuration, parseDuration,
 } from '../../src/protocol/audiohook.js';
@@ -319,7 +319,7 @@ export class AudioHookSession implements SocketSession {
   /** `disconnect` (reason error) with what was wrong, then the close code of the error. */
   private fail(err: CallscribeError): void {
     if (this.state === 'done') return;
-    metrics.sessionErrors.labels(err.code).inc();
+    countSessionError(err.code);
     this.deps.log.info({ session: this.sessionId, call: this.call?.id, code: err.code }, 'audiohook session failed');
     this.send('disconnect', { reason: 'error', info: err.message });
     this.call?.close(err.code);

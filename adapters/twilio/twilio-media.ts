@@ -1,7 +1,7 @@
 import type { AdapterDeps, SocketSession, SocketSink } from '../../src/protocol/session.js';
 import type { Call, CallEvent } from '../../src/calls/call.js';
 import { type CallscribeError, asCallscribeError, errorFromCode } from '../../src/errors.js';
-import { metrics } from '../../src/metrics.js';
+import { countSessionError, metrics } from '../../src/metrics.js';
 import { decodeMulaw } from '../../src/audio/g711.js';
 import { TWILIO_CHUNK_SAMPLES, TWILIO_RATE, TwilioMessage, type TwilioStart, type TwilioTrack } from '../../src/protocol/twilio.js';
 
@@ -249,7 +249,7 @@ export class TwilioMediaSession implements SocketSession {
     if (ev.type !== 'error') return;
     // The call failed (worker lost...): further media would go nowhere.
     const err = errorFromCode(ev.code, ev.message);
-    metrics.sessionErrors.labels(err.code).inc();
+    countSessionError(err.code);
     this.deps.log.info({ call: this.call?.id, code: err.code }, 'twilio call failed');
     this.ending = true;
     this.closeSocket(err.closeCode, err.code);

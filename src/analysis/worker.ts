@@ -50,6 +50,8 @@ export class AnalysisWorker {
   private readonly transcriber: ChunkedTranscriber | null;
   private readonly cfg: AnalysisConfig;
   private closed = false;
+  /** Aborted at close: a transcription under way stops, its job goes back to the queue at once. */
+  private readonly stopping = new AbortController();
 
   constructor(private readonly deps: AnalysisWorkerDeps) {
     this.transcriber = deps.asr ? new ChunkedTranscriber(deps.asr, deps.log) : null;
@@ -71,6 +73,7 @@ export class AnalysisWorker {
   /** Stops taking jobs and waits for the ones under way (their records written, their jobs acked). */
   async close(): Promise<void> {
     this.closed = true;
+    this.stopping.abort(new CallscribeError('the analysis worker is shutting down'));
     await this.messages?.close().catch(() => undefined);
     await Promise.allSettled([...this.running]);
   }
@@ -110,6 +113,14 @@ export class AnalysisWorker {
 
   /** A failed attempt: retried later (nak with a delay), or the record fails for good. */
   private async failed(m: JsMsg, t: Transcription, err: unknown): Promise<void> {
+    if (this.closed) {
+      // Interrupted by our shutdown, not a failure of the record: back to the queue for the next worker.
+      t.status = 'new';
+      t.attempts -= 1;
+      t.note = 'interrupted by an analysis worker shutdown; queued again';
+      await this.deps.store.put(t).catch(() => undefined);
+      return void m.nak();
+    }
     const e = asCallscribeError(err);
     const age = Date.now() - Date.parse(t.created_at);
     const permanent = err instanceof PermanentAnalysisError || ['CS_ERR_NOT_MEDIA', 'CS_ERR_MEDIA_TOO_LARGE', 'CS_ERR_BAD_MEDIA'].includes(e.code);
@@ -168,12 +179,13 @@ export class AnalysisWorker {
       await pipeline(input, fs.createWriteStream(file));
       let decoded;
       try {
-        decoded = await decodeToPcm16k(file, { maxSamples: MAX_SAMPLES });
+        decoded = await decodeToPcm16k(file, { maxSamples: MAX_SAMPLES, signal: this.stopping.signal });
       } catch (err) {
+        if (this.closed) throw err;
         throw new PermanentAnalysisError(`the input is not audio ffmpeg can decode: ${asCallscribeError(err).message}`);
       }
       // Busy workers are waited for (a live call holds the slots); past this the attempt fails and is retried.
-      const r = await this.transcriber.transcribe(decoded.pcm, t.language, { deadline: Date.now() + TRANSCRIBE_WAIT_MS });
+      const r = await this.transcriber.transcribe(decoded.pcm, t.language, { deadline: Date.now() + TRANSCRIBE_WAIT_MS, signal: this.stopping.signal });
       return r.segments.map((s) => s.text).filter(Boolean).join(' ');
     } finally {
       fs.rmSync(dir, { recursive: true, force: true });

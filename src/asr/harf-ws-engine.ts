@@ -12,8 +12,14 @@ import type { Engine, EngineStream, EngineStreamHandlers, SegmentUpdate } from '
  */
 export class HarfWsEngine implements Engine {
   readonly name = 'harf-ws';
+  private readonly url: string;
 
-  constructor(private readonly opts: { url: string; token?: string; slots: number; log: Logger; connectTimeoutMs?: number }) {}
+  constructor(private readonly opts: { url: string; token?: string; slots: number; log: Logger; connectTimeoutMs?: number }) {
+    // The audio was admitted where it came in (a live socket's rate ceiling, or a file task at full
+    // speed): a remote callscribe is told not to apply its own (`realtime=false`; others ignore it).
+    const [, query = ''] = opts.url.split('?');
+    this.url = /(^|&)realtime=/.test(query) ? opts.url : `${opts.url}${opts.url.includes('?') ? '&' : '?'}realtime=false`;
+  }
 
   get slots(): number {
     return this.opts.slots;
@@ -22,7 +28,7 @@ export class HarfWsEngine implements Engine {
   open(session: { session: string; language: string }, handlers: EngineStreamHandlers): Promise<EngineStream> {
     const headers: Record<string, string> = {};
     if (this.opts.token) headers.authorization = `Token ${this.opts.token}`;
-    const ws = new WebSocket(this.opts.url, { headers, handshakeTimeout: this.opts.connectTimeoutMs ?? 5000 });
+    const ws = new WebSocket(this.url, { headers, handshakeTimeout: this.opts.connectTimeoutMs ?? 5000 });
     const remoteToLocal = new Map<number, number>();
     const open = new Map<number, SegmentUpdate>(); // local id -> last update, not yet final
     let nextId = 1;

@@ -204,7 +204,8 @@ export class AsrWorker {
   private reapIdle(): void {
     const limit = Date.now() - this.config.idleTimeoutMs;
     for (const s of this.sessions.values()) {
-      if (s.lastActivity < limit && !s.ending) {
+      // A session finalized before its engine stream opened is finishing, not idle.
+      if (s.lastActivity < limit && !s.ending && !s.finalizeEarly) {
         this.log.info({ session: s.id }, 'session idle, closed');
         this.publish(s, { type: 'closed', reason: 'idle' });
         this.release(s);
@@ -219,14 +220,20 @@ export class AsrWorker {
     this.nc.publish(HEARTBEAT_SUBJECT, encodeJson(hb));
   }
 
-  /** Stops claiming, tells gateways, closes every session and the engines. Idempotent. */
+  /**
+   * Drains, then stops: no more claims, gateways told (a draining heartbeat); the sessions under way may
+   * finish for up to CALLSCRIBE_DRAIN_MS (still heartbeating, so no gateway thinks this worker is lost);
+   * the ones left are then closed, and the engines. Idempotent.
+   */
   close(): Promise<void> {
     this.closing ??= (async () => {
       this.draining = true;
       this.updateClaimSubscriptions();
+      if (!this.nc.isClosed()) this.heartbeat();
+      const deadline = Date.now() + this.config.drainMs;
+      while (this.sessions.size > 0 && Date.now() < deadline && !this.nc.isClosed()) await new Promise((r) => setTimeout(r, 50));
       if (this.heartbeatTimer) clearInterval(this.heartbeatTimer);
       if (this.idleTimer) clearInterval(this.idleTimer);
-      if (!this.nc.isClosed()) this.heartbeat();
       for (const s of [...this.sessions.values()]) {
         if (!this.nc.isClosed()) this.publish(s, { type: 'closed', reason: 'shutdown' });
         this.release(s);

@@ -8,15 +8,22 @@ import { ClaimReply, Heartbeat, WorkerEvent, decodeBusMessage, decodeJson, encod
 import { HEARTBEAT_SUBJECT, audioSubject, claimSubject, resultSubject } from './subjects.js';
 import { FRAME_SAMPLES, HEADER_BYTES, KIND_CLOSE, KIND_FINALIZE, KIND_KEEPALIVE, encodeFrame } from '../audio/frames.js';
 import { Framer } from '../audio/framer.js';
+import { ReplayBuffer } from '../audio/replay.js';
 
 export interface AsrSessionHandlers {
   /** A segment update; `latencyMs` is from publishing the audio at the segment's end to now. */
   segment(ev: SegmentEvent, latencyMs: number | null): void;
-  /** The session failed (no worker, worker lost, engine error); it is over. */
+  /** The session failed (no worker, worker lost with no other to take over, engine error); it is over. */
   error(err: CallscribeError): void;
+  /** Another worker took the session over (its worker was lost); the audio since the last final was replayed. */
+  worker?(worker: string): void;
 }
 
 const CLAIM_ATTEMPTS = 5;
+/** PocketSphinx's frame shift (10 ms): a replay starts on this grid of the original stream. */
+const ENGINE_FRAME_SAMPLES = 160;
+/** A new worker's segment that begins this much before the last final's end is the warm-up utterance. */
+const WARM_TOLERANCE_MS = 150;
 // Send times by audio position: one entry per 20 ms frame over the last 30 s of audio (Float32 ms since
 // the session began: 6 KB a session). A segment whose end is older than that is counted, not timed.
 const LATENCY_FRAMES = 1500;
@@ -60,8 +67,8 @@ export class AsrClient {
     for (const [id, w] of this.workers) {
       if (w.seen >= limit) continue;
       this.workers.delete(id);
-      for (const s of this.sessions.values()) {
-        if (s.worker === id) s.fail(new WorkerLostError(`worker ${id} stopped sending heartbeats`));
+      for (const s of [...this.sessions.values()]) {
+        if (s.worker === id) s.lost(new WorkerLostError(`worker ${id} stopped sending heartbeats`));
       }
     }
   }
@@ -93,13 +100,37 @@ export class AsrClient {
 /**
  * One stream of one call on the bus: claims a worker, frames 16 kHz audio into messages, relays segments.
  * Events that arrive before `attach` (a worker lost between claim and socket open) are kept for it.
+ *
+ * Failover: the audio from the start of the last final segment is kept (ReplayBuffer). When the worker
+ * is lost (no heartbeat, or it closed the session on shutdown), another is claimed under a new bus id (so
+ * a worker that was only partitioned cannot mix in), the kept audio is replayed to it, and its segments
+ * are mapped back into this stream: the re-heard final utterance dropped, times offset by where the
+ * replay began, ids continuing after the last final one (the segment that was growing keeps its id).
+ * Audio that arrives meanwhile waits in the buffer. On the test call, the words after a SIGKILL of the
+ * worker are the undisturbed engine's, word for word.
  */
 export class AsrSession {
   readonly id = randomBytes(12).toString('base64url');
   worker: string | null = null;
+  /** The id on the bus: a new one for each worker, so events of a worker we gave up on are never heard. */
+  private busId = this.id;
   private subject = '';
   private seq = 0;
-  private readonly framer: Framer;
+  private framer: Framer;
+  private readonly replay: ReplayBuffer;
+  /** Stream position (samples) where the current worker's stream begins; its times are relative to it. */
+  private offset = 0;
+  /** Added to the current worker's segment ids. */
+  private idOffset = 0;
+  private lastFinalId = 0;
+  /** Stream positions (samples) of the last final segment: its start (kept from there) and its end. */
+  private lastFinalStart = 0;
+  private committed = 0;
+  /** After a failover: segments of the new worker that begin before this (ms) re-hear final audio. */
+  private warmUntilMs: number | null = null;
+  private recovering: Promise<void> | null = null;
+  /** Workers that took this stream over. */
+  failovers = 0;
   private handlers: AsrSessionHandlers | null = null;
   private early: CallscribeError | null = null;
   private resultSub: Subscription | null = null;
@@ -111,10 +142,20 @@ export class AsrSession {
   private over = false;
 
   constructor(private readonly client: AsrClient, readonly language: string) {
-    this.framer = new Framer((msg, first, samples) => this.send(msg, first + samples), () => this.seq++);
-    this.resultSub = client.nc.subscribe(resultSubject(this.id), {
+    this.framer = this.newFramer();
+    this.replay = new ReplayBuffer((client.config.replayMs * 16_000) / 1000);
+    this.subscribe();
+  }
+
+  private newFramer(): Framer {
+    return new Framer((msg, first, samples) => this.send(msg, first + samples), () => this.seq++);
+  }
+
+  private subscribe(): void {
+    const busId = this.busId;
+    this.resultSub = this.client.nc.subscribe(resultSubject(busId), {
       callback: (err, msg) => {
-        const ev = err ? null : decodeBusMessage(WorkerEvent, msg.data);
+        const ev = err || busId !== this.busId ? null : decodeBusMessage(WorkerEvent, msg.data);
         if (ev) this.onEvent(ev);
       },
     });
@@ -129,7 +170,7 @@ export class AsrSession {
 
   async claim(): Promise<void> {
     const { nc, config, gatewayId } = this.client;
-    const payload = encodeJson({ session: this.id, language: this.language, gateway: gatewayId });
+    const payload = encodeJson({ session: this.busId, language: this.language, gateway: gatewayId });
     let last: CallscribeError = new NoWorkerError(`no ASR worker with a free slot for language "${this.language}"`);
     for (let attempt = 0; attempt < CLAIM_ATTEMPTS && !this.over; attempt++) {
       try {
@@ -154,11 +195,11 @@ export class AsrSession {
   private claimed(worker: string): void {
     if (this.over) {
       // Closed while claiming: release the slot we were given.
-      this.client.nc.publish(audioSubject(worker, this.id), encodeFrame(KIND_CLOSE, this.seq++, 0, null));
+      this.client.nc.publish(audioSubject(worker, this.busId), encodeFrame(KIND_CLOSE, this.seq++, 0, null));
       return;
     }
     this.worker = worker;
-    this.subject = audioSubject(worker, this.id);
+    this.subject = audioSubject(worker, this.busId);
     this.client.log.debug({ session: this.id, worker }, 'worker claimed');
   }
 
@@ -174,12 +215,14 @@ export class AsrSession {
 
   /** 16 kHz mono samples; copied before return. Only after a successful claim. */
   pushPcm(samples: Int16Array): void {
-    if (!this.over && samples.length > 0) this.framer.push(samples);
+    if (this.over || samples.length === 0) return;
+    this.replay.push(samples);
+    if (!this.recovering) this.framer.push(samples);
   }
 
   /** The call is alive without audio (on hold): keeps the worker from reaping the session as idle. */
   keepalive(): void {
-    if (!this.over && this.worker) this.client.nc.publish(this.subject, encodeFrame(KIND_KEEPALIVE, this.seq++, this.framer.position, null));
+    if (!this.over && this.worker && !this.recovering) this.client.nc.publish(this.subject, encodeFrame(KIND_KEEPALIVE, this.seq++, this.framer.position, null));
   }
 
   markDiscontinuity(flag: number): void {
@@ -189,15 +232,63 @@ export class AsrSession {
   /** Sends the last partial frame and a finalize; resolves when the worker has sent every final segment. */
   finalize(): Promise<void> {
     if (this.over) return Promise.resolve();
-    this.framer.flush();
     return new Promise<void>((resolve, reject) => {
       this.finalized = { resolve, reject };
       this.finalizeTimer = setTimeout(
         () => this.fail(new TimeoutError(`no finalized answer within ${this.client.config.finalizeTimeoutMs} ms`)),
         this.client.config.finalizeTimeoutMs,
       );
-      this.send(encodeFrame(KIND_FINALIZE, this.seq++, this.framer.position, null), this.framer.position);
+      // While another worker is being claimed, the finalize follows the replay.
+      if (!this.recovering) this.sendFinalize();
     });
+  }
+
+  private sendFinalize(): void {
+    this.framer.flush();
+    this.send(encodeFrame(KIND_FINALIZE, this.seq++, this.framer.position, null), this.framer.position);
+  }
+
+  /** The worker is gone: another one takes the stream over, or (none free) the session fails with `err`. */
+  lost(err: CallscribeError): void {
+    if (this.over || this.recovering) return;
+    if (!this.worker) return this.fail(err);
+    this.recovering = this.takeOver(err);
+  }
+
+  private async takeOver(err: CallscribeError): Promise<void> {
+    const old = this.worker;
+    this.releaseWorker();
+    this.resultSub?.unsubscribe();
+    this.worker = null;
+    this.busId = randomBytes(12).toString('base64url');
+    this.subscribe();
+    try {
+      await this.claim();
+    } catch {
+      metrics.failovers.labels('no_worker').inc();
+      this.recovering = null;
+      return this.fail(err);
+    }
+    if (this.over) return;
+    // A new stream on the new worker: frames from its position 0, which is `from` in this stream.
+    this.seq = 0;
+    this.framesSent = 0;
+    this.framer = this.newFramer();
+    // The replay starts with the last final utterance again, so the new engine's adaptation (cepstral
+    // mean) has heard the speaker before the words it must transcribe; what it says about that utterance
+    // is dropped (warmUntilMs). It starts on the original stream's 10 ms frame grid: the new engine
+    // computes the same features as the old one did (a shift of a few ms changes PocketSphinx's words).
+    const start = Math.min(this.lastFinalStart, this.committed);
+    const from = this.replay.replay(start - (start % ENGINE_FRAME_SAMPLES), (samples) => this.framer.push(samples));
+    this.offset = from;
+    this.idOffset = this.lastFinalId;
+    this.warmUntilMs = from < this.committed ? this.committed / 16 : null;
+    this.recovering = null;
+    this.failovers++;
+    metrics.failovers.labels('ok').inc();
+    this.client.log.info({ session: this.id, from: old, to: this.worker, replayedMs: Math.round((this.replay.position - from) / 16) }, 'worker failover');
+    this.handlers?.worker?.(this.worker!);
+    if (this.finalized) this.sendFinalize();
   }
 
   /** From publishing the audio at `endMs` to now; null when that audio is older than the window. */
@@ -217,7 +308,25 @@ export class AsrSession {
       case 'segment': {
         const lat = this.latency(ev.endMs);
         if (lat !== null) metrics.segmentLatency.labels(String(ev.final)).observe(lat / 1000);
-        this.handlers?.segment(ev, lat);
+        // Into this stream's ids and times (the same numbers until a failover).
+        const offMs = this.offset / 16;
+        if (this.warmUntilMs !== null) {
+          if (ev.startMs + offMs < this.warmUntilMs - WARM_TOLERANCE_MS) {
+            // The warm-up utterance, final already: dropped, and the ids after it continue ours.
+            this.idOffset = this.lastFinalId - ev.id;
+            break;
+          }
+          this.warmUntilMs = null;
+        }
+        const out = this.offset === 0 && this.idOffset === 0 ? ev : { ...ev, id: ev.id + this.idOffset, startMs: ev.startMs + offMs, endMs: ev.endMs + offMs };
+        if (out.final) {
+          this.lastFinalId = Math.max(this.lastFinalId, out.id);
+          this.committed = Math.max(this.committed, Math.round(out.endMs * 16));
+          this.lastFinalStart = Math.round(out.startMs * 16);
+          // Kept from the start of this final utterance: the warm-up of a failover.
+          this.replay.commit(this.lastFinalStart);
+        }
+        this.handlers?.segment(out, lat);
         break;
       }
       case 'finalized':
@@ -228,9 +337,8 @@ export class AsrSession {
         this.fail(errorFromCode(ev.code, ev.message));
         break;
       case 'closed':
-        this.fail(ev.reason === 'idle'
-          ? new IdleTimeoutError(`nothing arrived for ${this.client.config.idleTimeoutMs} ms`)
-          : new WorkerLostError(`worker closed the session (${ev.reason})`));
+        if (ev.reason === 'idle') this.fail(new IdleTimeoutError(`nothing arrived for ${this.client.config.idleTimeoutMs} ms`));
+        else this.lost(new WorkerLostError(`worker closed the session (${ev.reason})`));
         break;
     }
   }
@@ -247,6 +355,7 @@ export class AsrSession {
 
   private end(): void {
     this.over = true;
+    this.replay.release();
     if (this.finalizeTimer) clearTimeout(this.finalizeTimer);
     this.resultSub?.unsubscribe();
     this.resultSub = null;

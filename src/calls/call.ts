@@ -74,6 +74,7 @@ export class Call {
     asr.forEach((s, channel) => s.attach({
       segment: (ev) => this.onSegment(channel, ev),
       error: (err) => this.fail(err),
+      worker: (worker) => this.onFailover(channel, worker),
     }));
   }
 
@@ -209,6 +210,16 @@ export class Call {
     this.segments.set(id, seg);
     this.emit({ type: 'segment', ...seg });
     if (ev.final) this.persist();
+  }
+
+  /** Another worker took a channel over: the record says who serves it now, and how often it moved. */
+  private onFailover(channel: number, worker: string): void {
+    const c = this.record.channels[channel];
+    if (c) c.worker = worker;
+    if (channel === 0) this.record.worker = worker;
+    this.record.metadata.failovers = (Number(this.record.metadata.failovers) || 0) + 1;
+    this.deps.log.info({ call: this.id, channel, worker }, 'call moved to another worker');
+    this.persist();
   }
 
   private fail(err: CallscribeError): void {

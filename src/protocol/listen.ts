@@ -20,6 +20,8 @@ export interface ListenParams {
   interimResults: boolean;
   callId: string | null;
   analyze: boolean;
+  /** A live stream, held to the rate ceiling; `realtime=false`: a batch upload, as fast as the client can. */
+  realtime: boolean;
 }
 
 const OPUS_RATES = new Set([8000, 12000, 16000, 24000, 48000]);
@@ -30,6 +32,11 @@ const bool = (v: string | undefined, def: boolean, name: string): boolean => {
   if (v === 'false' || v === '0') return false;
   throw new BadParameterError(`${name} must be true or false`);
 };
+
+/** `realtime=false` on a call socket (`/v1/listen`, the Harf socket): a batch upload, free of the rate ceiling. */
+export function realtimeParam(query: (k: string) => string | undefined): boolean {
+  return bool(query('realtime'), true, 'realtime');
+}
 
 /** Validates the query of a /v1/listen upgrade; throws BadParameterError naming the parameter. */
 export function parseListenParams(query: (k: string) => string | undefined, defaultLanguage: string): ListenParams {
@@ -55,6 +62,7 @@ export function parseListenParams(query: (k: string) => string | undefined, defa
     language: query('language') || defaultLanguage,
     interimResults: bool(query('interim_results'), true, 'interim_results'),
     analyze: bool(query('analyze'), false, 'analyze'),
+    realtime: realtimeParam(query),
   };
 }
 

@@ -1,5 +1,6 @@
 import fs from 'node:fs';
 import WebSocket from 'ws';
+import { batchUrl, isRealtime } from './listen-client.js';
 
 export interface HarfRun {
   answers: unknown[];
@@ -13,15 +14,16 @@ export interface HarfRun {
 
 /**
  * Streams a WAV file over the Harf socket: the header plus data in chunks of `chunkMs` at real-time pace
- * (or as fast as possible with pace 0), then `finalize`; collects every answer until the close.
+ * (or as fast as possible with pace 0), then `finalize`; collects every answer until the close. Faster
+ * than the default rate ceiling (2x) it is a batch upload (`realtime=false`) unless `realtime` says otherwise.
  */
-export async function streamWav(url: string, file: string | Buffer | (string | Buffer)[], opts: { chunkMs?: number; pace?: number; token?: string; headers?: Record<string, string> } = {}): Promise<HarfRun> {
+export async function streamWav(url: string, file: string | Buffer | (string | Buffer)[], opts: { chunkMs?: number; pace?: number; token?: string; headers?: Record<string, string>; realtime?: boolean } = {}): Promise<HarfRun> {
   // Several files are sent back to back on one socket, each starting a message (a new RIFF header).
   const files = (Array.isArray(file) ? file : [file]).map((f) => (typeof f === 'string' ? fs.readFileSync(f) : f));
   const pace = opts.pace ?? 1;
   const headers = { ...(opts.headers ?? {}) };
   if (opts.token) headers.authorization = `Token ${opts.token}`;
-  const ws = new WebSocket(url, { headers });
+  const ws = new WebSocket(batchUrl(url, opts.realtime ?? isRealtime(pace)), { headers });
   const run: HarfRun = { answers: [], segments: new Map(), idsBeforeFinalize: new Set(), closeCode: 0, text: '' };
   let finalizing = false;
   ws.on('message', (d) => {

@@ -11,9 +11,11 @@ export interface ListenRun {
 /**
  * Streams messages (Buffers as binary audio, strings as text control) to /v1/listen at `pace` x real time (`msgMs` of audio per message; 0 = as fast as
  * possible), optional control messages, then `{"type":"finalize"}`; collects events until the close.
+ * Faster than the gateway's default rate ceiling (2x) the client says it is a batch upload (`realtime=false`),
+ * unless `realtime` says otherwise.
  */
-export async function listen(url: string, messages: (Buffer | string)[], opts: { msgMs?: number; pace?: number; before?: () => Promise<void> | void; finalize?: boolean } = {}): Promise<ListenRun> {
-  const ws = new WebSocket(url);
+export async function listen(url: string, messages: (Buffer | string)[], opts: { msgMs?: number; pace?: number; before?: () => Promise<void> | void; finalize?: boolean; realtime?: boolean } = {}): Promise<ListenRun> {
+  const ws = new WebSocket(batchUrl(url, opts.realtime ?? isRealtime(opts.pace ?? 1)));
   const run: ListenRun = { events: [], closeCode: 0, text: [] };
   ws.on('message', (d) => run.events.push(JSON.parse(d.toString())));
   const closed = new Promise<number>((resolve, reject) => {
@@ -41,6 +43,14 @@ export async function listen(url: string, messages: (Buffer | string)[], opts: {
     if (e.text) run.text[e.channel] = `${run.text[e.channel]} ${e.text}`.trim();
   }
   return run;
+}
+
+/** A pace the gateway's default ceiling (2x real time) admits as a live stream. */
+export const isRealtime = (pace: number): boolean => pace > 0 && pace <= 2;
+
+/** `url` with `realtime=false` when the client streams as a batch upload. */
+export function batchUrl(url: string, realtime: boolean): string {
+  return realtime ? url : `${url}${url.includes('?') ? '&' : '?'}realtime=false`;
 }
 
 /** Cuts bytes into messages of `size` bytes. */

@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto';
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
+import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import readline from 'node:readline';
@@ -142,6 +143,91 @@ export async function startNatsServer(): Promise<{ url: string; stop(): Promise<
       proc.kill('SIGTERM');
     }),
   };
+}
+
+export interface NatsNode {
+  name: string;
+  url: string;
+  /** the HTTP monitoring endpoint (`/connz`, `/jsz`, `/healthz`) */
+  monitor: string;
+  proc: ChildProcess;
+  /** SIGTERM, resolves at the exit */
+  stop(): Promise<void>;
+  /** SIGKILL, resolves at the exit: the node is lost, not shut down */
+  kill(): Promise<void>;
+  /** its stderr so far (the first 1 MB), for a failing test's message */
+  log(): string;
+}
+
+/** Free loopback TCP ports, all held open until every one is picked so none repeats. */
+async function freePorts(n: number): Promise<number[]> {
+  const servers = await Promise.all(Array.from({ length: n }, () => new Promise<net.Server>((resolve, reject) => {
+    const srv = net.createServer();
+    srv.once('error', reject);
+    srv.listen(0, '127.0.0.1', () => resolve(srv));
+  })));
+  const ports = servers.map((srv) => (srv.address() as net.AddressInfo).port);
+  await Promise.all(servers.map((srv) => new Promise((resolve) => srv.close(resolve))));
+  return ports;
+}
+
+/**
+ * A real `n`-node nats-server cluster with JetStream on loopback: client and monitoring ports picked by the
+ * servers, route ports picked free beforehand (each node solicits routes to all the others). Resolves once
+ * JetStream has a metadata leader over all `n` nodes and every node's /healthz says ok, so R3 buckets can be
+ * created at once.
+ */
+export async function startNatsCluster(n = 3, timeoutMs = 30_000): Promise<{ urls: string[]; nodes: NatsNode[]; stop(): Promise<void> }> {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'callscribe-nats-cluster-'));
+  const routePorts = await freePorts(n);
+  const clusterName = `cs-test-${process.pid}`;
+  const started = await Promise.allSettled(routePorts.map((port, i) => new Promise<NatsNode>((resolve, reject) => {
+    const name = `n${i + 1}`;
+    const routes = routePorts.filter((_, j) => j !== i).map((p) => `nats://127.0.0.1:${p}`).join(',');
+    const proc = spawn('nats-server', [
+      '-a', '127.0.0.1', '-p', '-1', '-m', '-1', '-js', '-sd', path.join(dir, name), '--server_name', name,
+      '--cluster_name', clusterName, '--cluster', `nats://127.0.0.1:${port}`, '--routes', routes,
+    ], { stdio: ['ignore', 'ignore', 'pipe'] });
+    const exited = new Promise<void>((done) => proc.once('exit', () => done()));
+    const signal = (sig: NodeJS.Signals) => () => {
+      if (proc.exitCode === null && proc.signalCode === null) proc.kill(sig);
+      return exited;
+    };
+    let log = '';
+    const timer = setTimeout(() => reject(new Error(`nats-server ${name} did not start: ${log}`)), 10_000);
+    proc.stderr!.setEncoding('utf8').on('data', (d: string) => {
+      if (log.length < 1_000_000) log += d;
+      const c = /Listening for client connections on [\d.]+:(\d+)/.exec(log);
+      const m = /Starting http monitor on [\d.]+:(\d+)/.exec(log);
+      if (c && m && /Server is ready/.test(log)) {
+        clearTimeout(timer);
+        resolve({ name, url: `nats://127.0.0.1:${c[1]}`, monitor: `http://127.0.0.1:${m[1]}`, proc, stop: signal('SIGTERM'), kill: signal('SIGKILL'), log: () => log });
+      }
+    });
+    proc.once('exit', (code) => { clearTimeout(timer); reject(new Error(`nats-server ${name} exited ${code}: ${log}`)); });
+  })));
+  const nodes = started.flatMap((r) => (r.status === 'fulfilled' ? [r.value] : []));
+  const stop = async () => { await Promise.all(nodes.map((node) => node.stop())); };
+  const failed = started.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+  if (failed) {
+    await stop();
+    throw failed.reason;
+  }
+  const end = Date.now() + timeoutMs;
+  for (;;) {
+    const states = await Promise.all(nodes.map(async (node) => {
+      const jsz = await fetch(`${node.monitor}/jsz`).then((r) => r.json() as Promise<any>, () => null);
+      const health = await fetch(`${node.monitor}/healthz`).then((r) => r.status, () => 0);
+      return Boolean(jsz?.meta_cluster?.leader) && jsz.meta_cluster.cluster_size === n && health === 200;
+    }));
+    if (states.every(Boolean)) break;
+    if (Date.now() > end) {
+      await stop();
+      throw new Error(`the ${n}-node JetStream cluster formed no metadata leader within ${timeoutMs} ms`);
+    }
+    await new Promise((r) => setTimeout(r, 200));
+  }
+  return { urls: nodes.map((node) => node.url), nodes, stop };
 }
 
 /** Polls a URL until it answers `status` or the time is up. */
