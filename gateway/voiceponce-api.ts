@@ -10,8 +10,7 @@ import type { z } from 'zod';
 import type { Config } from '../src/config.js';
 import type { Logger } from '../src/log.js';
 import { type Account, type AccountBook, type Role, type TokenSigner } from '../src/analysis/accounts.js';
-import { newRecord, publicRecord, type Transcription, type TranscriptionStore } from '../src/analysis/records.js';
-import { EMPTY_RESULT } from '../src/analysis/records.js';
+import { EMPTY_RESULT, newRecord, publicRecord, type Transcription, type TranscriptionStore } from '../src/analysis/records.js';
 import {
   TEXT_EXTENSIONS, TokenRequest, TranscriptionForm, TranscriptionJson, VOICEPONCE_API_VERSION, validationIssues, type ValidationIssue,
 } from '../src/protocol/voiceponce.js';
