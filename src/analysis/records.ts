@@ -60,7 +60,7 @@ export const Transcription = z.object({
 export type Transcription = z.infer<typeof Transcription>;
 
 /** The full record as `GET /api/v1/transcriptions/{id}` shows it: internal fields left out. */
-export function publicRecord(t: Transcription): Omit<Transcription, 'input_object' | 'input_text' | 'attempts'> & { input_text: string | null } {
+export function publicRecord(t: Transcription): Omit<Transcription, 'input_object' | 'attempts'> {
   const { input_object: _o, attempts: _a, ...rest } = t;
   return rest;
 }
@@ -70,7 +70,7 @@ export const JOBS_SUBJECT = 'voiceponce.jobs';
 export const JOBS_CONSUMER = 'analysis-worker';
 
 export class TranscriptionStore {
-  private constructor(private readonly nc: NatsConnection, private readonly kv: KV, private readonly inputs: ObjectStore,
+  private constructor(private readonly kv: KV, private readonly inputs: ObjectStore,
                       private readonly js: JetStreamClient) {}
 
   /** Opens (creating when missing) the bucket, the object store, the work queue and its durable consumer. */
@@ -93,15 +93,11 @@ export class TranscriptionStore {
       // A job is worked on while its worker says so (working()); a dead worker's job comes back after this.
       ack_wait: 60_000_000_000, max_deliver: -1, filter_subject: JOBS_SUBJECT,
     });
-    return new TranscriptionStore(nc, kv, inputs, jetstream(nc));
+    return new TranscriptionStore(kv, inputs, jetstream(nc));
   }
 
   get jetstream(): JetStreamClient {
     return this.js;
-  }
-
-  get connection(): NatsConnection {
-    return this.nc;
   }
 
   newId(): string {

@@ -123,7 +123,8 @@ export class AnalysisWorker {
     }
     const e = asCallscribeError(err);
     const age = Date.now() - Date.parse(t.created_at);
-    const permanent = err instanceof PermanentAnalysisError || ['CS_ERR_NOT_MEDIA', 'CS_ERR_MEDIA_TOO_LARGE', 'CS_ERR_BAD_MEDIA'].includes(e.code);
+    // Undecodable or oversized media and unserved languages are wrapped as PermanentAnalysisError where they arise.
+    const permanent = err instanceof PermanentAnalysisError;
     const delay = Math.min(MAX_BACKOFF_MS, this.cfg.retryBaseMs * 2 ** Math.max(0, t.attempts - 1));
     try {
       if (!(await this.deps.store.get(t.id))) return void m.ack();
