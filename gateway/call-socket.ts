@@ -19,7 +19,7 @@ export abstract class CallSocketSession implements SocketSession {
 
   /** `realtime`: a live stream, held to CALLSCRIBE_MAX_RATE; false: a batch upload (`?realtime=false`). */
   constructor(protected readonly deps: { config: Config; log: Logger },
-              protected readonly sink: SocketSink,
+              protected sink: SocketSink,
               protected readonly call: Call,
               private readonly protocol: string,
               realtime = true) {
@@ -72,8 +72,8 @@ export abstract class CallSocketSession implements SocketSession {
     this.fail(new RateLimitedError(`audio is arriving faster than ${maxRate}x real time (beyond a ${burstMs} ms burst); send ?realtime=false for a batch upload`));
   }
 
-  /** The client went away: the call ends, its worker slots are freed. */
-  onClose(): void {
+  /** The client went away (`code`: the WebSocket close code): the call ends, its worker slots are freed. */
+  onClose(_code?: number): void {
     if (this.state === 'closed') return;
     this.closed();
     this.call.close('client gone');
@@ -153,5 +153,9 @@ export abstract class CallSocketSession implements SocketSession {
     this.state = 'closed';
     this.live.dec();
     this.off();
+    this.ended();
   }
+
+  /** The session is over (every way it ends): what a protocol holds beyond the socket is let go. */
+  protected ended(): void {}
 }

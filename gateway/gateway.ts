@@ -3,7 +3,7 @@ import type { Config } from '../src/config.js';
 import type { Logger } from '../src/log.js';
 import { registry, metrics } from '../src/metrics.js';
 import { AsrClient } from '../src/bus/asr-client.js';
-import { type CallscribeError, OriginNotAllowedError, TooManySessionsError, UnauthorizedError, UnsupportedLanguageError, asCallscribeError } from '../src/errors.js';
+import { BadParameterError, type CallscribeError, OriginNotAllowedError, ResumeNotFoundError, TooManySessionsError, UnauthorizedError, UnsupportedLanguageError, asCallscribeError } from '../src/errors.js';
 import { parseListenParams, realtimeParam, type ListenParams } from '../src/protocol/listen.js';
 import { Call, type CallOptions } from '../src/calls/call.js';
 import { CallStore } from '../src/calls/store.js';
@@ -14,7 +14,8 @@ import { TaskRunner } from '../src/files/task-runner.js';
 import { TokenStore, tokenFrom } from './auth.js';
 import { OriginPolicy } from './origin.js';
 import { HarfSocketSession } from './harf-socket.js';
-import { ListenSession } from './listen-socket.js';
+import { ListenSession, type ResumePoint } from './listen-socket.js';
+import { ResumeRegistry } from './resume.js';
 import { AudioHookSession } from '../adapters/audiohook/audiohook.js';
 import { CallEventsSession, CallsApi, LiveCalls } from './calls-api.js';
 import { publicFiles, swaggerFiles } from './static.js';
@@ -47,11 +48,16 @@ function refusal(err: CallscribeError, headers?: Record<string, string>): Refusa
   return { status: err.status, body: { state: 'FAILURE', error: err.toJSON() }, headers };
 }
 
+/** A new `/v1/listen` call, or a dropped one resumed. */
+type ListenContext = { params: ListenParams; call: Call } | { resume: ListenSession; at: ResumePoint };
+
 /** The gateway role: the HTTP/WebSocket server with its routes, on top of the bus client and the call store. */
 export class Gateway {
   readonly asr: AsrClient;
   readonly server: HttpServer;
   readonly live = new LiveCalls();
+  /** `/v1/listen` sessions by resume token. */
+  readonly resumable = new ResumeRegistry<ListenSession>();
   private store: CallStore | null = null;
   private api: CallsApi | null = null;
   private sip: SipServer | null = null;
@@ -89,11 +95,20 @@ export class Gateway {
       open: (sink, ctx) => new HarfSocketSession({ config, log }, sink, ctx.call, ctx.realtime),
       abandon: (ctx) => ctx.call.close('client gone during upgrade'),
     };
-    const listenRoute: WsRoute<{ params: ListenParams; call: Call }> = {
+    const resume = { registry: this.resumable, resumeMs: config.resumeMs };
+    const listenRoute: WsRoute<ListenContext> = {
       ...limits,
       prepare: (req) => this.prepareListen(req),
-      open: (sink, ctx) => new ListenSession({ config, log }, sink, ctx.params, ctx.call),
-      abandon: (ctx) => ctx.call.close('client gone during upgrade'),
+      open: (sink, ctx) => {
+        if (!('resume' in ctx)) return new ListenSession({ config, log }, sink, ctx.params, ctx.call, resume).connection();
+        if (ctx.resume.resumable) return ctx.resume.attach(sink, ctx.at);
+        // Ended between the upgrade's check and now.
+        const err = new ResumeNotFoundError('the session ended');
+        sink.send(JSON.stringify({ type: 'error', ...err.toJSON() }));
+        sink.close(err.closeCode, err.code);
+        return { onBinary: () => undefined, onText: () => undefined, onClose: () => undefined, shutdown: () => undefined };
+      },
+      abandon: (ctx) => { if (!('resume' in ctx)) ctx.call.close('client gone during upgrade'); },
     };
     const eventsRoute: WsRoute<CallRecord> = {
       ...limits,
@@ -228,7 +243,8 @@ export class Gateway {
     return 'context' in r ? { context: { call: r.context, realtime } } : r;
   }
 
-  private async prepareListen(req: UpgradeRequest): Promise<Refusal | { context: { params: ListenParams; call: Call } }> {
+  private async prepareListen(req: UpgradeRequest): Promise<Refusal | { context: ListenContext }> {
+    if (req.query('resume') !== undefined) return this.prepareResume(req);
     let params: ListenParams;
     try {
       params = parseListenParams(req.query, this.config.defaultLanguage);
@@ -238,6 +254,30 @@ export class Gateway {
     const labels = params.channels === 2 ? [req.query('label0') ?? null, req.query('label1') ?? null] : [null];
     const r = await this.openCall(req, { id: params.callId, source: 'listen', language: params.language, labels, analyze: params.analyze });
     return 'context' in r ? { context: { params, call: r.context } } : r;
+  }
+
+  /**
+   * `/v1/listen?resume=<token>&last_seq=<n>[&from_frame=<k>]`: a client whose connection dropped continues
+   * its call (the session's own parameters stand; others given are ignored).
+   */
+  private prepareResume(req: UpgradeRequest): Refusal | { context: ListenContext } {
+    const denied = this.checkToken(req);
+    if (denied) return denied;
+    const count = (name: string, text: string | undefined): number | null => {
+      if (text === undefined || text === '') return null;
+      const n = Number(text);
+      if (!Number.isSafeInteger(n) || n < 0) throw new BadParameterError(`${name} must be a non-negative integer`);
+      return n;
+    };
+    let at: ResumePoint;
+    try {
+      at = { lastSeq: count('last_seq', req.query('last_seq')) ?? 0, fromFrame: count('from_frame', req.query('from_frame')) };
+    } catch (err) {
+      return refusal(asCallscribeError(err));
+    }
+    const session = this.resumable.get(req.query('resume')!);
+    if (!session?.resumable) return refusal(new ResumeNotFoundError('no session holds this resume token (unknown, ended, or not resumed within CALLSCRIBE_RESUME_MS)'));
+    return { context: { resume: session, at } };
   }
 
   private async prepareEvents(req: UpgradeRequest): Promise<Refusal | { context: CallRecord }> {
@@ -282,9 +322,11 @@ export class Gateway {
     // within CALLSCRIBE_DRAIN_MS. SIP calls are finalized and hung up (BYE) meanwhile, while the bus is
     // still there for their last words.
     const draining = this.server.close(this.config.drainMs);
+    const detached = this.resumable.shutdown(this.config.drainMs);
     await this.sip?.close();
     await this.runner?.close();
     await draining;
+    await detached;
     await this.live.flushed();
     this.asr.close();
   }

@@ -7,10 +7,33 @@ import { rawAudioDecoder } from '../src/audio/raw.js';
 import { WavStreamDecoder } from '../src/audio/wav.js';
 import { ContainerOpusDecoder, OpusPacketDecoder } from '../src/audio/opus.js';
 import type { Call, CallEvent } from '../src/calls/call.js';
-import type { SocketSink } from '../src/protocol/session.js';
+import type { SocketSession, SocketSink } from '../src/protocol/session.js';
 import { CallSocketSession } from './call-socket.js';
+import type { Resumable, ResumeRegistry } from './resume.js';
 
 const CLOSED_JSON = '{"type":"closed"}';
+/** WebSocket close 1006: the connection dropped without a close frame (RFC 6455 §7.1.5), so it may resume. */
+const ABNORMAL_CLOSE = 1006;
+/** Where a session's output goes while no socket is attached: nowhere (segments are kept for the resume). */
+const DETACHED: SocketSink = { send: () => true, close: () => undefined };
+const resumes = {
+  detached: metrics.resumes.labels('detached'),
+  resumed: metrics.resumes.labels('resumed'),
+  replaced: metrics.resumes.labels('replaced'),
+  expired: metrics.resumes.labels('expired'),
+};
+
+export interface ResumeOptions {
+  registry: ResumeRegistry<ListenSession>;
+  /** How long a dropped session waits for its client (CALLSCRIBE_RESUME_MS); 0: no resume. */
+  resumeMs: number;
+}
+
+/** Where a resumed connection picks up: the last segment event it has, the index of the first message it sends. */
+export interface ResumePoint {
+  lastSeq: number;
+  fromFrame: number | null;
+}
 const BAD_CONTROL_JSON = JSON.stringify({ type: 'error', code: new BadMessageError('').code, message: 'control messages are {"type":"finalize"|"keepalive"|"close"}' });
 
 /** One audio format's decoder: bytes in, interleaved s16 out to the call. Chosen once per session. */
@@ -23,13 +46,118 @@ interface Decoder {
  * One native-socket session (`/v1/listen`): any encoding in, the call's segment events out as they come.
  * Independent of the socket library.
  */
-export class ListenSession extends CallSocketSession {
+export class ListenSession extends CallSocketSession implements Resumable {
   private readonly decoder: Decoder;
+  readonly resumeToken: string;
+  /** Bumped at each attach and detach: only the current connection's handler reaches the session. */
+  private generation = 0;
+  /** Binary messages received over every connection of the call: a resumed client's resent ones are dropped. */
+  private received = 0;
+  /** Messages the resumed client resends that were received already, still to drop. */
+  private skip = 0;
+  /** The last segment event's `seq`, and the latest event of each segment, for re-sending what a client missed. */
+  private seq = 0;
+  private readonly latest = new Map<number, { seq: number; json: string }>();
+  private resumeTimer: NodeJS.Timeout | null = null;
 
-  /** `call` already holds one claimed ASR stream per channel (claimed at the upgrade). */
-  constructor(deps: { config: Config; log: Logger }, sink: SocketSink, private readonly params: ListenParams, call: Call) {
+  /**
+   * `call` already holds one claimed ASR stream per channel (claimed at the upgrade). The client's first
+   * event is `{"type":"session","call_id","resume_token","resume_ms"}`.
+   */
+  constructor(deps: { config: Config; log: Logger }, sink: SocketSink, private readonly params: ListenParams, call: Call,
+              private readonly resume: ResumeOptions) {
     super(deps, sink, call, 'listen', params.realtime);
     this.decoder = this.makeDecoder();
+    this.resumeToken = resume.resumeMs > 0 ? resume.registry.add(this) : '';
+    this.send(JSON.stringify({ type: 'session', call_id: call.id, resume_token: this.resumeToken || null, resume_ms: resume.resumeMs }));
+  }
+
+  /**
+   * The handler of one connection, for the server: after a resume (or a drop) an earlier connection's
+   * late messages and close reach nothing.
+   */
+  connection(): SocketSession {
+    const gen = ++this.generation;
+    return {
+      onBinary: (d) => { if (gen === this.generation) this.onBinary(d); },
+      onText: (t) => { if (gen === this.generation) this.onText(t); },
+      onClose: (code) => { if (gen === this.generation) this.onClose(code); },
+      shutdown: () => { if (gen === this.generation) this.shutdown(); },
+    };
+  }
+
+  /** Can a client resume this session now? While it is open or finalizing (its last words still to come). */
+  get resumable(): boolean {
+    return this.state !== 'closed';
+  }
+
+  /**
+   * A client resumes the call on a new socket: a socket still attached (the drop not noticed yet) is
+   * closed; the client learns how many messages were received (`frames_received`) and gets, in order,
+   * the latest event of every segment that changed after `last_seq`. Messages it resends from
+   * `from_frame` that were received already are dropped.
+   */
+  attach(sink: SocketSink, at: ResumePoint): SocketSession {
+    const replaced = this.sink !== DETACHED;
+    const old = this.sink;
+    const conn = this.connection();
+    this.sink = sink;
+    if (replaced) {
+      resumes.replaced.inc();
+      old.close(1000, 'resumed on another connection');
+    }
+    this.stopWaiting();
+    this.resume.registry.setDetached(this, false);
+    if (at.fromFrame !== null) {
+      if (at.fromFrame < this.received) this.skip = this.received - at.fromFrame;
+      else if (at.fromFrame > this.received) {
+        // Messages the client sent that never arrived: lost audio, the call's time closes over it.
+        metrics.droppedFrames.labels('resume_gap').inc(at.fromFrame - this.received);
+        this.received = at.fromFrame;
+      }
+    }
+    resumes.resumed.inc();
+    this.deps.log.info({ call: this.call.id, lastSeq: at.lastSeq, seq: this.seq, received: this.received, skip: this.skip }, 'client resumed');
+    this.send(JSON.stringify({ type: 'resumed', call_id: this.call.id, frames_received: this.received, last_seq: this.seq }));
+    const missed = [...this.latest.values()].filter((e) => e.seq > at.lastSeq).sort((a, b) => a.seq - b.seq);
+    for (const e of missed) this.send(e.json);
+    return conn;
+  }
+
+  /** The connection dropped (no close frame): the call goes on for CALLSCRIBE_RESUME_MS, waiting for its client. */
+  override onClose(code?: number): void {
+    if (this.state === 'closed') return;
+    if (code !== ABNORMAL_CLOSE || !this.resumeToken) return super.onClose(code);
+    this.generation++;
+    this.sink = DETACHED;
+    this.resume.registry.setDetached(this, true);
+    resumes.detached.inc();
+    this.deps.log.info({ call: this.call.id, resumeMs: this.resume.resumeMs }, 'client dropped, waiting for it to resume');
+    // A finalize under way finishes by itself; an open call is finalized if nobody comes back.
+    if (this.state === 'open') this.resumeTimer = setTimeout(() => this.expire(), this.resume.resumeMs);
+  }
+
+  private expire(): void {
+    this.resumeTimer = null;
+    resumes.expired.inc();
+    this.call.setMetadata('resume', { expired: true });
+    this.deps.log.info({ call: this.call.id }, 'client did not resume: the call is finalized');
+    void this.finalize();
+  }
+
+  override shutdown(): void {
+    this.stopWaiting();
+    super.shutdown();
+  }
+
+  private stopWaiting(): void {
+    if (this.resumeTimer) clearTimeout(this.resumeTimer);
+    this.resumeTimer = null;
+  }
+
+  protected override ended(): void {
+    this.stopWaiting();
+    if (this.resumeToken) this.resume.registry.delete(this.resumeToken, this);
   }
 
   private makeDecoder(): Decoder {
@@ -64,6 +192,12 @@ export class ListenSession extends CallSocketSession {
 
   /** Audio bytes: the view is only valid during this call. */
   onBinary(data: Uint8Array): void {
+    if (this.skip > 0) {
+      // A resumed client's resent message that arrived before the drop.
+      this.skip--;
+      return void metrics.droppedFrames.labels('resent').inc();
+    }
+    this.received++;
     if (!this.acceptAudio(data)) return;
     try {
       this.decoder.push(data);
@@ -106,9 +240,12 @@ export class ListenSession extends CallSocketSession {
 
   protected onCallEvent(ev: CallEvent): void {
     if (ev.type !== 'segment' || (!ev.final && !this.params.interimResults)) return;
-    this.send(JSON.stringify({
-      type: 'segment', segment_id: ev.segment_id, channel: ev.channel, text: ev.text, start: ev.start, end: ev.end,
+    const seq = ++this.seq;
+    const json = JSON.stringify({
+      type: 'segment', seq, segment_id: ev.segment_id, channel: ev.channel, text: ev.text, start: ev.start, end: ev.end,
       start_ms: ev.start_ms, end_ms: ev.end_ms, final: ev.final, ...(ev.speaker ? { speaker: ev.speaker } : {}),
-    }));
+    });
+    this.latest.set(ev.segment_id, { seq, json });
+    this.send(json);
   }
 }

@@ -51,6 +51,7 @@ const EnvSchema = z.object({
   CALLSCRIBE_CLAIM_TIMEOUT_MS: int(3000, 100),
   CALLSCRIBE_FINALIZE_TIMEOUT_MS: int(30_000, 1000),
   CALLSCRIBE_REPLAY_MS: int(60_000, 1000, 600_000), // audio kept since the last final segment, replayed to a new worker on failover
+  CALLSCRIBE_RESUME_MS: int(30_000, 0, 3_600_000), // a /v1/listen call whose connection dropped waits this long for its client (0: no resume)
   CALLSCRIBE_DRAIN_MS: int(25_000, 0, 3_600_000), // SIGTERM: live sessions finalize and close within this (Kubernetes' 30 s grace)
   CALLSCRIBE_HEARTBEAT_MS: int(2000, 100),
   CALLSCRIBE_WORKER_ID: z.string().regex(/^[A-Za-z0-9_-]+$/).optional(),
@@ -123,6 +124,8 @@ export interface Config {
   readonly claimTimeoutMs: number;
   readonly finalizeTimeoutMs: number;
   readonly drainMs: number;
+  /** A dropped `/v1/listen` connection's call waits this long for its client to resume (0: ends at once). */
+  readonly resumeMs: number;
   readonly replayMs: number;
   readonly heartbeatMs: number;
   readonly workerId: string | undefined;
@@ -254,6 +257,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     claimTimeoutMs: e.CALLSCRIBE_CLAIM_TIMEOUT_MS,
     finalizeTimeoutMs: e.CALLSCRIBE_FINALIZE_TIMEOUT_MS,
     drainMs: e.CALLSCRIBE_DRAIN_MS,
+    resumeMs: e.CALLSCRIBE_RESUME_MS,
     replayMs: e.CALLSCRIBE_REPLAY_MS,
     heartbeatMs: e.CALLSCRIBE_HEARTBEAT_MS,
     workerId: e.CALLSCRIBE_WORKER_ID,

@@ -202,6 +202,13 @@ export class ShuttingDownError extends CallscribeError {
   override readonly status = 503;
 }
 
+/** `/v1/listen?resume=<token>`: no session of this gateway holds the token (unknown, ended, or its resume window passed). */
+export class ResumeNotFoundError extends CallscribeError {
+  override readonly code = 'CS_ERR_RESUME_NOT_FOUND';
+  override readonly closeCode = 1008;
+  override readonly status = 404;
+}
+
 /** Any value thrown becomes a CallscribeError; unknown errors keep their cause and map to 1011/500. */
 export function asCallscribeError(err: unknown): CallscribeError {
   if (err instanceof CallscribeError) return err;

@@ -43,6 +43,7 @@ export const metrics = {
   handoffs: new client.Counter({ name: 'callscribe_handoffs_total', help: 'Finalized streams handed to analysis, by outcome (ok, failed, timeout)', labelNames: ['outcome'], registers: [registry] }),
   webhooks: new client.Counter({ name: 'callscribe_webhooks_total', help: 'Analysis webhook deliveries, by outcome (ok, failed)', labelNames: ['outcome'], registers: [registry] }),
   failovers: new client.Counter({ name: 'callscribe_failovers_total', help: 'Streams whose worker was lost: taken over by another (ok) or failed (no_worker)', labelNames: ['outcome'], registers: [registry] }),
+  resumes: new client.Counter({ name: 'callscribe_resumes_total', help: '/v1/listen connections dropped and resumed, by event (detached, resumed, replaced: a socket still open when its client resumed, expired: finalized without its client)', labelNames: ['event'], registers: [registry] }),
   badBusMessages: new client.Counter({ name: 'callscribe_bad_bus_messages_total', help: 'Malformed bus messages dropped', registers: [registry] }),
 };
 

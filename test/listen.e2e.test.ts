@@ -42,7 +42,7 @@ describe('listen - the native socket, every encoding with real speech', () => {
     expect(run.events.at(-1)).toEqual({ type: 'closed' });
     const segs = run.events.filter((e) => e.type === 'segment');
     for (const e of segs) {
-      expect(Object.keys(e).sort()).toEqual(['channel', 'end', 'end_ms', 'final', 'segment_id', 'start', 'start_ms', 'text', 'type']);
+      expect(Object.keys(e).sort()).toEqual(['channel', 'end', 'end_ms', 'final', 'segment_id', 'seq', 'start', 'start_ms', 'text', 'type']);
       expect(e.channel).toBe(0);
       expect(e.start).toMatch(/^\d+:\d\d:\d\d$/);
       expect(e.end_ms).toBeGreaterThanOrEqual(e.start_ms);
