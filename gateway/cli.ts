@@ -8,6 +8,7 @@ import { AsrWorker } from '../src/asr/worker.js';
 import type { Engine } from '../src/asr/engine.js';
 import { PocketSphinxEngine } from '../src/asr/pocketsphinx-engine.js';
 import { HarfWsEngine } from '../src/asr/harf-ws-engine.js';
+import { NullEngine } from '../src/asr/null-engine.js';
 import { Gateway, HARF_SOCKET_PATH } from './gateway.js';
 import { TokenStore } from './auth.js';
 import { transcribeCommand } from './transcribe-cli.js';
@@ -23,6 +24,7 @@ roles:
                    what \`npm start\` runs
   gateway          the HTTP/WebSocket gateway alone, against NATS_URL
   asr-worker       an ASR worker alone, against NATS_URL
+                   [--engine null]: every language on the sink engine, for capacity runs (recognizes nothing)
   analysis-worker  a Voiceponce analysis worker alone (the VOICEPONCE_JOBS work queue), against NATS_URL
 
 commands:
@@ -32,6 +34,20 @@ commands:
 Configuration is by environment variables; see README.md.`;
 
 type Closer = () => Promise<void>;
+
+/** The sink engine costs nothing per stream: its slots are bounded by the gateway, not by it. */
+const NULL_ENGINE_SLOTS = 100_000;
+
+/** `--engine null` after the role: every configured language served by the sink engine. */
+function engineOverride(args: string[]): 'null' | null {
+  const i = args.indexOf('--engine');
+  if (i < 0) return null;
+  if (args[i + 1] !== 'null') {
+    console.error(`callscribe: --engine takes "null" (the sink engine); languages route to other engines by CALLSCRIBE_LANGUAGES\n\n${USAGE}`);
+    process.exit(2);
+  }
+  return 'null';
+}
 
 /**
  * Connects to any server of NATS_URL and stays connected: reconnects forever (to any node of a cluster,
@@ -102,8 +118,12 @@ async function startEngines(config: Config, log: Logger): Promise<Map<string, En
   const engines = new Map<string, Engine>();
   let ps: PocketSphinxEngine | null = null;
   let harf: HarfWsEngine | null = null;
+  let sink: NullEngine | null = null;
   for (const [lang, kind] of Object.entries(config.languages)) {
-    if (kind === 'pocketsphinx') {
+    if (kind === 'null') {
+      sink ??= new NullEngine(config.workerSlots ?? NULL_ENGINE_SLOTS);
+      engines.set(lang, sink);
+    } else if (kind === 'pocketsphinx') {
       if (!ps) {
         ps = new PocketSphinxEngine({ threads: config.engineThreads, modelDir: config.psModelDir, blockSamples: config.psBlockSamples, slots: config.workerSlots, log });
         await ps.start();
@@ -140,6 +160,9 @@ async function main(argv: string[]): Promise<void> {
   } catch (err) {
     console.error(`callscribe: ${(err as Error).message}`);
     process.exit(1);
+  }
+  if (engineOverride(argv.slice(1)) === 'null') {
+    config = Object.freeze({ ...config, languages: Object.freeze(Object.fromEntries(Object.keys(config.languages).map((l) => [l, 'null' as const]))) });
   }
   const log = createLogger(config.logLevel, { role });
   const closers: Closer[] = [];

@@ -11,19 +11,23 @@ const list = z
   .optional()
   .transform((s) => (s ?? '').split(',').map((x) => x.trim()).filter(Boolean));
 
+/** Engines a language can route to; `null` is the sink engine of capacity runs (recognizes nothing). */
+export const ENGINE_KINDS = ['pocketsphinx', 'harf-ws', 'null'] as const;
+export type EngineKind = (typeof ENGINE_KINDS)[number];
+
 /** `lang:engine` pairs, e.g. `en:pocketsphinx,fa:harf-ws`. */
 const languages = z
   .string()
   .default('en:pocketsphinx')
   .transform((s, ctx) => {
-    const out: Record<string, 'pocketsphinx' | 'harf-ws'> = {};
+    const out: Record<string, EngineKind> = {};
     for (const pair of s.split(',').map((x) => x.trim()).filter(Boolean)) {
       const [lang, engine] = pair.split(':');
-      if (!lang || !/^[a-z]{2,3}(-[A-Za-z]{2,4})?$/.test(lang) || (engine !== 'pocketsphinx' && engine !== 'harf-ws')) {
-        ctx.addIssue({ code: 'custom', message: `bad pair "${pair}" (want lang:pocketsphinx or lang:harf-ws)` });
+      if (!lang || !/^[a-z]{2,3}(-[A-Za-z]{2,4})?$/.test(lang) || !ENGINE_KINDS.includes(engine as EngineKind)) {
+        ctx.addIssue({ code: 'custom', message: `bad pair "${pair}" (want lang:pocketsphinx, lang:harf-ws or lang:null)` });
         return z.NEVER;
       }
-      out[lang] = engine;
+      out[lang] = engine as EngineKind;
     }
     return out;
   });
@@ -109,7 +113,7 @@ export interface Config {
   readonly jsReplicas: number;
   readonly dataDir: string;
   readonly harfTokens: readonly string[];
-  readonly languages: Readonly<Record<string, 'pocketsphinx' | 'harf-ws'>>;
+  readonly languages: Readonly<Record<string, EngineKind>>;
   readonly defaultLanguage: string;
   readonly harfWsUrl: string | undefined;
   readonly harfWsToken: string | undefined;
