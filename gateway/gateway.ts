@@ -7,7 +7,8 @@ import { BadParameterError, type CallscribeError, OriginNotAllowedError, ResumeN
 import { parseListenParams, realtimeParam, type ListenParams } from '../src/protocol/listen.js';
 import { Call, type CallOptions } from '../src/calls/call.js';
 import { CallStore } from '../src/calls/store.js';
-import { HttpServer, type AnyReply, type HttpReply, type Refusal, type UpgradeRequest, type WsRoute } from './server.js';
+import { HttpServer, type AnyReply, type GatewayServer, type HttpReply, type Refusal, type UpgradeRequest, type WsRoute } from './server.js';
+import { WsHttpServer } from './server-ws.js';
 import { HarfFilesApi } from './harf-files.js';
 import { TaskStore } from '../src/files/tasks.js';
 import { TaskRunner } from '../src/files/task-runner.js';
@@ -54,7 +55,7 @@ type ListenContext = { params: ListenParams; call: Call } | { resume: ListenSess
 /** The gateway role: the HTTP/WebSocket server with its routes, on top of the bus client and the call store. */
 export class Gateway {
   readonly asr: AsrClient;
-  readonly server: HttpServer;
+  readonly server: GatewayServer;
   readonly live = new LiveCalls();
   /** `/v1/listen` sessions by resume token. */
   readonly resumable = new ResumeRegistry<ListenSession>();
@@ -80,7 +81,8 @@ export class Gateway {
     this.asr = new AsrClient(nc, config, log);
     // Every route (sockets and REST) checks the browser's Origin before anything else.
     const origins = new OriginPolicy(config.allowedOrigins, config.files.publicUrl);
-    this.server = new HttpServer(log, (req) => {
+    // CALLSCRIBE_SOCKET_IMPL=ws: the same routes and sessions on the ws library (the benchmark's baseline).
+    this.server = new (config.socketImpl === 'ws' ? WsHttpServer : HttpServer)(log, (req) => {
       if (origins.allows(req.header('origin'), req.header('host'))) return null;
       refused.origin.inc();
       return refusal(new OriginNotAllowedError('this Origin may not use the gateway (CALLSCRIBE_ALLOWED_ORIGINS)'));

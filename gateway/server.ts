@@ -58,6 +58,28 @@ export interface StreamReply {
 
 export type AnyReply = HttpReply | StreamReply;
 
+/**
+ * What the gateway needs of its server: `HttpServer` here (uWebSockets.js, the default) or `WsHttpServer`
+ * (server-ws.ts: the ws library on node:http, the benchmark's baseline), with the same semantics.
+ */
+export interface GatewayServer {
+  /** Open sessions. */
+  readonly sessionCount: number;
+  /** True from the start of `close`: readiness fails, upgrades are refused with 503 + Retry-After. */
+  readonly draining: boolean;
+  ws<C>(path: string, route: WsRoute<C>): this;
+  get(path: string, handler: (req: UpgradeRequest) => AnyReply | Promise<AnyReply>): this;
+  del(path: string, handler: (req: UpgradeRequest) => AnyReply | Promise<AnyReply>): this;
+  /** The body is a Node Readable with backpressure. */
+  post(path: string, handler: (req: UpgradeRequest, body: Readable) => AnyReply | Promise<AnyReply>): this;
+  /** `/*` for every method: 404 `CS_ERR_NOT_FOUND`. */
+  notFound(): this;
+  /** Resolves with the bound port (port 0: the one picked). */
+  listen(host: string, port: number): Promise<number>;
+  /** Drain then stop, within `graceMs`. Idempotent. */
+  close(graceMs?: number): Promise<void>;
+}
+
 interface UserData {
   context: unknown;
   handler: WsSessionHandler | null;
@@ -89,7 +111,7 @@ function readRequest(req: uWS.HttpRequest): UpgradeRequest {
   };
 }
 
-export class HttpServer {
+export class HttpServer implements GatewayServer {
   private readonly app = uWS.App();
   private listenSocket: uWS.us_listen_socket | null = null;
   private readonly live = new Set<uWS.WebSocket<UserData>>();

@@ -52,6 +52,7 @@ const EnvSchema = z.object({
     .refine((r) => r === 0 || r >= 1, 'want 0 (no ceiling) or at least 1 (real time)'),
   CALLSCRIBE_BURST_MS: int(10_000, 0, 3_600_000), // audio a live socket may send ahead of real time
   CALLSCRIBE_ALLOWED_ORIGINS: list, // browser Origins allowed (`*` or empty: any); the request's own Host always is
+  CALLSCRIBE_SOCKET_IMPL: z.enum(['uws', 'ws']).default('uws'), // ws: the same gateway on the ws library, a benchmark baseline; uws is faster
   CALLSCRIBE_CLAIM_TIMEOUT_MS: int(3000, 100),
   CALLSCRIBE_FINALIZE_TIMEOUT_MS: int(30_000, 1000),
   CALLSCRIBE_REPLAY_MS: int(60_000, 1000, 600_000), // audio kept since the last final segment, replayed to a new worker on failover
@@ -125,6 +126,8 @@ export interface Config {
   readonly burstMs: number;
   /** Lower-case `scheme://host[:port]` origins a browser may come from; null: any. */
   readonly allowedOrigins: readonly string[] | null;
+  /** The gateway's socket library: uWebSockets.js, or `ws` (the benchmark's baseline, server-ws.ts). */
+  readonly socketImpl: 'uws' | 'ws';
   readonly claimTimeoutMs: number;
   readonly finalizeTimeoutMs: number;
   readonly drainMs: number;
@@ -258,6 +261,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     maxRate: e.CALLSCRIBE_MAX_RATE,
     burstMs: e.CALLSCRIBE_BURST_MS,
     allowedOrigins: origins && origins.length > 0 ? Object.freeze(origins) : null,
+    socketImpl: e.CALLSCRIBE_SOCKET_IMPL,
     claimTimeoutMs: e.CALLSCRIBE_CLAIM_TIMEOUT_MS,
     finalizeTimeoutMs: e.CALLSCRIBE_FINALIZE_TIMEOUT_MS,
     drainMs: e.CALLSCRIBE_DRAIN_MS,
