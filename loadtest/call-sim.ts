@@ -75,6 +75,8 @@ export interface SimStats {
   /** How late the generator sent frames against their schedule: its own saturation. */
   sendLag: Samples;
   upgradeFailures: Record<string, number>;
+  /** The first calls that did not end with 1000: when, and how far they got. */
+  badCloses: { call: number; code: number; sent: number; atS: number }[];
 }
 
 export interface SimOptions {
@@ -97,6 +99,7 @@ class SimCall {
   sent = 0;
   done = false;
   private closedAt: Promise<void> | null = null;
+  private terminated = false;
 
   constructor(private readonly idx: number, private readonly src: Source, private readonly total: number, private readonly opts: SimOptions, private readonly stats: SimStats) {
     this.sendTimes = new Float64Array(total);
@@ -108,8 +111,9 @@ class SimCall {
     const ws = new WebSocket(url, { perMessageDeflate: false, skipUTF8Validation: true });
     this.ws = ws;
     ws.on('message', (d, isBinary) => { if (!isBinary) this.onEvent(d.toString()); });
-    this.closedAt = new Promise<void>((resolve) => ws.once('close', (code) => {
-      const k = String(code);
+    this.closedAt = new Promise<void>((resolve) => ws.once('close', (code, reason) => {
+      if (code !== 1000) this.stats.badCloses.push({ call: this.idx, code, sent: this.sent, atS: Math.round(performance.now() - this.startAt) / 1000 });
+      const k = this.terminated ? `${code}:no close ${this.opts.finalizeTimeoutS} s after finalize` : reason.length ? `${code}:${reason.toString()}` : String(code);
       this.stats.closeCodes[k] = (this.stats.closeCodes[k] ?? 0) + 1;
       if (code === 1000 && this.sent === this.total) this.stats.callsOk++;
       this.done = true;
@@ -132,10 +136,10 @@ class SimCall {
     });
   }
 
-  /** Sends what is due by now (catching up if the generator was late); true when it has sent everything. */
-  tick(t: number): boolean {
+  /** Sends what is due by now (catching up if the generator was late): 'sending', 'sent' (all of it), or 'ended' (closed early). */
+  tick(t: number): 'sending' | 'sent' | 'ended' {
     const ws = this.ws;
-    if (!ws || this.done || ws.readyState !== WebSocket.OPEN) return true;
+    if (!ws || this.done || ws.readyState !== WebSocket.OPEN) return 'ended';
     const due = Math.min(this.total, Math.floor((t - this.startAt) / FRAME_MS) + 1);
     while (this.sent < due) {
       const i = this.sent;
@@ -147,9 +151,9 @@ class SimCall {
     }
     if (this.sent === this.total) {
       ws.send('{"type":"finalize"}');
-      return true;
+      return 'sent';
     }
-    return false;
+    return 'sending';
   }
 
   private onEvent(text: string): void {
@@ -177,14 +181,14 @@ class SimCall {
   /** Waits for the close after the finalize; terminates a call that does not close in time. */
   async closed(timeoutMs: number): Promise<void> {
     if (!this.closedAt) return;
-    const timer = setTimeout(() => this.ws?.terminate(), timeoutMs);
+    const timer = setTimeout(() => { this.terminated = true; this.ws?.terminate(); }, timeoutMs);
     await this.closedAt;
     clearTimeout(timer);
   }
 }
 
 export function newStats(): SimStats {
-  return { callsStarted: 0, callsOk: 0, closeCodes: {}, framesSent: 0, framesSeen: 0, added: new Samples(), partial: new Samples(), final: new Samples(), sendLag: new Samples(), upgradeFailures: {} };
+  return { callsStarted: 0, callsOk: 0, closeCodes: {}, framesSent: 0, framesSeen: 0, added: new Samples(), partial: new Samples(), final: new Samples(), sendLag: new Samples(), upgradeFailures: {}, badCloses: [] };
 }
 
 /**
@@ -218,8 +222,10 @@ export async function runCalls(opts: SimOptions, stats: SimStats, onPhase: (phas
     const loop = () => {
       const t = performance.now();
       for (let i = 0; i < active.length; i++) {
-        if (active[i]!.tick(t)) {
-          if (!windingDown) { windingDown = true; onPhase('winding-down'); }
+        const state = active[i]!.tick(t);
+        if (state !== 'sending') {
+          // The steady state ends when the first call has sent all its audio (a call ended early does not end it).
+          if (state === 'sent' && !windingDown) { windingDown = true; onPhase('winding-down'); }
           active[i] = active[active.length - 1]!;
           active.pop();
           i--;

@@ -226,6 +226,7 @@ async function runTarget(name: TargetName, o: Options, token: string) {
     calls_started: stats.callsStarted,
     close_codes: stats.closeCodes,
     upgrade_failures: stats.upgradeFailures,
+    bad_closes: stats.badCloses.slice(0, 10),
     frames_sent: stats.framesSent,
     frames_lost: Math.max(0, stats.framesSent - stats.framesSeen),
     added_latency_ms: quantiles(added),

@@ -111,7 +111,8 @@ export async function startRole(name: string, args: string[], env: Record<string
         clearTimeout(timer);
         if (rec.msg === 'ready') resolve(rec);
         else reject(new Error(`${name}: first stdout line is not the ready line: ${line.slice(0, 200)}`));
-      } else if (typeof rec.level === 'number' && rec.level >= 40) {
+      } else if ((typeof rec.level === 'number' && rec.level >= 40) || /failed|dropped|lost|timeout/i.test(String(rec.msg))) {
+        // Warnings, and the info lines that say a session ended badly.
         t.warnings.count++;
         if (t.warnings.first.length < 10) t.warnings.first.push(`${String(rec.msg)}${rec.code ? ` (${String(rec.code)})` : ''}`);
       }
