@@ -198,7 +198,7 @@ export class Gateway {
     if (!(opts.language in this.config.languages)) {
       throw new UnsupportedLanguageError(`language "${opts.language}" is not served (CALLSCRIBE_LANGUAGES)`);
     }
-    const call = await Call.open({ asr: this.asr, store: this.store!, log: this.log, analysis: this.analysis },
+    const call = await Call.open({ asr: this.asr, store: this.store!, log: this.log, analysis: this.analysis, recordIntervalMs: this.config.recordIntervalMs },
       { ...opts, analyze: opts.analyze ?? this.config.analysis.analyzeCalls })
       .catch((err: unknown) => {
         if (asCallscribeError(err).code === 'CS_ERR_NO_WORKER') refused.noWorker.inc();

@@ -7,6 +7,7 @@ import { rawAudioDecoder } from '../src/audio/raw.js';
 import { WavStreamDecoder } from '../src/audio/wav.js';
 import { ContainerOpusDecoder, OpusPacketDecoder } from '../src/audio/opus.js';
 import type { Call, CallEvent } from '../src/calls/call.js';
+import type { CallSegment } from '../src/calls/record.js';
 import type { SocketSession, SocketSink } from '../src/protocol/session.js';
 import { CallSocketSession } from './call-socket.js';
 import type { Resumable, ResumeRegistry } from './resume.js';
@@ -57,7 +58,8 @@ export class ListenSession extends CallSocketSession implements Resumable {
   private skip = 0;
   /** The last segment event's `seq`, and the latest event of each segment, for re-sending what a client missed. */
   private seq = 0;
-  private readonly latest = new Map<number, { seq: number; json: string }>();
+  /** segment_id -> seq of its latest event; the segment itself is the call's (Call.segment). */
+  private readonly latest = new Map<number, number>();
   private resumeTimer: NodeJS.Timeout | null = null;
 
   /**
@@ -119,8 +121,11 @@ export class ListenSession extends CallSocketSession implements Resumable {
     resumes.resumed.inc();
     this.deps.log.info({ call: this.call.id, lastSeq: at.lastSeq, seq: this.seq, received: this.received, skip: this.skip }, 'client resumed');
     this.send(JSON.stringify({ type: 'resumed', call_id: this.call.id, frames_received: this.received, last_seq: this.seq }));
-    const missed = [...this.latest.values()].filter((e) => e.seq > at.lastSeq).sort((a, b) => a.seq - b.seq);
-    for (const e of missed) this.send(e.json);
+    const missed = [...this.latest].filter(([, seq]) => seq > at.lastSeq).sort((a, b) => a[1] - b[1]);
+    for (const [id, seq] of missed) {
+      const seg = this.call.segment(id);
+      if (seg) this.send(this.segmentJson(seq, seg));
+    }
     return conn;
   }
 
@@ -238,14 +243,17 @@ export class ListenSession extends CallSocketSession implements Resumable {
     return JSON.stringify({ type: 'error', code: err.code, message: err.message });
   }
 
+  private segmentJson(seq: number, s: CallSegment): string {
+    return JSON.stringify({
+      type: 'segment', seq, segment_id: s.segment_id, channel: s.channel, text: s.text, start: s.start, end: s.end,
+      start_ms: s.start_ms, end_ms: s.end_ms, final: s.final, ...(s.speaker ? { speaker: s.speaker } : {}),
+    });
+  }
+
   protected onCallEvent(ev: CallEvent): void {
     if (ev.type !== 'segment' || (!ev.final && !this.params.interimResults)) return;
     const seq = ++this.seq;
-    const json = JSON.stringify({
-      type: 'segment', seq, segment_id: ev.segment_id, channel: ev.channel, text: ev.text, start: ev.start, end: ev.end,
-      start_ms: ev.start_ms, end_ms: ev.end_ms, final: ev.final, ...(ev.speaker ? { speaker: ev.speaker } : {}),
-    });
-    this.latest.set(ev.segment_id, { seq, json });
-    this.send(json);
+    this.latest.set(ev.segment_id, seq);
+    this.send(this.segmentJson(seq, ev));
   }
 }

@@ -56,6 +56,7 @@ const EnvSchema = z.object({
   CALLSCRIBE_CLAIM_TIMEOUT_MS: int(3000, 100),
   CALLSCRIBE_FINALIZE_TIMEOUT_MS: int(30_000, 1000),
   CALLSCRIBE_REPLAY_MS: int(60_000, 1000, 600_000), // audio kept since the last final segment, replayed to a new worker on failover
+  CALLSCRIBE_RECORD_INTERVAL_MS: int(2000, 0, 60_000), // a live call's record in KV is rewritten at most this often (0: at every final segment)
   CALLSCRIBE_RESUME_MS: int(30_000, 0, 3_600_000), // a /v1/listen call whose connection dropped waits this long for its client (0: no resume)
   CALLSCRIBE_DRAIN_MS: int(25_000, 0, 3_600_000), // SIGTERM: live sessions finalize and close within this (Kubernetes' 30 s grace)
   CALLSCRIBE_HEARTBEAT_MS: int(2000, 100),
@@ -133,6 +134,8 @@ export interface Config {
   readonly drainMs: number;
   /** A dropped `/v1/listen` connection's call waits this long for its client to resume (0: ends at once). */
   readonly resumeMs: number;
+  /** A live call's KV record is rewritten at most this often as final segments arrive. */
+  readonly recordIntervalMs: number;
   readonly replayMs: number;
   readonly heartbeatMs: number;
   readonly workerId: string | undefined;
@@ -266,6 +269,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     finalizeTimeoutMs: e.CALLSCRIBE_FINALIZE_TIMEOUT_MS,
     drainMs: e.CALLSCRIBE_DRAIN_MS,
     resumeMs: e.CALLSCRIBE_RESUME_MS,
+    recordIntervalMs: e.CALLSCRIBE_RECORD_INTERVAL_MS,
     replayMs: e.CALLSCRIBE_REPLAY_MS,
     heartbeatMs: e.CALLSCRIBE_HEARTBEAT_MS,
     workerId: e.CALLSCRIBE_WORKER_ID,

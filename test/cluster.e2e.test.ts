@@ -3,6 +3,7 @@
 // with 3 replicas), and the node holding the gateway's connection is SIGKILLed in the middle of a call.
 import fs from 'node:fs';
 import path from 'node:path';
+import { forEachFrame } from '../src/bus/frame-batch.js';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { FIXTURES, pocketsphinxDirect, startCallscribe, startNatsCluster, waitForStatus, type NatsNode, type Running } from './lib/proc.js';
@@ -73,9 +74,8 @@ describe('cluster - a gateway and a worker on a 3-node NATS cluster with JetStre
     observer = await connect({ servers: cluster.nodes.find((n) => n !== victim)!.url, name: 'cluster-test-observer' });
     const header = newFrameHeader();
     const audio = { messages: 0, gaps: 0, lostSamples: 0, nextSeq: -1, nextSample: -1 };
-    observer.subscribe('cs.asr.in.>', {
-      callback: (_err, msg) => {
-        const h = decodeFrameHeader(msg.data, header);
+    const onFrame = (_session: string, frame: Uint8Array) => {
+        const h = decodeFrameHeader(frame, header);
         audio.messages++;
         if (audio.nextSeq >= 0 && h.seq !== audio.nextSeq) audio.gaps += h.seq - audio.nextSeq;
         if (h.kind === KIND_AUDIO) {
@@ -83,8 +83,10 @@ describe('cluster - a gateway and a worker on a 3-node NATS cluster with JetStre
           audio.nextSample = h.firstSample + h.samples;
         }
         audio.nextSeq = h.seq + 1;
-      },
-    });
+    };
+    // Gateways batch the frames of their sessions per worker (cs.asr.batch.<worker>).
+    observer.subscribe('cs.asr.batch.>', { callback: (_err, msg) => forEachFrame(msg.data, onFrame) });
+    observer.subscribe('cs.asr.in.>', { callback: (_err, msg) => onFrame('', msg.data) });
     const finalsSeen: string[] = [];
     observer.subscribe('cs.asr.out.>', {
       callback: (_err, msg) => {
@@ -124,6 +126,7 @@ describe('cluster - a gateway and a worker on a 3-node NATS cluster with JetStre
     }));
 
     expect(run.closeCode).toBe(1000);
+    expect(audio.messages).toBeGreaterThan(100); // the bystander saw the call's frames
     expect(logged(gateway, 'NATS disconnected').length).toBeGreaterThanOrEqual(1);
     expect(logged(gateway, 'NATS reconnected').length).toBeGreaterThanOrEqual(1);
     expect(Math.abs(through - baseline)).toBeLessThanOrEqual(0.03);

@@ -6,7 +6,8 @@ import type { Logger } from '../log.js';
 import { CallscribeError, asCallscribeError } from '../errors.js';
 import { metrics } from '../metrics.js';
 import { ClaimRequest, WorkerEvent, decodeBusMessage, encodeJson, type ClaimReply, type Heartbeat } from '../protocol/bus.js';
-import { CLAIM_QUEUE, HEARTBEAT_SUBJECT, audioWildcard, claimSubject, resultSubject, sessionOfAudioSubject } from '../bus/subjects.js';
+import { CLAIM_QUEUE, HEARTBEAT_SUBJECT, audioWildcard, batchSubject, claimSubject, resultSubject, sessionOfAudioSubject } from '../bus/subjects.js';
+import { forEachFrame } from '../bus/frame-batch.js';
 import { FRAME_SAMPLES, KIND_AUDIO, KIND_CLOSE, KIND_FINALIZE, copyFrameSamples, decodeFrameHeader, newFrameHeader } from '../audio/frames.js';
 import type { Engine, EngineStream } from './engine.js';
 
@@ -38,6 +39,7 @@ export class AsrWorker {
   private readonly sessions = new Map<string, WorkerSession>();
   private readonly claimSubs = new Map<string, Subscription>();
   private audioSub: Subscription | null = null;
+  private batchSub: Subscription | null = null;
   private heartbeatTimer: NodeJS.Timeout | null = null;
   private idleTimer: NodeJS.Timeout | null = null;
   private readonly header = newFrameHeader();
@@ -56,7 +58,9 @@ export class AsrWorker {
   }
 
   start(): void {
-    this.audioSub = this.nc.subscribe(audioWildcard(this.id), { callback: (err, msg) => { if (!err) this.onAudio(msg); } });
+    // Gateways batch their frames (cs.asr.batch.<worker>); a single frame on its session's subject is taken too.
+    this.audioSub = this.nc.subscribe(audioWildcard(this.id), { callback: (err, msg) => { if (!err) this.onFrame(sessionOfAudioSubject(msg.subject), msg.data); } });
+    this.batchSub = this.nc.subscribe(batchSubject(this.id), { callback: (err, msg) => { if (!err) this.onBatch(msg.data); } });
     this.updateClaimSubscriptions();
     this.heartbeatTimer = setInterval(() => this.heartbeat(), this.config.heartbeatMs);
     this.idleTimer = setInterval(() => this.reapIdle(), Math.min(5000, this.config.idleTimeoutMs));
@@ -132,15 +136,25 @@ export class AsrWorker {
     );
   }
 
-  private onAudio(msg: Msg): void {
-    const s = this.sessions.get(sessionOfAudioSubject(msg.subject));
+  private readonly onFrameBound = (session: string, data: Uint8Array): void => this.onFrame(session, data);
+
+  private onBatch(batch: Uint8Array): void {
+    try {
+      forEachFrame(batch, this.onFrameBound);
+    } catch {
+      metrics.badBusMessages.inc();
+    }
+  }
+
+  private onFrame(session: string, data: Uint8Array): void {
+    const s = this.sessions.get(session);
     if (!s) {
       metrics.droppedFrames.labels('unknown_session').inc();
       return;
     }
     let h;
     try {
-      h = decodeFrameHeader(msg.data, this.header);
+      h = decodeFrameHeader(data, this.header);
     } catch {
       metrics.badBusMessages.inc();
       return;
@@ -154,7 +168,7 @@ export class AsrWorker {
     s.nextSeq = (h.seq + 1) >>> 0;
     switch (h.kind) {
       case KIND_AUDIO: {
-        const pcm = copyFrameSamples(msg.data, h.samples);
+        const pcm = copyFrameSamples(data, h.samples);
         if (s.stream) s.stream.feed(pcm);
         else s.early.push(pcm);
         metrics.framesOut.inc(h.samples / FRAME_SAMPLES);
@@ -239,6 +253,7 @@ export class AsrWorker {
         this.release(s);
       }
       this.audioSub?.unsubscribe();
+      this.batchSub?.unsubscribe();
       await Promise.all([...new Set(this.engines.values())].map((e) => e.close()));
     })();
     return this.closing;

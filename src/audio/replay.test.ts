@@ -33,11 +33,12 @@ describe('replay buffer', () => {
     expect(collect(b, 50_000).samples).toEqual([...ramp(50_000, 100)]);
   });
 
-  it('replay - past its limit the oldest second is dropped and counted', () => {
+  it('replay - past its limit the oldest quarter-second blocks are dropped and counted', () => {
     const b = new ReplayBuffer(2 * 16_000);
     b.push(ramp(0, 40_000));
-    expect(b.overflowed).toBe(16_000);
-    expect(b.start).toBe(16_000);
-    expect(collect(b, 0).start).toBe(16_000);
+    // 40,000 samples, 32,000 kept at most: the two oldest 4,000-sample blocks go.
+    expect(b.overflowed).toBe(8_000);
+    expect(b.start).toBe(8_000);
+    expect(collect(b, 0).start).toBe(8_000);
   });
 });

@@ -5,7 +5,8 @@ import type { Logger } from '../log.js';
 import { CallscribeError, IdleTimeoutError, NoWorkerError, TimeoutError, WorkerLostError, asCallscribeError, errorFromCode } from '../errors.js';
 import { metrics } from '../metrics.js';
 import { ClaimReply, Heartbeat, WorkerEvent, decodeBusMessage, decodeJson, encodeJson, type SegmentEvent } from '../protocol/bus.js';
-import { HEARTBEAT_SUBJECT, audioSubject, claimSubject, resultSubject } from './subjects.js';
+import { HEARTBEAT_SUBJECT, batchSubject, claimSubject, resultSubject } from './subjects.js';
+import { FrameBatchWriter } from './frame-batch.js';
 import { FRAME_SAMPLES, HEADER_BYTES, KIND_CLOSE, KIND_FINALIZE, KIND_KEEPALIVE, encodeFrame } from '../audio/frames.js';
 import { Framer } from '../audio/framer.js';
 import { ReplayBuffer } from '../audio/replay.js';
@@ -20,6 +21,8 @@ export interface AsrSessionHandlers {
 }
 
 const CLAIM_ATTEMPTS = 5;
+/** Largest frame batch: a quarter of NATS' default max_payload. */
+const MAX_BATCH_BYTES = 256 * 1024;
 /** PocketSphinx's frame shift (10 ms): a replay starts on this grid of the original stream. */
 const ENGINE_FRAME_SAMPLES = 160;
 /** A new worker's segment that begins this much before the last final's end is the warm-up utterance. */
@@ -35,28 +38,43 @@ export class AsrClient {
   readonly sessions = new Map<string, AsrSession>();
   private hbSub: Subscription | null = null;
   private sweepTimer: NodeJS.Timeout | null = null;
-  // The outbox: bus messages of every session, in order, published together at the end of the event
-  // loop's turn. nats.js writes its buffer to the socket in a microtask after a publish, and a microtask
-  // runs after every callback from uWS, so publishing from each socket message meant one write(2) per
-  // audio message: 28% of the gateway's CPU at 700 calls. Published from one setImmediate, every message
-  // that arrived in this turn of the loop goes out in one write. Arrays are reused, nothing per frame.
-  private readonly outSubjects: string[] = [];
-  private readonly outMessages: Uint8Array[] = [];
+  // The outbox: the frames of every session, batched per worker (frame-batch.ts) and published at the end
+  // of the event loop's turn. Two costs go away: nats.js writes its buffer in a microtask after a publish,
+  // and a microtask runs after every uWS callback, so a publish per audio message was a write(2) per
+  // message (28% of the gateway's CPU at 700 calls); and every NATS message costs at each hop, so 1,000
+  // calls were 50,000 messages a second through nats-server and the worker, now one per worker per turn.
+  private readonly batches = new Map<string, FrameBatchWriter>();
+  private readonly pendingWorkers: string[] = [];
   private flushScheduled = false;
   private readonly flushOutbox = (): void => {
     this.flushScheduled = false;
-    const n = this.outMessages.length;
-    if (!this.nc.isClosed()) for (let i = 0; i < n; i++) this.nc.publish(this.outSubjects[i]!, this.outMessages[i]!);
-    this.outSubjects.length = 0;
-    this.outMessages.length = 0;
+    for (const worker of this.pendingWorkers) this.publishBatch(worker, this.batches.get(worker)!);
+    this.pendingWorkers.length = 0;
   };
+
+  /** Publishes what `w` holds for `worker`; a bus failure is logged and counted, never thrown (it would end the process). */
+  private publishBatch(worker: string, w: FrameBatchWriter): void {
+    if (w.size === 0) return;
+    const batch = w.take();
+    if (this.nc.isClosed()) return;
+    try {
+      this.nc.publish(batchSubject(worker), batch);
+    } catch (err) {
+      metrics.droppedFrames.labels('bus_publish').inc();
+      this.log.warn({ worker, bytes: batch.length, err }, 'frame batch not published');
+    }
+  }
 
   constructor(readonly nc: NatsConnection, readonly config: Config, readonly log: Logger) {}
 
-  /** A session's bus message, published with the others of this turn of the event loop, in order. */
-  publish(subject: string, msg: Uint8Array): void {
-    this.outSubjects.push(subject);
-    this.outMessages.push(msg);
+  /** A session's bus frame for `worker`, published with the others of this turn of the event loop, in order. */
+  publish(worker: string, session: string, frame: Uint8Array): void {
+    let w = this.batches.get(worker);
+    if (!w) this.batches.set(worker, (w = new FrameBatchWriter()));
+    if (w.size === 0) this.pendingWorkers.push(worker);
+    // A batch stays well under the server's max_payload (1 MiB by default): a full one goes out now, in order.
+    else if (w.size + frame.length > MAX_BATCH_BYTES) this.publishBatch(worker, w);
+    w.add(session, frame);
     if (!this.flushScheduled) {
       this.flushScheduled = true;
       setImmediate(this.flushOutbox);
@@ -140,7 +158,6 @@ export class AsrSession {
   worker: string | null = null;
   /** The id on the bus: a new one for each worker, so events of a worker we gave up on are never heard. */
   private busId = this.id;
-  private subject = '';
   private seq = 0;
   private framer: Framer;
   private readonly replay: ReplayBuffer;
@@ -221,11 +238,11 @@ export class AsrSession {
   private claimed(worker: string): void {
     if (this.over) {
       // Closed while claiming: release the slot we were given.
-      this.client.publish(audioSubject(worker, this.busId), encodeFrame(KIND_CLOSE, this.seq++, 0, null));
+      this.client.publish(worker, this.busId, encodeFrame(KIND_CLOSE, this.seq++, 0, null));
       return;
     }
     this.worker = worker;
-    this.subject = audioSubject(worker, this.busId);
+
     this.client.log.debug({ session: this.id, worker }, 'worker claimed');
   }
 
@@ -236,7 +253,7 @@ export class AsrSession {
     for (let f = Math.max(this.framesSent, frames - LATENCY_FRAMES); f < frames; f++) this.sentAt[f % LATENCY_FRAMES] = now;
     if (frames > this.framesSent) this.framesSent = frames;
     metrics.framesIn.inc((msg.length - HEADER_BYTES) / 2 / FRAME_SAMPLES);
-    this.client.publish(this.subject, msg);
+    if (this.worker) this.client.publish(this.worker, this.busId, msg);
   }
 
   /** 16 kHz mono samples; copied before return. Only after a successful claim. */
@@ -248,7 +265,7 @@ export class AsrSession {
 
   /** The call is alive without audio (on hold): keeps the worker from reaping the session as idle. */
   keepalive(): void {
-    if (!this.over && this.worker && !this.recovering) this.client.publish(this.subject, encodeFrame(KIND_KEEPALIVE, this.seq++, this.framer.position, null));
+    if (!this.over && this.worker && !this.recovering) this.client.publish(this.worker, this.busId, encodeFrame(KIND_KEEPALIVE, this.seq++, this.framer.position, null));
   }
 
   markDiscontinuity(flag: number): void {
@@ -397,6 +414,6 @@ export class AsrSession {
 
   /** Best effort: a worker that already ended the session (or died) ignores it. */
   private releaseWorker(): void {
-    if (this.worker && !this.client.nc.isClosed()) this.client.publish(this.subject, encodeFrame(KIND_CLOSE, this.seq++, this.framer.position, null));
+    if (this.worker && !this.client.nc.isClosed()) this.client.publish(this.worker, this.busId, encodeFrame(KIND_CLOSE, this.seq++, this.framer.position, null));
   }
 }
