@@ -239,6 +239,8 @@ async function runTarget(name: TargetName, o: Options, token: string) {
     machine_cpu_pct: win.machine_cpu_pct,
     gateway_counters: trouble(before, after),
     gateway_warnings: byName('gateway')?.warnings ?? null,
+    // When calls failed, the last words of each process on stderr (crashes, native errors).
+    stderr_tails: stats.callsOk < o.calls ? Object.fromEntries(target.procs.map((p) => [p.name, p.stderr().slice(-600)])) : undefined,
     left_open: leftOpen,
     wall_s: r2((Date.now() - t0) / 1000),
     ramp_done_s: steadyAt ? r2((steadyAt - t0) / 1000) : null,
