@@ -76,7 +76,7 @@ export interface SimStats {
   sendLag: Samples;
   upgradeFailures: Record<string, number>;
   /** The first calls that did not end with 1000: when, and how far they got. */
-  badCloses: { call: number; code: number; sent: number; atS: number }[];
+  badCloses: { call: number; code: number; sent: number; atS: number; error: string | null }[];
 }
 
 export interface SimOptions {
@@ -100,6 +100,7 @@ class SimCall {
   done = false;
   private closedAt: Promise<void> | null = null;
   private terminated = false;
+  private error: string | null = null;
 
   constructor(private readonly idx: number, private readonly src: Source, private readonly total: number, private readonly opts: SimOptions, private readonly stats: SimStats) {
     this.sendTimes = new Float64Array(total);
@@ -111,8 +112,9 @@ class SimCall {
     const ws = new WebSocket(url, { perMessageDeflate: false, skipUTF8Validation: true });
     this.ws = ws;
     ws.on('message', (d, isBinary) => { if (!isBinary) this.onEvent(d.toString()); });
+    ws.on('error', (err) => { this.error ??= err.message; });
     this.closedAt = new Promise<void>((resolve) => ws.once('close', (code, reason) => {
-      if (code !== 1000) this.stats.badCloses.push({ call: this.idx, code, sent: this.sent, atS: Math.round(performance.now() - this.startAt) / 1000 });
+      if (code !== 1000) this.stats.badCloses.push({ call: this.idx, code, sent: this.sent, atS: Math.round(performance.now() - this.startAt) / 1000, error: this.error });
       const k = this.terminated ? `${code}:no close ${this.opts.finalizeTimeoutS} s after finalize` : reason.length ? `${code}:${reason.toString()}` : String(code);
       this.stats.closeCodes[k] = (this.stats.closeCodes[k] ?? 0) + 1;
       if (code === 1000 && this.sent === this.total) this.stats.callsOk++;

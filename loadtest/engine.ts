@@ -20,10 +20,9 @@ import path from 'node:path';
 import { parseArgs } from 'node:util';
 import WebSocket from 'ws';
 import { PROJECT_ROOT } from '../src/paths.js';
-import { machine, procSample, r2, startNats, startRole, waitFor200 } from './procs.js';
+import { CLK_TCK, machine, procSample, r2, startNats, startRole, waitFor200 } from './procs.js';
 
 const FILE = path.join(PROJECT_ROOT, 'test/fixtures/call-en-16k.wav');
-const CLK_TCK = 100;
 
 function audioSeconds(): number {
   const wav = fs.readFileSync(FILE);

@@ -5,7 +5,7 @@
  * /metrics), time to first segment, WER, callscribe CPU and RSS from /proc, and its own event-loop lag.
  * It talks to the program over its public sockets only; see loadtest/README.md.
  */
-import { spawn, execFileSync, type ChildProcess } from 'node:child_process';
+import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import fs from 'node:fs';
 import os from 'node:os';
@@ -17,6 +17,7 @@ import WebSocket from 'ws';
 import { PROJECT_ROOT } from '../src/paths.js';
 import { HARF_FINALIZE, HarfAnswer, parseHms } from '../src/protocol/harf.js';
 import { wer } from '../src/quality/wer.js';
+import { machineBusyMs, procSample } from './procs.js';
 
 const HARF_PATH = '/ws_api/transcribe_files/wav/sync/';
 const DEFAULT_FILE = 'test/fixtures/call-en-16k.wav';
@@ -62,29 +63,6 @@ function pct(values: readonly number[], q: number): number | null {
 const r1 = (n: number | null): number | null => (n === null ? null : Math.round(n * 10) / 10);
 
 // ---------------------------------------------------------------- /proc sampling of the callscribe process
-
-const CLK_TCK = (() => {
-  try { return Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).trim()) || 100; } catch { return 100; }
-})();
-
-/** utime+stime in ms and VmRSS in bytes; null when the process is gone. */
-function procSample(pid: number): { cpuMs: number; rss: number } | null {
-  try {
-    const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
-    const f = stat.slice(stat.lastIndexOf(')') + 2).split(' '); // comm may hold spaces; fields from 3 on
-    const cpuMs = ((Number(f[11]) + Number(f[12])) * 1000) / CLK_TCK; // fields 14 and 15, proc(5)
-    const rssKb = /VmRSS:\s+(\d+)/.exec(fs.readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1];
-    return { cpuMs, rss: Number(rssKb ?? 0) * 1024 };
-  } catch {
-    return null;
-  }
-}
-
-/** Busy CPU ms of the whole machine, all cores (/proc/stat: everything but idle and iowait). */
-function machineBusyMs(): number {
-  const f = (fs.readFileSync('/proc/stat', 'utf8').split('\n')[0] ?? '').trim().split(/\s+/).slice(1, 9).map(Number);
-  return ((f.reduce((a, b) => a + b, 0) - (f[3] ?? 0) - (f[4] ?? 0)) * 1000) / CLK_TCK;
-}
 
 /** CPU ms of the direct children (the embedded nats-server), summed. */
 function childrenCpuMs(pid: number): number {

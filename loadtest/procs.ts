@@ -12,7 +12,7 @@ import { PROJECT_ROOT } from '../src/paths.js';
 
 export const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, Math.max(0, ms)));
 
-const CLK_TCK = (() => {
+export const CLK_TCK = (() => {
   try { return Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).trim()) || 100; } catch { return 100; }
 })();
 
