@@ -17,7 +17,7 @@ import WebSocket from 'ws';
 import { PROJECT_ROOT } from '../src/paths.js';
 import { HARF_FINALIZE, HarfAnswer, parseHms } from '../src/protocol/harf.js';
 import { wer } from '../src/quality/wer.js';
-import { machineBusyMs, procSample } from './procs.js';
+import { machineBusyMs, procSample, scrape } from './procs.js';
 
 const HARF_PATH = '/ws_api/transcribe_files/wav/sync/';
 const DEFAULT_FILE = 'test/fixtures/call-en-16k.wav';
@@ -74,18 +74,6 @@ function childrenCpuMs(pid: number): number {
 // ---------------------------------------------------------------- Prometheus text
 
 type Scrape = Map<string, number>;
-
-async function scrape(base: string): Promise<Scrape> {
-  const out: Scrape = new Map();
-  const res = await fetch(`${base}/metrics`, { signal: AbortSignal.timeout(5000) }).catch(() => null);
-  if (!res || res.status !== 200) return out;
-  for (const line of (await res.text()).split('\n')) {
-    if (!line || line.startsWith('#')) continue;
-    const sp = line.lastIndexOf(' ');
-    out.set(line.slice(0, sp), Number(line.slice(sp + 1)));
-  }
-  return out;
-}
 
 /** histogram_quantile over the bucket deltas of `callscribe_segment_latency_seconds{final}`, in ms. */
 function gatewayLatency(before: Scrape, after: Scrape, final: 'true' | 'false') {

@@ -3,7 +3,7 @@ import path from 'node:path';
 import WebSocket from 'ws';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { FIXTURES, refusedUpgrade, startCallscribe, type Running } from './lib/proc.js';
-import { chunks, listen, wavData } from './lib/listen-client.js';
+import { chunks, listen, wavData, wavPrefix } from './lib/listen-client.js';
 import { streamWav } from './lib/harf-client.js';
 
 const TOKEN = 'limits-token';
@@ -13,15 +13,7 @@ const CALL16 = path.join(FIXTURES, 'call-en-16k.wav');
 const PCM = wavData(fs.readFileSync(CALL16));
 const HARF = '/ws_api/transcribe_files/wav/sync/';
 
-/** The first `seconds` of the call as a WAV file of its own (sizes in the header patched to match). */
-function wavHead(seconds: number): Buffer {
-  const wav = fs.readFileSync(CALL16);
-  const dataAt = wav.indexOf('data') + 8;
-  const out = Buffer.from(wav.subarray(0, dataAt + 16_000 * 2 * seconds));
-  out.writeUInt32LE(out.length - 8, 4);
-  out.writeUInt32LE(out.length - dataAt, dataAt - 4);
-  return out;
-}
+const wavHead = (seconds: number) => wavPrefix(CALL16, seconds);
 
 let app: Running;
 let ws: string;

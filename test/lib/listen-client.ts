@@ -1,3 +1,4 @@
+import fs from 'node:fs';
 import WebSocket from 'ws';
 
 export interface ListenEvent { type: string; [k: string]: any }
@@ -63,4 +64,14 @@ export function chunks(bytes: Buffer, size: number): Buffer[] {
 /** The data chunk of a WAV file (everything after the `data` chunk header). */
 export function wavData(wav: Buffer): Buffer {
   return wav.subarray(wav.indexOf('data') + 8);
+}
+
+/** The first `seconds` of a 16 kHz mono WAV as a WAV file of its own (sizes in the header patched to match). */
+export function wavPrefix(file: string, seconds: number): Buffer {
+  const wav = fs.readFileSync(file);
+  const dataAt = wav.indexOf('data') + 8;
+  const out = Buffer.from(wav.subarray(0, dataAt + 16_000 * 2 * seconds));
+  out.writeUInt32LE(out.length - 8, 4);
+  out.writeUInt32LE(out.length - dataAt, dataAt - 4);
+  return out;
 }
