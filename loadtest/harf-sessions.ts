@@ -5,26 +5,24 @@
  * /metrics), time to first segment, WER, callscribe CPU and RSS from /proc, and its own event-loop lag.
  * It talks to the program over its public sockets only; see loadtest/README.md.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import readline from 'node:readline';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { parseArgs } from 'node:util';
 import WebSocket from 'ws';
 import { PROJECT_ROOT } from '../src/paths.js';
 import { HARF_FINALIZE, HarfAnswer, parseHms } from '../src/protocol/harf.js';
 import { wer } from '../src/quality/wer.js';
-import { machineBusyMs, procSample, scrape } from './procs.js';
+import { machineBusyMs, procSample, scrape, sleep, startRole, waitFor200 } from './procs.js';
 
 const HARF_PATH = '/ws_api/transcribe_files/wav/sync/';
 const DEFAULT_FILE = 'test/fixtures/call-en-16k.wav';
 const DEFAULT_REF = 'test/fixtures/call-en.ref';
 const MESSAGE_MS = 20;
 const LOOPBACK = new Set(['127.0.0.1', 'localhost', '[::1]', '::1']);
-const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, Math.max(0, ms)));
+
 
 // ---------------------------------------------------------------- options
 
@@ -116,54 +114,20 @@ function troubleCounters(before: Scrape, after: Scrape): Record<string, number> 
 
 // ---------------------------------------------------------------- the program under test
 
-interface Target { wsUrl: string; httpBase: string; pid: number | null; logs: { warn: number; first: string[] }; stop(): Promise<void> }
+interface Target { wsUrl: string; httpBase: string; pid: number | null; logs: { count: number; first: string[] }; stop(): Promise<void> }
 
 async function startCallscribe(slots: number, token: string): Promise<Target> {
   const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'callscribe-loadtest-'));
-  const proc: ChildProcess = spawn(process.execPath, [path.join(PROJECT_ROOT, 'bin/callscribe.js'), 'all'], {
-    env: { ...process.env, PORT: '0', HOST: '127.0.0.1', LOG_LEVEL: 'info', CALLSCRIBE_DATA_DIR: dataDir,
-      CALLSCRIBE_HARF_TOKENS: token, CALLSCRIBE_WORKER_SLOTS: String(slots) },
-    stdio: ['ignore', 'pipe', 'pipe'],
+  const child = await startRole('callscribe', ['all'], {
+    PORT: '0', HOST: '127.0.0.1', CALLSCRIBE_DATA_DIR: dataDir, CALLSCRIBE_HARF_TOKENS: token, CALLSCRIBE_WORKER_SLOTS: String(slots),
   });
-  const exited = new Promise<void>((resolve) => proc.once('exit', () => resolve()));
-  process.once('exit', () => { if (proc.exitCode === null && proc.signalCode === null) proc.kill('SIGKILL'); });
-  const stderr: string[] = [];
-  proc.stderr!.setEncoding('utf8').on('data', (d: string) => { if (stderr.length < 50) stderr.push(d); });
-  const logs = { warn: 0, first: [] as string[] };
-  const rl = readline.createInterface({ input: proc.stdout! });
-  const ready = await new Promise<{ port: number; pid: number }>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`callscribe: no ready line within 60 s: ${stderr.join('')}`)), 60_000);
-    proc.once('exit', (code) => { clearTimeout(timer); reject(new Error(`callscribe exited ${code} before ready: ${stderr.join('')}`)); });
-    let first = true;
-    rl.on('line', (line) => {
-      let rec: Record<string, unknown> = {};
-      try { rec = JSON.parse(line) as Record<string, unknown>; } catch { /* not a log line */ }
-      if (first) {
-        first = false;
-        clearTimeout(timer);
-        if (typeof rec.port === 'number' && typeof rec.pid === 'number') resolve({ port: rec.port, pid: rec.pid });
-        else reject(new Error(`callscribe: first stdout line is not a ready line: ${line.slice(0, 200)}`));
-      } else if (typeof rec.level === 'number' && rec.level >= 40) {
-        logs.warn++;
-        if (logs.first.length < 10) logs.first.push(`${String(rec.msg)}${rec.code ? ` (${String(rec.code)})` : ''}${rec.err ? `: ${JSON.stringify(rec.err).slice(0, 160)}` : ''}`);
-      } else if (rec.msg === 'harf session failed' && logs.first.length < 10) {
-        logs.first.push(`harf session failed (${String(rec.code)})`);
-      }
-    });
-  });
-  const httpBase = `http://127.0.0.1:${ready.port}`;
-  for (let i = 0; i < 75; i++) { // a worker must have heartbeated: /readyz 200, up to 15 s
-    const s = await fetch(`${httpBase}/readyz`).then((r) => r.status, () => 0);
-    if (s === 200) break;
-    await sleep(200);
-  }
+  const port = Number(child.ready!.port);
+  const httpBase = `http://127.0.0.1:${port}`;
+  await waitFor200(`${httpBase}/readyz`); // a worker must have heartbeated, up to 15 s
   return {
-    wsUrl: `ws://127.0.0.1:${ready.port}${HARF_PATH}`, httpBase, pid: ready.pid, logs,
+    wsUrl: `ws://127.0.0.1:${port}${HARF_PATH}`, httpBase, pid: child.pid, logs: child.warnings,
     stop: async () => {
-      if (proc.exitCode === null && proc.signalCode === null) proc.kill('SIGTERM');
-      const killer = setTimeout(() => proc.kill('SIGKILL'), 20_000);
-      await exited;
-      clearTimeout(killer);
+      await child.stop();
       fs.rmSync(dataDir, { recursive: true, force: true });
     },
   };
@@ -278,7 +242,7 @@ async function main(): Promise<number> {
   process.once('SIGINT', () => abort('interrupted'));
 
   const target: Target = opt.url
-    ? { wsUrl: opt.url, httpBase: `http://${new URL(opt.url).host}`, pid: opt.pid, logs: { warn: 0, first: [] }, stop: async () => undefined }
+    ? { wsUrl: opt.url, httpBase: `http://${new URL(opt.url).host}`, pid: opt.pid, logs: { count: 0, first: [] }, stop: async () => undefined }
     : await startCallscribe(opt.sessions, opt.token);
   const before = await scrape(target.httpBase);
   const base = target.pid ? procSample(target.pid) : null;
@@ -347,7 +311,7 @@ async function main(): Promise<number> {
     gateway_trouble: troubleCounters(before, after),
     // Should both be 0 once every session has closed: anything else is a slot or session leak.
     left_open: { gateway_sessions: gauge(after, 'callscribe_sessions{'), worker_sessions: gauge(after, 'callscribe_worker_sessions{') },
-    gateway_warn_logs: target.logs.warn,
+    gateway_warn_logs: target.logs.count,
     generator_lag_ms_p99: r1(lag.percentile(99) / 1e6), generator_lag_ms_max: r1(lag.max / 1e6),
     generator_cpu_pct: r1(((genCpu.user + genCpu.system) / 1e3 / (wallS * 1000)) * 100), aborted: aborted || null,
     // Everything else on the machine during the run, % of all cores: other load skews every figure above.

@@ -7,7 +7,6 @@
  *
  *   npm run loadtest:http -- [--duration 10] [--connections 50] [--scenario calls-get,version] [--json]
  */
-import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import type { EventEmitter } from 'node:events';
 import fs from 'node:fs';
@@ -16,15 +15,14 @@ import type { AddressInfo } from 'node:net';
 import { createRequire } from 'node:module';
 import os from 'node:os';
 import path from 'node:path';
-import readline from 'node:readline';
 import { parseArgs } from 'node:util';
 import WebSocket from 'ws';
 import { PROJECT_ROOT } from '../src/paths.js';
+import { sleep, startRole, waitFor200 } from './procs.js';
 
 const FIXTURE = 'test/fixtures/call-en-16k.wav';
 const LOOPBACK = new Set(['127.0.0.1', 'localhost', '[::1]', '::1']);
 const REVIEW = 'The delivery was late and the courier was rude.';
-const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, Math.max(0, ms)));
 const log = (line: string) => process.stderr.write(`http: ${line}\n`);
 
 // ---------------------------------------------------------------- autocannon (CommonJS, no types of its own)
@@ -87,48 +85,21 @@ interface Target { base: string; pid: number | null; stop: (() => Promise<void>)
 
 async function startCallscribe(opt: Options): Promise<Target> {
   const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'callscribe-loadtest-http-'));
-  const proc: ChildProcess = spawn(process.execPath, [path.join(PROJECT_ROOT, 'bin/callscribe.js'), 'all'], {
-    env: {
-      ...process.env, PORT: '0', HOST: '127.0.0.1', LOG_LEVEL: 'info', NATS_URL: '', SIP_PORT: 'off', CALLSCRIBE_DATA_DIR: dataDir,
-      CALLSCRIBE_HARF_TOKENS: opt.token, CALLSCRIBE_ACCOUNTS: `${opt.user}:${opt.password}:editor`,
-    },
-    stdio: ['ignore', 'pipe', 'pipe'],
+  const child = await startRole('callscribe', ['all'], {
+    PORT: '0', HOST: '127.0.0.1', NATS_URL: '', SIP_PORT: 'off', CALLSCRIBE_DATA_DIR: dataDir,
+    CALLSCRIBE_HARF_TOKENS: opt.token, CALLSCRIBE_ACCOUNTS: `${opt.user}:${opt.password}:editor`,
   });
-  const exited = new Promise<void>((resolve) => proc.once('exit', () => resolve()));
-  process.once('exit', () => { if (proc.exitCode === null && proc.signalCode === null) proc.kill('SIGKILL'); });
-  const stderr: string[] = [];
-  proc.stderr!.setEncoding('utf8').on('data', (d: string) => { if (stderr.length < 50) stderr.push(d); });
-  const rl = readline.createInterface({ input: proc.stdout! });
-  const ready = await new Promise<{ port: number; pid: number }>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`callscribe: no ready line within 60 s: ${stderr.join('')}`)), 60_000);
-    proc.once('exit', (code) => { clearTimeout(timer); reject(new Error(`callscribe exited ${code} before ready: ${stderr.join('')}`)); });
-    rl.once('line', (line) => {
-      clearTimeout(timer);
-      let rec: Record<string, unknown> = {};
-      try { rec = JSON.parse(line) as Record<string, unknown>; } catch { /* not JSON */ }
-      if (typeof rec.port === 'number' && typeof rec.pid === 'number') resolve({ port: rec.port, pid: rec.pid });
-      else reject(new Error(`callscribe: first stdout line is not a ready line: ${line.slice(0, 200)}`));
-    });
-  });
-  rl.on('line', () => undefined); // the logs after the ready line are read and dropped: never let them block the child
-  const base = `http://127.0.0.1:${ready.port}`;
-  let readyz = 0;
-  for (let i = 0; i < 75 && readyz !== 200; i++) { // a worker must have heartbeated: /readyz 200, up to 15 s
-    readyz = await fetch(`${base}/readyz`).then((r) => r.status, () => 0);
-    if (readyz !== 200) await sleep(200);
-  }
+  const base = `http://127.0.0.1:${Number(child.ready!.port)}`;
   const stop = async () => {
-    if (proc.exitCode === null && proc.signalCode === null) proc.kill('SIGTERM');
-    const killer = setTimeout(() => proc.kill('SIGKILL'), 20_000);
-    await exited;
-    clearTimeout(killer);
+    await child.stop();
     fs.rmSync(dataDir, { recursive: true, force: true });
   };
-  if (readyz !== 200) {
+  // A worker must have heartbeated: /readyz 200, up to 15 s.
+  if (!(await waitFor200(`${base}/readyz`))) {
     await stop();
-    throw new Error(`callscribe: /readyz not 200 within 15 s (last ${readyz})`);
+    throw new Error('callscribe: /readyz not 200 within 15 s');
   }
-  return { base, pid: ready.pid, stop };
+  return { base, pid: child.pid, stop };
 }
 
 // ---------------------------------------------------------------- preparation over the public APIs

@@ -48,7 +48,7 @@ export interface Child {
   ready: Record<string, unknown> | null;
   /** stderr so far (first 64 KiB), for a failure's message. */
   stderr(): string;
-  /** Warnings and errors logged (pino level >= 40) after the ready line, and the first few. */
+  /** Warnings and errors logged (pino level >= 40) after the ready line, and the first few (with failure info lines). */
   warnings: { count: number; first: string[] };
   stop(): Promise<void>;
 }
@@ -111,10 +111,14 @@ export async function startRole(name: string, args: string[], env: Record<string
         clearTimeout(timer);
         if (rec.msg === 'ready') resolve(rec);
         else reject(new Error(`${name}: first stdout line is not the ready line: ${line.slice(0, 200)}`));
-      } else if ((typeof rec.level === 'number' && rec.level >= 40) || /failed|dropped|lost|timeout/i.test(String(rec.msg))) {
-        // Warnings, and the info lines that say a session ended badly.
-        t.warnings.count++;
-        if (t.warnings.first.length < 10) t.warnings.first.push(`${String(rec.msg)}${rec.code ? ` (${String(rec.code)})` : ''}`);
+      } else {
+        // Warnings and errors are counted; the first few of them, and of the info lines that say a
+        // session ended badly, are kept.
+        const warn = typeof rec.level === 'number' && rec.level >= 40;
+        if (warn) t.warnings.count++;
+        if ((warn || /failed|dropped|lost|timeout/i.test(String(rec.msg))) && t.warnings.first.length < 10) {
+          t.warnings.first.push(`${String(rec.msg)}${rec.code ? ` (${String(rec.code)})` : ''}${rec.err ? `: ${JSON.stringify(rec.err).slice(0, 160)}` : ''}`);
+        }
       }
     });
   });
