@@ -75,6 +75,7 @@ function readRequest(req: IncomingMessage, path: string, rawQuery: string, param
   const query = new URLSearchParams(rawQuery);
   return {
     url: path,
+    remoteAddress: req.socket.remoteAddress ?? '',
     header: (n) => {
       const v = req.headers[n.toLowerCase()];
       return Array.isArray(v) ? v.join(', ') : (v ?? '');

@@ -18,6 +18,8 @@ export interface UpgradeRequest {
   /** The i-th `:param` of the route pattern, URL-decoded. */
   param(i: number): string;
   url: string;
+  /** The peer's IP address as text (for per-address limits). */
+  remoteAddress: string;
 }
 
 export interface Refusal {
@@ -96,8 +98,9 @@ const statusLine = (s: number) => STATUS_TEXT[s] ?? `${s} Status`;
 const decoder = new TextDecoder();
 
 /** Copies what handlers may read out of a uWS request, which dies with its callback. */
-function readRequest(req: uWS.HttpRequest): UpgradeRequest {
+function readRequest(res: uWS.HttpResponse, req: uWS.HttpRequest): UpgradeRequest {
   const url = req.getUrl();
+  const remoteAddress = decoder.decode(res.getRemoteAddressAsText());
   const query = new URLSearchParams(req.getQuery() ?? '');
   const headers = new Map<string, string>();
   req.forEach((k, v) => headers.set(k, v));
@@ -105,6 +108,7 @@ function readRequest(req: uWS.HttpRequest): UpgradeRequest {
   const params = [req.getParameter(0) ?? '', req.getParameter(1) ?? ''];
   return {
     url,
+    remoteAddress,
     header: (n) => headers.get(n.toLowerCase()) ?? '',
     query: (k) => query.get(k) ?? undefined,
     param: (i) => { try { return decodeURIComponent(params[i] ?? ''); } catch { return params[i] ?? ''; } },
@@ -140,7 +144,7 @@ export class HttpServer implements GatewayServer {
         const key = req.getHeader('sec-websocket-key');
         const protocol = req.getHeader('sec-websocket-protocol');
         const extensions = req.getHeader('sec-websocket-extensions');
-        const reqView = readRequest(req);
+        const reqView = readRequest(res, req);
         let aborted = false;
         res.onAborted(() => { aborted = true; });
         const refuse = (r: Refusal) => {
@@ -230,7 +234,7 @@ export class HttpServer implements GatewayServer {
 
   private bodiless(method: 'get' | 'del', path: string, handler: (req: UpgradeRequest) => AnyReply | Promise<AnyReply>): this {
     this.app[method](path, (res, req) => {
-      const reqView = readRequest(req);
+      const reqView = readRequest(res, req);
       const state = { aborted: false };
       res.onAborted(() => { state.aborted = true; });
       this.answer(res, state, () => this.guarded(reqView) ?? handler(reqView));
@@ -245,7 +249,7 @@ export class HttpServer implements GatewayServer {
    */
   post(path: string, handler: (req: UpgradeRequest, body: Readable) => AnyReply | Promise<AnyReply>): this {
     this.app.post(path, (res, req) => {
-      const reqView = readRequest(req);
+      const reqView = readRequest(res, req);
       const state = { aborted: false };
       let paused = false;
       const body = new Readable({

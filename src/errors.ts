@@ -209,6 +209,34 @@ export class ResumeNotFoundError extends CallscribeError {
   override readonly status = 404;
 }
 
+/** A media URL that could not be reached or answered with an error: one generic code, never the remote status (no blind port probe). */
+export class UrlUnreachableError extends CallscribeError {
+  override readonly code = 'CS_ERR_URL_UNREACHABLE';
+  override readonly status = 400;
+}
+
+/** A request body over its route's byte limit (a form, a JSON body, an upload). */
+export class PayloadTooLargeError extends CallscribeError {
+  override readonly code = 'CS_ERR_PAYLOAD_TOO_LARGE';
+  override readonly status = 413;
+}
+
+/** Too many failed logins from one account or address: retry after `retryAfterS`. */
+export class TooManyAttemptsError extends CallscribeError {
+  override readonly code = 'CS_ERR_TOO_MANY_ATTEMPTS';
+  override readonly status = 429;
+  constructor(message: string, readonly retryAfterS: number, options?: { cause?: unknown }) {
+    super(message, options);
+  }
+}
+
+/** A new call with the `call_id` of a call that exists (and is not a resume of it). */
+export class CallExistsError extends CallscribeError {
+  override readonly code = 'CS_ERR_CALL_EXISTS';
+  override readonly closeCode = 1008;
+  override readonly status = 409;
+}
+
 /** Any value thrown becomes a CallscribeError; unknown errors keep their cause and map to 1011/500. */
 export function asCallscribeError(err: unknown): CallscribeError {
   if (err instanceof CallscribeError) return err;
@@ -240,6 +268,7 @@ export function errorFromCode(code: string, message: string): CallscribeError {
     CS_ERR_FETCH_FAILED: FetchFailedError,
     CS_ERR_URL_NOT_ALLOWED: UrlNotAllowedError,
     CS_ERR_MEDIA_TOO_LARGE: MediaTooLargeError,
+    CS_ERR_URL_UNREACHABLE: UrlUnreachableError,
   };
   const Cls = known[code];
   return Cls ? new Cls(message) : new EngineError(`${code}: ${message}`);
