@@ -78,6 +78,25 @@ describe('config', () => {
     expect(configError({ CALLSCRIBE_JS_REPLICAS: '3' }).message).toContain('CALLSCRIBE_JS_REPLICAS');
   });
 
+  it('config - CALLSCRIBE_RETENTION: a duration (d, h, m, s or plain seconds), 30 days by default, 0 or off keeps forever', () => {
+    expect(loadConfig({}).retentionMs).toBe(30 * 86_400_000);
+    expect(loadConfig({ CALLSCRIBE_RETENTION: '30d' }).retentionMs).toBe(30 * 86_400_000);
+    expect(loadConfig({ CALLSCRIBE_RETENTION: '12h' }).retentionMs).toBe(12 * 3_600_000);
+    expect(loadConfig({ CALLSCRIBE_RETENTION: '90m' }).retentionMs).toBe(90 * 60_000);
+    expect(loadConfig({ CALLSCRIBE_RETENTION: '3600s' }).retentionMs).toBe(3_600_000);
+    expect(loadConfig({ CALLSCRIBE_RETENTION: '7200' }).retentionMs).toBe(7_200_000);
+    expect(loadConfig({ CALLSCRIBE_RETENTION: ' 2D ' }).retentionMs).toBe(2 * 86_400_000);
+    expect(loadConfig({ CALLSCRIBE_RETENTION: '' }).retentionMs).toBe(30 * 86_400_000);
+    expect(loadConfig({ CALLSCRIBE_RETENTION: '0' }).retentionMs).toBe(0);
+    expect(loadConfig({ CALLSCRIBE_RETENTION: 'off' }).retentionMs).toBe(0);
+    for (const bad of ['forever', '-1d', '1.5h', '30 days', '10w', '3651d', 'd']) {
+      const err = configError({ CALLSCRIBE_RETENTION: bad });
+      expect(err.code, bad).toBe('CS_ERR_CONFIG');
+      expect(err.message, bad).toContain('CALLSCRIBE_RETENTION');
+      expect(err.message).not.toContain('\n');
+    }
+  });
+
   it('config - CALLSCRIBE_LANGUAGES maps languages to engines', () => {
     const c = loadConfig({ CALLSCRIBE_LANGUAGES: 'en:pocketsphinx,fa:harf-ws', HARF_WS_URL: 'wss://harf.example/ws_api/transcribe_files/wav/sync/' });
     expect(c.languages).toEqual({ en: 'pocketsphinx', fa: 'harf-ws' });

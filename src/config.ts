@@ -32,6 +32,25 @@ const languages = z
     return out;
   });
 
+const DURATION_UNITS_MS = { d: 86_400_000, h: 3_600_000, m: 60_000, s: 1000 } as const;
+const MAX_RETENTION_MS = 3650 * 86_400_000; // 10 years; past that, "off"
+
+/** How long stored data is kept: `30d`, `12h`, `90m`, `3600s` or plain seconds; `0` or `off`: forever (0 ms). */
+const retention = z
+  .string()
+  .default('30d')
+  .transform((s, ctx) => {
+    const text = s.trim().toLowerCase() || '30d'; // set but empty: the default
+    if (text === 'off') return 0;
+    const m = /^(\d{1,12})([dhms]?)$/.exec(text);
+    const ms = m ? Number(m[1]) * DURATION_UNITS_MS[(m[2] || 's') as keyof typeof DURATION_UNITS_MS] : NaN;
+    if (!m || ms > MAX_RETENTION_MS) {
+      ctx.addIssue({ code: 'custom', message: `bad duration "${s}" (want e.g. 30d, 12h, 90m, 3600s or seconds, at most 3650d; 0 or off: keep forever)` });
+      return z.NEVER;
+    }
+    return ms;
+  });
+
 /** Every environment variable callscribe reads. Units are in the names. */
 const EnvSchema = z.object({
   PORT: int(8080, 0, 65535),
@@ -72,6 +91,7 @@ const EnvSchema = z.object({
   CALLSCRIBE_FETCH_TIMEOUT_MS: int(600_000, 1000), // one media URL's download
   CALLSCRIBE_TASK_TIMEOUT_MS: int(3_600_000, 1000), // a file task past this is TIMEOUT
   CALLSCRIBE_PUBLIC_URL: z.string().url().optional(), // base of the media_url of uploads; unset: from the request's Host
+  CALLSCRIBE_RETENTION: retention, // uploads, file tasks, call and Voiceponce records expire this long after their last write (JetStream max_age)
   SIP_PORT: z.string().default('5060').transform((s, ctx) => {
     if (s === 'off') return null;
     const n = Number(s);
@@ -145,6 +165,11 @@ export interface Config {
   readonly psModelDir: string;
   readonly psBlockSamples: number;
   readonly natsServerBin: string;
+  /**
+   * How long the data buckets and object stores keep an entry after its last write (their streams'
+   * max_age), in ms; 0: forever. The accounts bucket and the work queue are not subject to it.
+   */
+  readonly retentionMs: number;
   readonly logLevel: Env['LOG_LEVEL'];
   readonly sip: SipConfig;
   readonly files: FilesConfig;
@@ -279,6 +304,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     psModelDir: e.CALLSCRIBE_PS_MODEL_DIR,
     psBlockSamples: e.CALLSCRIBE_PS_BLOCK_SAMPLES,
     natsServerBin: e.CALLSCRIBE_NATS_SERVER_BIN,
+    retentionMs: e.CALLSCRIBE_RETENTION,
     logLevel: e.LOG_LEVEL,
   });
 }

@@ -11,6 +11,7 @@ import { Kvm, type KV, type KvEntry } from '@nats-io/kv';
 import { Objm, type ObjectStore } from '@nats-io/obj';
 import { AckPolicy, DeliverPolicy, RetentionPolicy, StorageType, jetstream, jetstreamManager, type JetStreamClient } from '@nats-io/jetstream';
 import { z } from 'zod';
+import { applyRetention, nanos } from '../bus/retention.js';
 import { AnalysisResult } from './result.js';
 
 export const TranscriptionStatus = z.enum(['new', 'processing', 'completed', 'failed']);
@@ -73,10 +74,17 @@ export class TranscriptionStore {
   private constructor(private readonly kv: KV, private readonly inputs: ObjectStore,
                       private readonly js: JetStreamClient) {}
 
-  /** Opens (creating when missing) the bucket, the object store, the work queue and its durable consumer. */
-  static async open(nc: NatsConnection, replicas = 1): Promise<TranscriptionStore> {
-    const kv = await new Kvm(nc).create('voiceponce_transcriptions', { history: 1, replicas });
-    const inputs = await new Objm(nc).create('voiceponce_inputs', { replicas });
+  /**
+   * Opens (creating when missing) the bucket, the object store, the work queue and its durable consumer.
+   * `retentionMs` (0: forever) is the max_age of the bucket and the object store, applied to ones created
+   * earlier too: a record expires that long after its last write, an audio input that long after its
+   * upload. The work queue keeps its own semantics (a job lives until acked).
+   */
+  static async open(nc: NatsConnection, replicas = 1, retentionMs = 0): Promise<TranscriptionStore> {
+    const kv = await new Kvm(nc).create('voiceponce_transcriptions', { history: 1, replicas, ttl: retentionMs });
+    const inputs = await new Objm(nc).create('voiceponce_inputs', { replicas, ttl: nanos(retentionMs) });
+    await applyRetention(nc, 'KV_voiceponce_transcriptions', retentionMs);
+    await applyRetention(nc, 'OBJ_voiceponce_inputs', retentionMs);
     const jsm = await jetstreamManager(nc);
     try {
       await jsm.streams.info(JOBS_STREAM);

@@ -1,5 +1,6 @@
 import type { NatsConnection } from '@nats-io/transport-node';
 import { Kvm, type KV } from '@nats-io/kv';
+import { applyRetention } from '../bus/retention.js';
 import { CallRecord, callKey } from './record.js';
 
 /**
@@ -10,8 +11,14 @@ import { CallRecord, callKey } from './record.js';
 export class CallStore {
   private constructor(private readonly kv: KV) {}
 
-  static async open(nc: NatsConnection, replicas = 1): Promise<CallStore> {
-    const kv = await new Kvm(nc).create('calls', { history: 1, replicas });
+  /**
+   * Opens (creating when missing) the bucket; `retentionMs` (0: forever) is its max_age, applied to a
+   * bucket created earlier too. It counts from a record's last write: a call expires that long after it
+   * ended (a live call is rewritten as it goes).
+   */
+  static async open(nc: NatsConnection, replicas = 1, retentionMs = 0): Promise<CallStore> {
+    const kv = await new Kvm(nc).create('calls', { history: 1, replicas, ttl: retentionMs });
+    await applyRetention(nc, 'KV_calls', retentionMs);
     return new CallStore(kv);
   }
 

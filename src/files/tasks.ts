@@ -9,6 +9,7 @@ import type { NatsConnection } from '@nats-io/transport-node';
 import { Kvm, type KV } from '@nats-io/kv';
 import { Objm, type ObjectStore } from '@nats-io/obj';
 import { z } from 'zod';
+import { applyRetention, nanos } from '../bus/retention.js';
 
 export const TaskSegment = z.object({ start: z.string(), end: z.string(), text: z.string() });
 export type TaskSegment = z.infer<typeof TaskSegment>;
@@ -50,9 +51,16 @@ export type Task = z.infer<typeof Task>;
 export class TaskStore {
   private constructor(private readonly kv: KV, private readonly media: ObjectStore) {}
 
-  static async open(nc: NatsConnection, replicas = 1): Promise<TaskStore> {
-    const kv = await new Kvm(nc).create('harf_tasks', { history: 1, replicas });
-    const media = await new Objm(nc).create('harf_media', { replicas });
+  /**
+   * Opens (creating when missing) the bucket and the object store. `retentionMs` (0: forever) is their
+   * max_age, applied to ones created earlier too: a task expires that long after its last save, an
+   * upload that long after it was stored (until then it is served under /media/files/...).
+   */
+  static async open(nc: NatsConnection, replicas = 1, retentionMs = 0): Promise<TaskStore> {
+    const kv = await new Kvm(nc).create('harf_tasks', { history: 1, replicas, ttl: retentionMs });
+    const media = await new Objm(nc).create('harf_media', { replicas, ttl: nanos(retentionMs) });
+    await applyRetention(nc, 'KV_harf_tasks', retentionMs);
+    await applyRetention(nc, 'OBJ_harf_media', retentionMs);
     return new TaskStore(kv, media);
   }
 
