@@ -133,6 +133,8 @@ export class AnalysisWorker {
         t.note = permanent ? e.message : `gave up after ${t.attempts} attempt${t.attempts === 1 ? '' : 's'}: ${e.message}`;
         t.completed_at = new Date().toISOString();
         await this.deps.store.put(t);
+        // Failed for good: nothing reads the audio again, so it goes now rather than at retention.
+        if (t.input_object) await this.deps.store.deleteInput(t.input_object);
         metrics.analyses.labels('failed').inc();
         this.deps.log.info({ transcription: t.id, code: e.code }, 'transcription failed');
         return void m.ack();
