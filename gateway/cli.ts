@@ -172,6 +172,10 @@ async function main(argv: string[]): Promise<void> {
   if (config.natsUrls.length === 0) {
     if (role !== 'all') throw new CallscribeError(`NATS_URL is required for the ${role} role`);
     embedded = new EmbeddedNatsServer({ bin: config.natsServerBin, dataDir: config.dataDir, log });
+    // Until `stop` below is installed, SIGTERM/SIGINT exit through process.exit, so that the process `exit`
+    // handler stops the nats-server (a signal's default action runs no handler and would orphan it).
+    process.once('SIGTERM', exitAtOnce);
+    process.once('SIGINT', exitAtOnce);
     const url = await embedded.start();
     config = Object.freeze({ ...config, natsUrls: Object.freeze([url]) });
     ready.nats = url;
@@ -234,8 +238,15 @@ async function main(argv: string[]): Promise<void> {
     // pino writes synchronously to stdout; nothing left to flush.
     process.exit(0);
   };
+  process.off('SIGTERM', exitAtOnce);
+  process.off('SIGINT', exitAtOnce);
   process.once('SIGTERM', () => void stop('SIGTERM'));
   process.once('SIGINT', () => void stop('SIGINT'));
+}
+
+/** A signal during start-up: exit with the shell's code for it, running the process `exit` handlers. */
+function exitAtOnce(signal: NodeJS.Signals): void {
+  process.exit(128 + (os.constants.signals[signal] ?? 0));
 }
 
 /** Human-readable start-up banner on stderr (stdout is JSON logs, its first line the ready line). */
