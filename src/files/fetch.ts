@@ -1,8 +1,10 @@
 /**
- * Downloads a media URL to disk for the Harf file API, safely: only http(s), only to addresses the
- * policy allows (checked after our own DNS lookup and pinned for the connect, so a rebinding DNS
- * answer cannot swap in an internal address), bounded in size and time, and leaving neither a
- * socket nor a partial file behind on any failure.
+ * Downloads a media URL to disk for the Harf file API, safely: only http(s), only to public unicast
+ * addresses unless the policy allows private ones (an allowlist of what is public, checked after our
+ * own DNS lookup, pinned for the connect so a rebinding DNS answer cannot swap in an internal address,
+ * re-checked on every redirect hop and on the connected socket), bounded in size and time, and leaving
+ * neither a socket nor a partial file behind on any failure. A URL that cannot be fetched is one
+ * generic error: neither the remote status nor the errno reaches the caller (no blind port scanner).
  */
 import { randomUUID } from 'node:crypto';
 import { lookup as dnsLookup } from 'node:dns/promises';
@@ -11,17 +13,20 @@ import type { WriteStream } from 'node:fs';
 import { mkdir, open, rm } from 'node:fs/promises';
 import http, { type IncomingMessage } from 'node:http';
 import https from 'node:https';
-import { BlockList, isIP, type LookupFunction } from 'node:net';
+import { BlockList, isIP, type LookupFunction, type Socket } from 'node:net';
+import os from 'node:os';
 import { join } from 'node:path';
 import { Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { CallscribeError, FetchFailedError, MediaTooLargeError, UrlNotAllowedError } from '../errors.js';
+import { CallscribeError, MediaTooLargeError, UrlNotAllowedError, UrlUnreachableError } from '../errors.js';
 
 export interface FetchPolicy {
-  allowPrivate: boolean; // CALLSCRIBE_FETCH_ALLOW: loopback/private ranges allowed
+  allowPrivate: boolean; // CALLSCRIBE_FETCH_ALLOW: any address allowed (loopback, private, this host)
   maxBytes: number; // default 500 MB in config
   timeoutMs: number; // whole download (connect + body); connect/headers get min(timeoutMs, 15 s)
   maxRedirects?: number; // default 5
+  /** Replaces the address rule (tests): default isPublicAddress, or any address with allowPrivate. */
+  allowAddress?: (ip: string) => boolean;
 }
 export interface Fetched {
   file: string;
@@ -37,37 +42,102 @@ export interface FetchOptions {
 const HEADERS_TIMEOUT_MS = 15_000;
 const PROGRESS_INTERVAL_MS = 250;
 const REDIRECTS = new Set([301, 302, 303, 307, 308]);
+// The same words for every failure to fetch: a status or an errno would tell a port scan what is there.
+const UNREACHABLE = 'the URL could not be fetched';
+const NOT_ALLOWED = 'the URL points to an address that is not allowed';
 
-// Loopback, RFC 1918, link-local (cloud metadata lives at 169.254.169.254), RFC 6598 CGNAT,
-// "this network", multicast, reserved; v6 loopback, unspecified, ULA, link-local, multicast.
-const BLOCKED = new BlockList();
+const unreachable = (detail: string, cause?: unknown): UrlUnreachableError =>
+  new UrlUnreachableError(UNREACHABLE, { cause: cause ?? new Error(detail) });
+
+// IPv4 special-purpose ranges (RFC 6890 and its IANA registry, with RFC 6598 CGNAT, RFC 5737
+// documentation, RFC 2544 benchmarking, RFC 7526 6to4 relay anycast) plus multicast and reserved:
+// everything else is global unicast. 240/4 includes the limited broadcast 255.255.255.255.
+const V4_SPECIAL = new BlockList();
 for (const [net, prefix] of [
-  ['127.0.0.0', 8], ['10.0.0.0', 8], ['172.16.0.0', 12], ['192.168.0.0', 16], ['169.254.0.0', 16],
-  ['100.64.0.0', 10], ['0.0.0.0', 8], ['224.0.0.0', 4], ['240.0.0.0', 4],
-] as const) BLOCKED.addSubnet(net, prefix, 'ipv4');
-for (const [net, prefix] of [['::1', 128], ['::', 128], ['fc00::', 7], ['fe80::', 10], ['ff00::', 8]] as const) {
-  BLOCKED.addSubnet(net, prefix, 'ipv6');
+  ['0.0.0.0', 8], ['10.0.0.0', 8], ['100.64.0.0', 10], ['127.0.0.0', 8], ['169.254.0.0', 16],
+  ['172.16.0.0', 12], ['192.0.0.0', 24], ['192.0.2.0', 24], ['192.88.99.0', 24], ['192.168.0.0', 16],
+  ['198.18.0.0', 15], ['198.51.100.0', 24], ['203.0.113.0', 24], ['224.0.0.0', 4], ['240.0.0.0', 4],
+] as const) V4_SPECIAL.addSubnet(net, prefix, 'ipv4');
+
+// IPv6: only 2000::/3 is global unicast (RFC 4291 §2.4); inside it, refused: 2001::/23 IETF protocol
+// assignments (Teredo 2001::/32 embeds an address we would have to judge: refused outright, RFC 6890),
+// 2001:db8::/32 and 3fff::/20 documentation (RFC 3849, RFC 9637), 2002::/16 6to4 (RFC 3056: it
+// tunnels to an embedded IPv4). NAT64 64:ff9b::/96 and 64:ff9b:1::/48 (RFC 6052, RFC 8215), ULA,
+// link-local, multicast, loopback are all outside 2000::/3 and so never allowed.
+const V6_GLOBAL = new BlockList();
+V6_GLOBAL.addSubnet('2000::', 3, 'ipv6');
+const V6_SPECIAL = new BlockList();
+for (const [net, prefix] of [['2001::', 23], ['2001:db8::', 32], ['2002::', 16], ['3fff::', 20]] as const) {
+  V6_SPECIAL.addSubnet(net, prefix, 'ipv6');
 }
 
-/** The IPv4 address inside an IPv4-mapped IPv6 address (::ffff:0:0/96, RFC 4291 §2.5.5.2), else null. */
-function mappedV4(ip: string): string | null {
-  // The WHATWG URL parser canonicalises v6 (compressed, lowercase, dotted tail written as hex).
-  const canonical = new URL(`http://[${ip}]/`).hostname;
-  const m = /^\[::ffff:([0-9a-f]{1,4}):([0-9a-f]{1,4})\]$/.exec(canonical);
-  if (!m) return null;
-  const hi = parseInt(m[1], 16);
-  const lo = parseInt(m[2], 16);
-  return `${hi >>> 8}.${hi & 0xff}.${lo >>> 8}.${lo & 0xff}`;
+/** The 16 bytes of an IPv6 address (already valid per net.isIP, no zone id). */
+function v6Bytes(ip: string): Uint8Array {
+  let s = ip.toLowerCase();
+  const dotted = /(\d+)\.(\d+)\.(\d+)\.(\d+)$/.exec(s); // a dotted IPv4 tail (RFC 4291 §2.2, form 3)
+  if (dotted) {
+    const [a, b, c, d] = dotted.slice(1).map(Number);
+    s = `${s.slice(0, dotted.index)}${((a << 8) | b).toString(16)}:${((c << 8) | d).toString(16)}`;
+  }
+  const [head, tail] = s.split('::') as [string, string | undefined];
+  const words = (part: string | undefined): number[] => (part ? part.split(':').map((w) => parseInt(w, 16)) : []);
+  const hi = words(head);
+  const lo = words(tail);
+  const all = tail === undefined ? hi : [...hi, ...new Array<number>(8 - hi.length - lo.length).fill(0), ...lo];
+  const bytes = new Uint8Array(16);
+  all.forEach((w, i) => ((bytes[2 * i] = w >>> 8), (bytes[2 * i + 1] = w & 0xff)));
+  return bytes;
 }
 
-function isDisallowed(address: string): boolean {
-  const ip = address.split('%')[0]; // a zone id does not change which range the address is in
+/**
+ * One key per address whatever its spelling: IPv4 and its IPv4-mapped IPv6 form share a key. null
+ * if `address` is not an IP address. A zone id (fe80::1%eth0) is dropped.
+ */
+function addressKey(address: string): { key: string; v4: string | null; v6: string | null } | null {
+  const ip = address.split('%')[0];
   const family = isIP(ip);
-  if (family === 4) return BLOCKED.check(ip, 'ipv4');
-  if (family !== 6) return true;
-  const v4 = mappedV4(ip);
-  return v4 === null ? BLOCKED.check(ip, 'ipv6') : BLOCKED.check(v4, 'ipv4');
+  if (family === 4) return { key: `v4:${ip}`, v4: ip, v6: null };
+  if (family !== 6) return null;
+  const b = v6Bytes(ip);
+  // IPv4-mapped ::ffff:0:0/96 and the deprecated IPv4-compatible ::/96 (RFC 4291 §2.5.5): the packet
+  // goes to the embedded IPv4, so that is the address judged (::1 and :: land in 0/8: refused).
+  if (b.subarray(0, 10).every((x) => x === 0) && ((b[10] === 0xff && b[11] === 0xff) || (b[10] === 0 && b[11] === 0))) {
+    const v4 = `${b[12]}.${b[13]}.${b[14]}.${b[15]}`;
+    return { key: `v4:${v4}`, v4, v6: null };
+  }
+  const full = Array.from({ length: 8 }, (_, i) => ((b[2 * i] << 8) | b[2 * i + 1]).toString(16)).join(':');
+  return { key: `v6:${full}`, v4: null, v6: full };
 }
+
+/** This host's own addresses, read at each check (interfaces come and go). */
+function ownAddressKeys(): Set<string> {
+  const keys = new Set<string>();
+  for (const list of Object.values(os.networkInterfaces())) {
+    for (const a of list ?? []) {
+      const k = addressKey(a.address);
+      if (k) keys.add(k.key);
+    }
+  }
+  return keys;
+}
+
+/**
+ * True only for a public unicast address this host does not own: an IPv4 outside every
+ * special-purpose range, or an IPv6 in 2000::/3 outside the ranges above (IPv4-mapped and
+ * IPv4-compatible forms judged by their IPv4). Anything unparseable is false.
+ */
+export function isPublicAddress(ip: string): boolean {
+  const k = addressKey(ip);
+  if (k === null) return false;
+  const publicRange = k.v4 !== null ? !V4_SPECIAL.check(k.v4, 'ipv4') : V6_GLOBAL.check(k.v6!, 'ipv6') && !V6_SPECIAL.check(k.v6!, 'ipv6');
+  // This host's own address reaches its own services, public or not (RFC 6890 cannot know it).
+  return publicRange && !ownAddressKeys().has(k.key);
+}
+
+type AddressRule = (ip: string) => boolean;
+const anyAddress: AddressRule = () => true;
+const ruleOf = (policy: Pick<FetchPolicy, 'allowPrivate' | 'allowAddress'>): AddressRule =>
+  policy.allowAddress ?? (policy.allowPrivate ? anyAddress : isPublicAddress);
 
 function parseUrl(url: string): URL {
   let u: URL;
@@ -91,8 +161,8 @@ function abortable<T>(p: Promise<T>, signal: AbortSignal | undefined): Promise<T
   });
 }
 
-/** Every address `u` names, each checked against the policy: one bad answer refuses the whole name. */
-async function resolveChecked(u: URL, allowPrivate: boolean, signal?: AbortSignal): Promise<LookupAddress[]> {
+/** Every address `u` names, each checked against the rule: one bad answer refuses the whole name. */
+async function resolveChecked(u: URL, allowed: AddressRule, signal?: AbortSignal): Promise<LookupAddress[]> {
   const host = u.hostname.startsWith('[') ? u.hostname.slice(1, -1) : u.hostname;
   const family = isIP(host);
   let addresses: LookupAddress[];
@@ -102,35 +172,51 @@ async function resolveChecked(u: URL, allowPrivate: boolean, signal?: AbortSigna
       addresses = await abortable(dnsLookup(host, { all: true }), signal);
     } catch (err) {
       if (signal?.aborted) throw err;
-      throw fetchFailed(err);
+      throw unreachable(`lookup of ${host} failed`, err);
     }
-    if (addresses.length === 0) throw new FetchFailedError(`no address for ${host}`);
+    if (addresses.length === 0) throw unreachable(`no address for ${host}`);
   }
-  if (!allowPrivate && addresses.some((a) => isDisallowed(a.address))) {
-    throw new UrlNotAllowedError(`${host} resolves to a non-public address`);
-  }
+  const bad = addresses.find((a) => !allowed(a.address));
+  if (bad) throw new UrlNotAllowedError(NOT_ALLOWED, { cause: new Error(`${host} resolves to ${bad.address}`) });
   return addresses;
 }
 
 /**
  * The address check alone, for the API to refuse a URL early: UrlNotAllowedError for a bad scheme or
- * a non-public address. Names are looked up only when private ranges are refused; a failed lookup
- * rejects with FetchFailedError.
+ * an address that is not public. Names are looked up only when private ranges are refused; a failed
+ * lookup rejects with UrlUnreachableError.
  */
 export async function checkUrl(url: string, allowPrivate: boolean): Promise<void> {
   const u = parseUrl(url);
-  if (!allowPrivate) await resolveChecked(u, false);
+  if (!allowPrivate) await resolveChecked(u, isPublicAddress);
 }
 
+/** Our own errors as they are; anything else (ECONNREFUSED, a reset, a TLS failure) is the generic one. */
 function fetchFailed(err: unknown): CallscribeError {
   if (err instanceof CallscribeError) return err;
   const e = err as NodeJS.ErrnoException;
-  return new FetchFailedError(`fetch failed: ${e?.code ?? e?.message ?? String(err)}`, { cause: err });
+  return unreachable(`fetch failed: ${e?.code ?? e?.message ?? String(err)}`, err);
+}
+
+/**
+ * The address the socket actually connected to, checked too: the pinned lookup should make it one of
+ * the checked addresses, and this holds even if something (a proxy agent, a future Node) bypasses it.
+ */
+function guardSocket(socket: Socket, allowed: AddressRule, destroy: (err: Error) => void): void {
+  const check = (): void => {
+    const remote = socket.remoteAddress;
+    // undefined: the peer already hung up (getpeername fails); nothing is sent to an unknown peer either.
+    if (remote === undefined) destroy(unreachable('connection gone before its peer address was known'));
+    else if (!allowed(remote)) destroy(new UrlNotAllowedError(NOT_ALLOWED, { cause: new Error(`connected to ${remote}`) }));
+  };
+  if (socket.connecting) socket.once('connect', check);
+  else if (!socket.destroyed) check();
 }
 
 /** One GET to `u`, connecting only to the addresses already checked; resolves at the response head. */
 async function get(u: URL, policy: FetchPolicy, signal: AbortSignal): Promise<IncomingMessage> {
-  const addresses = await resolveChecked(u, policy.allowPrivate, signal);
+  const allowed = ruleOf(policy);
+  const addresses = await resolveChecked(u, allowed, signal);
   // Pinned lookup: the socket connects to what we checked, never to a second DNS answer.
   const lookup: LookupFunction = (_host, options, cb) => {
     if (options.all) cb(null, addresses);
@@ -149,7 +235,8 @@ async function get(u: URL, policy: FetchPolicy, signal: AbortSignal): Promise<In
       lookup,
       signal,
     });
-    const timer = setTimeout(() => req.destroy(new FetchFailedError(`no response within ${headersMs} ms`)), headersMs);
+    req.once('socket', (socket: Socket) => guardSocket(socket, allowed, (err) => req.destroy(err)));
+    const timer = setTimeout(() => req.destroy(unreachable(`no response within ${headersMs} ms`)), headersMs);
     // Stays attached: a late socket error after the response must not become an uncaught exception.
     req.on('error', (err) => {
       clearTimeout(timer);
@@ -168,14 +255,11 @@ export async function fetchMedia(url: string, dir: string, policy: FetchPolicy, 
   const ac = new AbortController();
   const { signal } = ac;
   const outer = opts.signal;
-  // A CallscribeError reason (say ShuttingDownError) is the caller's answer; anything else is "aborted".
-  const onOuterAbort = (): void => {
-    const r: unknown = outer?.reason;
-    ac.abort(r instanceof CallscribeError ? r : new FetchFailedError('fetch aborted', { cause: r }));
-  };
+  // The caller's reason (say ShuttingDownError) is the caller's answer, passed back as it is (as fetch() does).
+  const onOuterAbort = (): void => ac.abort(outer?.reason);
   if (outer?.aborted) onOuterAbort();
   else outer?.addEventListener('abort', onOuterAbort, { once: true });
-  const timer = setTimeout(() => ac.abort(new FetchFailedError(`timed out after ${policy.timeoutMs} ms`)), policy.timeoutMs);
+  const timer = setTimeout(() => ac.abort(unreachable(`timed out after ${policy.timeoutMs} ms`)), policy.timeoutMs);
 
   let res: IncomingMessage | undefined;
   let file: string | undefined;
@@ -190,17 +274,17 @@ export async function fetchMedia(url: string, dir: string, policy: FetchPolicy, 
       const location = res.headers.location;
       if (!REDIRECTS.has(status) || location === undefined) break;
       res.destroy();
-      if (hop >= maxRedirects) throw new FetchFailedError(`more than ${maxRedirects} redirects`);
+      if (hop >= maxRedirects) throw unreachable(`more than ${maxRedirects} redirects`);
       let next: string;
       try {
         next = new URL(location, current).href; // RFC 9110 §10.2.2: relative to the request URL
       } catch (err) {
-        throw new FetchFailedError('bad Location header', { cause: err });
+        throw unreachable('bad Location header', err);
       }
-      current = parseUrl(next);
+      current = parseUrl(next); // and get() checks the new host's addresses: every hop, not just the first
     }
     const status = res.statusCode ?? 0;
-    if (status < 200 || status >= 300) throw new FetchFailedError(`HTTP ${status}`);
+    if (status < 200 || status >= 300) throw unreachable(`HTTP ${status}`); // the status only in the cause, for the log
     const declared = Number(res.headers['content-length']);
     const total = res.headers['content-length'] !== undefined && Number.isSafeInteger(declared) ? declared : null;
     if (total !== null && total > policy.maxBytes) {
