@@ -112,7 +112,10 @@ export class TaskRunner {
       // Another gateway may be sweeping the same orphan: the compare-and-set decides who takes it.
       if (!(await this.deps.store.claim(t, revision, this.deps.owner))) continue;
       taken++;
-      if (t.state === 'FAILURE') continue;
+      if (t.state === 'FAILURE') {
+        for (const i of t.items) if (i.status === 'failed') await this.dropUpload(i);
+        continue;
+      }
       this.deps.log.info({ task: t.id, attempt: t.attempts }, 'resuming file task');
       void this.run(t).catch(() => undefined);
     }
@@ -141,6 +144,8 @@ export class TaskRunner {
     task.state = timedOut ? 'TIMEOUT' : task.items.every((i) => i.status === 'done') ? 'SUCCESS' : 'FAILURE';
     task.owner = null;
     await this.save(task);
+    // A timed-out task's items not reached will never run: their uploads go like failed ones.
+    if (timedOut) for (const i of task.items) if (i.status === 'pending') await this.dropUpload(i);
     this.deps.log.info({ task: task.id, state: task.state, items: task.items.length }, 'file task ended');
     return task;
   }
@@ -188,6 +193,17 @@ export class TaskRunner {
       fs.rmSync(dir, { recursive: true, force: true });
       await this.save(task);
     }
+    if (item.status === 'failed') await this.dropUpload(item);
+  }
+
+  /**
+   * A failed item's upload is deleted at once (the failure stays in the task): nothing will read it
+   * again, and kept until retention a rejected 200 MB file would hold 200 MB of the store for nothing.
+   * A successful upload stays until retention: it is served back under /media/files/...
+   */
+  private async dropUpload(item: TaskItem): Promise<void> {
+    if (item.source.kind !== 'upload') return;
+    await this.deps.store.deleteMedia(item.source.object);
   }
 
   /** The item's media as a local file: fetched from its URL, or read back from the object store. */
