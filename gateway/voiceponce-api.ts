@@ -50,7 +50,15 @@ export class VoiceponceApi {
       const fields = await this.form(req, body);
       const r = TokenRequest.safeParse(fields);
       if (!r.success) return unprocessable(validationIssues(r.error));
-      const account = this.deps.accounts.verify(r.data.username, r.data.password);
+      let account: Account | null;
+      try {
+        account = await this.deps.accounts.verify(r.data.username, r.data.password, req.remoteAddress);
+      } catch (err) {
+        // TooManyAttemptsError (matched by its code): over the failure limits or too many logins queued.
+        const e = err as { code?: unknown; retryAfterS?: unknown } | null;
+        if (e?.code !== 'CS_ERR_TOO_MANY_ATTEMPTS') throw err;
+        return detail(429, 'Too many failed login attempts, try again later', { 'Retry-After': String(e.retryAfterS) });
+      }
       if (!account) return detail(401, 'Invalid authentication credentials', { 'WWW-Authenticate': 'Bearer' });
       return json(200, { detail: 'Success', token: this.deps.tokens.issue(account.username), token_type: 'bearer' });
     });

@@ -10,10 +10,19 @@
  * token issued by one gateway is valid on all of them and across restarts. They carry the user name and
  * expiry only: role and project are looked up on every request, so an account removed from the
  * configuration stops working at once.
+ *
+ * Logins (`verify`) never block the event loop: scrypt runs in libuv's threadpool, at most
+ * `SCRYPT_SLOTS` at once (1 or 2: the pool has 4 threads by default, file and DNS work need the others), with
+ * at most `SCRYPT_QUEUE` waiting; beyond that a login is refused (429) rather than queued without bound.
+ * Failed logins are limited per account and per address (login-limiter.ts): once over, an attempt is
+ * refused with TooManyAttemptsError before any scrypt runs. Only hashing at startup is synchronous.
  */
-import { createHmac, randomBytes, scryptSync, timingSafeEqual } from 'node:crypto';
+import { createHmac, randomBytes, scrypt, scryptSync, timingSafeEqual } from 'node:crypto';
+import { availableParallelism } from 'node:os';
 import type { KV } from '@nats-io/kv';
-import { ConfigError } from '../errors.js';
+import { ConfigError, TooManyAttemptsError } from '../errors.js';
+import { metrics } from '../metrics.js';
+import { BoundedSemaphore, LoginLimiter } from './login-limiter.js';
 
 export const ROLES = ['viewer', 'editor', 'admin'] as const;
 export type Role = (typeof ROLES)[number];
@@ -32,19 +41,42 @@ export interface Account {
 
 const SCRYPT = { N: 16384, r: 8, p: 1 } as const;
 
+/**
+ * Scrypt hashes computed at once (logins): 2, and never every core (1 on a 2-core machine), so a burst of
+ * logins leaves a core to the event loop and threadpool threads to file and DNS work.
+ */
+export const SCRYPT_SLOTS = Math.min(2, Math.max(1, availableParallelism() - 1));
+/** Logins waiting for a slot; one more is refused. 32 x ~50 ms of scrypt: one to two seconds of wait at most. */
+export const SCRYPT_QUEUE = 32;
+
+/** Synchronous: for startup only (configured accounts, the generated admin), never on a request path. */
 export function hashPassword(password: string): string {
   const salt = randomBytes(16);
   const hash = scryptSync(password, salt, 32, SCRYPT);
   return `scrypt$${salt.toString('base64url')}$${hash.toString('base64url')}`;
 }
 
-export function verifyPassword(password: string, stored: string): boolean {
+/** Whether `password` matches the `scrypt$salt$hash` in `stored`; scrypt runs in the threadpool. */
+export async function verifyPassword(password: string, stored: string): Promise<boolean> {
   const [kind, salt, hash] = stored.split('$');
   if (kind !== 'scrypt' || !salt || !hash) return false;
   const want = Buffer.from(hash, 'base64url');
-  const got = scryptSync(password, Buffer.from(salt, 'base64url'), want.length, SCRYPT);
+  if (want.length === 0) return false;
+  const got = await new Promise<Buffer>((resolve, reject) => {
+    scrypt(password, Buffer.from(salt, 'base64url'), want.length, SCRYPT, (err, key) => (err ? reject(err) : resolve(key)));
+  });
   return got.length === want.length && timingSafeEqual(got, want);
 }
+
+export interface AccountBookOptions {
+  /** Failure limits (default: LoginLimiter with DEFAULT_LOGIN_LIMITS and the wall clock). */
+  limiter?: LoginLimiter;
+  /** Where scrypt waits for a slot (default: SCRYPT_SLOTS at once, SCRYPT_QUEUE waiting). */
+  gate?: BoundedSemaphore;
+}
+
+const refusedLocked = metrics.refusals.labels('login_locked');
+const refusedBusy = metrics.refusals.labels('login_busy');
 
 /**
  * `user:password:role[:project]`. The project part: omitted → the default project; present but empty
@@ -73,22 +105,35 @@ export function parseAccount(spec: string): Account {
 const DUMMY_HASH = hashPassword(randomBytes(8).toString('hex'));
 
 export class AccountBook {
-  private constructor(private readonly accounts: Map<string, Account>, readonly generated: { username: string; password: string } | null) {}
+  readonly limiter: LoginLimiter;
+  readonly gate: BoundedSemaphore;
+
+  private constructor(
+    private readonly accounts: Map<string, Account>,
+    readonly generated: { username: string; password: string } | null,
+    options: AccountBookOptions,
+  ) {
+    this.limiter = options.limiter ?? new LoginLimiter();
+    this.gate = options.gate ?? new BoundedSemaphore(SCRYPT_SLOTS, SCRYPT_QUEUE);
+  }
+
+  /** The accounts of `user:password:role[:project]` specs, without KV (tests, tools). */
+  static fromSpecs(specs: readonly string[], options: AccountBookOptions = {}): AccountBook {
+    const map = new Map<string, Account>();
+    for (const s of specs) {
+      const a = parseAccount(s);
+      if (map.has(a.username)) throw new ConfigError(`invalid CALLSCRIBE_ACCOUNTS: "${a.username}" twice`);
+      map.set(a.username, a);
+    }
+    return new AccountBook(map, null, options);
+  }
 
   /**
    * The configured accounts, or the generated admin (created in `kv` by the first gateway to start;
    * `generated` holds its clear password only in the process that created it).
    */
-  static async open(specs: readonly string[], kv: KV): Promise<AccountBook> {
-    if (specs.length > 0) {
-      const map = new Map<string, Account>();
-      for (const s of specs) {
-        const a = parseAccount(s);
-        if (map.has(a.username)) throw new ConfigError(`invalid CALLSCRIBE_ACCOUNTS: "${a.username}" twice`);
-        map.set(a.username, a);
-      }
-      return new AccountBook(map, null);
-    }
+  static async open(specs: readonly string[], kv: KV, options: AccountBookOptions = {}): Promise<AccountBook> {
+    if (specs.length > 0) return AccountBook.fromSpecs(specs, options);
     const password = randomBytes(12).toString('base64url');
     const admin: Account = { username: 'admin', passwordHash: hashPassword(password), role: 'admin', project: DEFAULT_PROJECT };
     let generated: { username: string; password: string } | null = null;
@@ -99,14 +144,37 @@ export class AccountBook {
       // Already there: created at an earlier start or by another gateway.
     }
     const stored = JSON.parse((await kv.get('admin'))!.string()) as Account;
-    return new AccountBook(new Map([[stored.username, stored]]), generated);
+    return new AccountBook(new Map([[stored.username, stored]]), generated, options);
   }
 
-  /** The account when the password is right, else null (in about the same time either way). */
-  verify(username: string, password: string): Account | null {
+  /**
+   * The account when the password is right, else null (in about the same time either way, a known user
+   * or not). Throws TooManyAttemptsError (429, `retryAfterS`) without running scrypt when the account or
+   * `remoteAddress` is over its failure limit, or when too many logins already wait for scrypt.
+   */
+  async verify(username: string, password: string, remoteAddress: string): Promise<Account | null> {
+    let attempt;
+    try {
+      attempt = this.limiter.begin(username, remoteAddress);
+    } catch (err) {
+      if (err instanceof TooManyAttemptsError) refusedLocked.inc();
+      throw err;
+    }
     const a = this.accounts.get(username);
-    const ok = verifyPassword(password, a?.passwordHash ?? DUMMY_HASH);
-    return a && ok ? a : null;
+    let ok: boolean;
+    try {
+      ok = await this.gate.run(() => verifyPassword(password, a?.passwordHash ?? DUMMY_HASH));
+    } catch (err) {
+      attempt.abandon();
+      if (err instanceof TooManyAttemptsError) refusedBusy.inc();
+      throw err;
+    }
+    if (a && ok) {
+      attempt.succeeded();
+      return a;
+    }
+    attempt.failed();
+    return null;
   }
 
   get(username: string): Account | null {
