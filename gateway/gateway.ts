@@ -25,7 +25,7 @@ import { AccountBook, TokenSigner } from '../src/analysis/accounts.js';
 import { TranscriptionStore } from '../src/analysis/records.js';
 import { type AnalysisHandoff, BuiltinHandoff } from '../src/analysis/handoff.js';
 import type { CallAnalysis } from '../src/calls/call.js';
-import { VoiceponceApi } from './voiceponce-api.js';
+import { MAX_FORM_BYTES, MAX_JSON_BYTES as VOICEPONCE_MAX_JSON_BYTES, VoiceponceApi } from './voiceponce-api.js';
 import { buildOpenApi } from './openapi.js';
 import { RemoteHandoff } from '../adapters/voiceponce-remote/handoff.js';
 import { TwilioMediaSession } from '../adapters/twilio/twilio-media.js';
@@ -35,6 +35,14 @@ import type { AdapterDeps, SocketSession, SocketSink } from '../src/protocol/ses
 
 export const HARF_SOCKET_PATH = '/ws_api/transcribe_files/wav/sync/';
 export const LISTEN_PATH = '/v1/listen';
+/** What a multipart form adds around its files: boundaries, part headers, small fields. */
+const FORM_OVERHEAD_BYTES = 1024 * 1024;
+/**
+ * The largest socket message the socket library assembles at all. Each route enforces its documented
+ * limit below it (CS_ERR_MESSAGE_TOO_LARGE, 1009); past this one uWS cuts the connection (1006) without
+ * reading the message, the only answer it has. Sockets are authenticated at the upgrade.
+ */
+const TRANSPORT_MAX_MESSAGE_BYTES = 32 * 1024 * 1024;
 
 /** Admission refusals, by reason (callscribe_refusals_total); label handles bound once. */
 const refused = {
@@ -88,7 +96,7 @@ export class Gateway {
       return refusal(new OriginNotAllowedError('this Origin may not use the gateway (CALLSCRIBE_ALLOWED_ORIGINS)'));
     });
     const limits = {
-      maxPayloadLength: Math.max(config.maxMessageBytes * 4, 1024 * 1024),
+      maxPayloadLength: Math.max(config.maxMessageBytes * 4, TRANSPORT_MAX_MESSAGE_BYTES),
       idleTimeoutS: Math.min(960, Math.max(8, Math.ceil(config.idleTimeoutMs / 1000))),
     };
     const harfRoute: WsRoute<{ call: Call; realtime: boolean }> = {
@@ -118,6 +126,10 @@ export class Gateway {
       open: (sink, record) => new CallEventsSession(nc, sink, record, log),
       abandon: () => undefined,
     };
+    // Body limits per route: a multipart upload may carry files up to CALLSCRIBE_MAX_MEDIA_BYTES (the form's
+    // own bytes on top); a Voiceponce JSON body may carry a base64 file; every other POST takes 1 MiB.
+    const upload = { maxBodyBytes: config.files.maxMediaBytes + FORM_OVERHEAD_BYTES };
+    const reviews = { maxBodyBytes: Math.max(config.files.maxMediaBytes, VOICEPONCE_MAX_JSON_BYTES) + FORM_OVERHEAD_BYTES };
     this.server
       .ws(LISTEN_PATH, listenRoute)
       .ws(HARF_SOCKET_PATH, harfRoute)
@@ -127,14 +139,14 @@ export class Gateway {
       .ws('/v1/audiohook', this.adapterRoute((sink) => new AudioHookSession(this.adapterDeps, sink), 'x-api-key'))
       .get('/', publicFiles.index).get('/static/:file', (req) => publicFiles.file(req.param(0)))
       .ws('/v1/twilio', this.adapterRoute((sink) => new TwilioMediaSession(this.adapterDeps, sink)))
-      .post('/api/transcribe_files/', (req, body) => this.authorized(req, () => this.files!.post(req, body)))
-      .post('/api/transcribe_files', (req, body) => this.authorized(req, () => this.files!.post(req, body)))
+      .post('/api/transcribe_files/', (req, body) => this.authorized(req, () => this.files!.post(req, body)), upload)
+      .post('/api/transcribe_files', (req, body) => this.authorized(req, () => this.files!.post(req, body)), upload)
       .get('/media/files/:task/:name', (req) => this.authorized(req, () => this.files!.media(`${req.param(0)}/${req.param(1)}`)))
       // Voiceponce (its own bearer tokens, checked inside)
-      .post('/api/v1/token', (req, body) => this.voiceponce!.token(req, body))
+      .post('/api/v1/token', (req, body) => this.voiceponce!.token(req, body), { maxBodyBytes: MAX_FORM_BYTES })
       .get('/api/v1/version', () => this.voiceponce!.version())
-      .post('/api/v1/transcriptions', (req, body) => this.voiceponce!.create(req, body))
-      .post('/api/v1/transcriptions/', (req, body) => this.voiceponce!.create(req, body))
+      .post('/api/v1/transcriptions', (req, body) => this.voiceponce!.create(req, body), reviews)
+      .post('/api/v1/transcriptions/', (req, body) => this.voiceponce!.create(req, body), reviews)
       .get('/api/v1/transcriptions/:id/status', (req) => this.voiceponce!.status(req, req.param(0)))
       .get('/api/v1/transcriptions/:id/result', (req) => this.voiceponce!.result(req, req.param(0)))
       .get('/api/v1/transcriptions/:id', (req) => this.voiceponce!.get(req, req.param(0)))
@@ -219,7 +231,7 @@ export class Gateway {
    */
   adapterRoute(create: (sink: SocketSink) => SocketSession, tokenHeader?: string): WsRoute<null> {
     return {
-      maxPayloadLength: Math.max(this.config.maxMessageBytes * 4, 1024 * 1024),
+      maxPayloadLength: Math.max(this.config.maxMessageBytes * 4, TRANSPORT_MAX_MESSAGE_BYTES),
       idleTimeoutS: Math.min(960, Math.max(8, Math.ceil(this.config.idleTimeoutMs / 1000))),
       prepare: (req) => {
         const own = tokenHeader ? req.header(tokenHeader) : '';

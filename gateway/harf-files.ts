@@ -5,7 +5,6 @@
  * back under `/media/files/...`.
  */
 import type { Readable } from 'node:stream';
-import busboy from 'busboy';
 import { z } from 'zod';
 import type { Config } from '../src/config.js';
 import type { Logger } from '../src/log.js';
@@ -13,7 +12,7 @@ import { BadRequestError, CallscribeError, MediaTooLargeError, UnsupportedLangua
 import type { Task, TaskItem, TaskStore } from '../src/files/tasks.js';
 import type { TaskRunner } from '../src/files/task-runner.js';
 import type { AnyReply, HttpReply, UpgradeRequest } from './server.js';
-import { readAll, safeName } from './body.js';
+import { parseMultipart, readAll, safeName } from './body.js';
 
 /** A JSON body larger than this is not a list of URLs. */
 const MAX_JSON_BYTES = 1024 * 1024;
@@ -86,49 +85,40 @@ export class HarfFilesApi {
     return l;
   }
 
-  /** Multipart: each file under `media` or `document` goes to the object store as it streams in. */
+  /**
+   * Multipart: each file under `media` or `document` goes to the object store as it streams in. Any
+   * failure (a bad or cut-off form, a file over the limit, a stray field) removes every stored file.
+   */
   private async upload(req: UpgradeRequest, body: Readable): Promise<AnyReply> {
     const taskId = this.store.newId();
     const items: Omit<TaskItem, 'status' | 'progress'>[] = [];
     const fields: Record<string, string> = {};
-    const stored: Promise<void>[] = [];
     let problem: CallscribeError | null = null;
     const base = this.config.files.publicUrl ?? `http://${req.header('host') || 'localhost'}`;
-    await new Promise<void>((resolve, reject) => {
-      let bb: busboy.Busboy;
-      try {
-        bb = busboy({
-          headers: { 'content-type': req.header('content-type') },
-          limits: { fileSize: this.config.files.maxMediaBytes, files: MAX_FILES, fields: 20, fieldSize: 1024 },
-        });
-      } catch (err) {
-        return reject(new BadRequestError('bad multipart/form-data header', { cause: err }));
-      }
-      bb.on('file', (name, file, info) => {
-        if (name !== 'media' && name !== 'document') {
-          problem ??= new BadRequestError(`unexpected file field "${name}" (send the file as \`media\`)`);
-          return void file.resume();
-        }
-        const filename = safeName(info.filename || `media-${items.length + 1}`);
-        const object = `${taskId}/${items.length + 1}-${filename}`;
-        items.push({ media_url: `${base}/media/files/${object.split('/').map(encodeURIComponent).join('/')}`, source: { kind: 'upload', object, filename } });
-        stored.push(this.store.putMedia(object, file).then(() => {
-          if ((file as Readable & { truncated?: boolean }).truncated) {
-            problem ??= new MediaTooLargeError(`"${filename}" is over CALLSCRIBE_MAX_MEDIA_BYTES`);
+    try {
+      await parseMultipart(req.header('content-type'), body, {
+        limits: { fileSize: this.config.files.maxMediaBytes, files: MAX_FILES, fields: 20, fieldSize: 1024 },
+        onField: (name, value) => { fields[name] = value; },
+        onLimit: (what) => { problem ??= new BadRequestError(`too many ${what} (at most ${MAX_FILES} files per request)`); },
+        onFile: ({ field, stream, info }) => {
+          if (field !== 'media' && field !== 'document') {
+            problem ??= new BadRequestError(`unexpected file field "${field}" (send the file as \`media\`)`);
+            return;
           }
-        }));
+          const filename = safeName(info.filename || `media-${items.length + 1}`);
+          const object = `${taskId}/${items.length + 1}-${filename}`;
+          items.push({ media_url: `${base}/media/files/${object.split('/').map(encodeURIComponent).join('/')}`, source: { kind: 'upload', object, filename } });
+          return this.store.putMedia(object, stream).then(() => {
+            if (stream.truncated) problem ??= new MediaTooLargeError(`"${filename}" is over CALLSCRIBE_MAX_MEDIA_BYTES`);
+          });
+        },
       });
-      bb.on('field', (name, value) => { fields[name] = value; });
-      bb.on('filesLimit', () => { problem ??= new BadRequestError(`at most ${MAX_FILES} files per request`); });
-      bb.on('error', (err) => reject(new BadRequestError('malformed multipart/form-data body', { cause: err })));
-      bb.on('close', () => resolve());
-      body.on('error', (err) => reject(new BadRequestError('the upload was cut off', { cause: err })));
-      body.pipe(bb);
-    });
-    await Promise.all(stored);
-    if (problem || items.length === 0) {
-      for (const i of items) if (i.source.kind === 'upload') await this.store.deleteMedia(i.source.object);
-      throw problem ?? new BadRequestError('no file: upload it under the `media` field');
+      if (problem || items.length === 0) throw problem ?? new BadRequestError('no file: upload it under the `media` field');
+    } catch (err) {
+      await Promise.all(items.map(({ source: s }) => (s.kind === 'upload' ? this.store.deleteMedia(s.object).catch((e: unknown) => {
+        this.log.warn({ err: e, object: s.object }, 'removing a failed upload failed');
+      }) : undefined)));
+      throw err;
     }
     const wait = fields.wait === undefined ? true : Wait.safeParse(fields.wait).data;
     if (wait === undefined) throw new BadRequestError('`wait` must be true or false');

@@ -1,24 +1,22 @@
 import http, { type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
-import { type Duplex, Readable } from 'node:stream';
+import type { Duplex } from 'node:stream';
 import { WebSocket, WebSocketServer } from 'ws';
 import type { Logger } from '../src/log.js';
-import { metrics } from '../src/metrics.js';
-import type { SocketSink } from '../src/protocol/session.js';
-import type { AnyReply, GatewayServer, HttpReply, Refusal, StreamReply, UpgradeRequest, WsRoute, WsSessionHandler } from './server.js';
+import {
+  type BodyHandler, DEFAULT_MAX_BODY_BYTES, type Exchange, type GatewayServer, type Handler, type HttpReply, HttpCore, LiveSession,
+  NOT_FOUND, type PostOptions, type Refusal, RequestBody, type UpgradeRequest, type WsRoute,
+} from './http-core.js';
 
 /**
- * The gateway's server on the `ws` library and `node:http` instead of uWebSockets.js: the same public
- * surface and semantics as `HttpServer` (server.ts), so a benchmark can run the identical application
+ * The gateway's server on the `ws` library and `node:http` instead of uWebSockets.js: a thin layer over
+ * the same HTTP core (http-core.ts) as `HttpServer` (server.ts), so a benchmark can run the identical application
  * path (sessions, decoders, NATS) on either socket library (CALLSCRIBE_SOCKET_IMPL=ws). uWS remains the
  * default and the only one tuned; this is the baseline.
  */
 
 /** uWS's `maxBackpressure`: a message sent while more than this is buffered is dropped (send returns false). */
 const MAX_BACKPRESSURE = 4 * 1024 * 1024;
-const refusedShuttingDown = metrics.refusals.labels('shutting_down');
-const SHUTTING_DOWN: Refusal = { status: 503, body: { code: 'CS_ERR_SHUTTING_DOWN', message: 'server is shutting down' }, headers: { 'Retry-After': '5' } };
-const INTERNAL = { code: 'CS_ERR_INTERNAL', message: 'internal error' };
 /** The reason phrases uWS writes (server.ts): node's own for every status the gateway uses. */
 const reason = (s: number) => http.STATUS_CODES[s] ?? 'Status';
 const noop = () => undefined;
@@ -29,8 +27,8 @@ const WS_KEY = /^[+/0-9A-Za-z]{22}==$/;
 type Segment = { kind: 0; text: string } | { kind: 1 } | { kind: 2 };
 
 type Route =
-  | { method: 'GET' | 'DELETE'; segments: Segment[]; handler: (req: UpgradeRequest) => AnyReply | Promise<AnyReply> }
-  | { method: 'POST'; segments: Segment[]; handler: (req: UpgradeRequest, body: Readable) => AnyReply | Promise<AnyReply> }
+  | { method: 'GET' | 'DELETE'; segments: Segment[]; handler: Handler }
+  | { method: 'POST'; segments: Segment[]; handler: BodyHandler; maxBodyBytes: number }
   | { method: 'ANY'; segments: Segment[]; handler: (req: UpgradeRequest) => HttpReply }
   | { method: 'WS'; segments: Segment[]; route: WsRoute<unknown>; wss: WebSocketServer };
 
@@ -94,63 +92,58 @@ function refuseOnSocket(socket: Duplex, r: Refusal): void {
   socket.end(`HTTP/1.1 ${r.status} ${reason(r.status)}\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\n${extra}Connection: close\r\n\r\n${body}`);
 }
 
-/** One open socket, from `open` until its session has been told it closed (`ended`). */
-class LiveSocket {
-  handler: WsSessionHandler | null = null;
-  /** No more sends or messages: the session closed it, or it closed. */
-  closed = false;
-  private ended = false;
+/** One node:http response as the core's Exchange. */
+class NodeExchange implements Exchange {
+  aborted = false;
 
-  constructor(readonly ws: WebSocket, private readonly onEnded: (s: LiveSocket) => void, private readonly log: Logger) {}
-
-  /** uWS's close handler: once, with the code we sent, the peer's, or 1006 (no close frame). */
-  end(code: number): void {
-    if (this.ended) return;
-    this.ended = true;
-    this.closed = true;
-    this.onEnded(this);
-    try {
-      this.handler?.onClose(code);
-    } catch (err) {
-      this.log.error({ err }, 'session close handler failed');
-    }
+  constructor(private readonly res: ServerResponse) {
+    res.once('close', () => { if (!res.writableFinished) this.aborted = true; });
   }
 
-  /** uWS's `ws.end(code, reason)`: a close frame, and the session is told at once (not at the peer's echo). */
-  close(code: number, why: string): void {
-    if (this.ended) return;
-    this.closed = true;
-    try {
-      this.ws.close(code, why);
-    } catch (err) {
-      // ws refuses codes RFC 6455 reserves and reasons over 123 bytes; uWS sends them anyway.
-      this.log.warn({ err, code }, 'close frame refused, connection cut');
-      this.ws.terminate();
-    }
-    this.end(code);
+  private head(status: number, headers: Record<string, string>): void {
+    this.res.statusCode = status;
+    this.res.statusMessage = reason(status);
+    for (const [h, v] of Object.entries(headers)) this.res.setHeader(h, v);
   }
 
-  /** uWS's `ws.close()`: the connection cut, the session told 1006. */
-  terminate(): void {
-    this.ws.terminate();
-    this.end(1006);
+  send(status: number, headers: Record<string, string>, body: string, close: boolean): void {
+    if (this.aborted || this.res.destroyed || this.res.headersSent) return;
+    this.head(status, headers);
+    // An unread body: the connection ends after the reply rather than read the rest (uWS: end(body, true)).
+    if (close) this.res.shouldKeepAlive = false;
+    this.res.end(body);
+  }
+
+  begin(status: number, headers: Record<string, string>): void {
+    this.head(status, headers);
+  }
+
+  write(chunk: Buffer): boolean {
+    return this.res.write(chunk);
+  }
+
+  onWritable(resume: () => void): void {
+    this.res.once('drain', resume);
+  }
+
+  finish(): void {
+    this.res.end();
+  }
+
+  cut(): void {
+    this.res.destroy();
   }
 }
 
 export class WsHttpServer implements GatewayServer {
   private readonly http: http.Server;
   private readonly routes: Route[] = [];
-  /** Sessions not yet told they closed: `sessionCount`, and what a drain waits for. */
-  private readonly live = new Set<LiveSocket>();
+  private readonly core: HttpCore;
   /** Every upgraded socket until it is really closed (a closing handshake may outlive its session). */
   private readonly sockets = new Set<WebSocket>();
-  private closing: Promise<void> | null = null;
 
-  /**
-   * `guard` runs first on every route, socket or REST (the gateway's Origin check): a refusal is
-   * answered as it is, null lets the route run.
-   */
-  constructor(private readonly log: Logger, private readonly guard: (req: UpgradeRequest) => Refusal | null = () => null) {
+  constructor(private readonly log: Logger, guard: (req: UpgradeRequest) => Refusal | null = () => null) {
+    this.core = new HttpCore(log, guard);
     // As uWS: no whole-request deadline (a 500 MiB upload may take its time), no Host required, idle
     // keep-alive connections kept 10 s.
     this.http = http.createServer({ requestTimeout: 0, requireHostHeader: false }, (req, res) => this.onRequest(req, res));
@@ -160,7 +153,11 @@ export class WsHttpServer implements GatewayServer {
   }
 
   get sessionCount(): number {
-    return this.live.size;
+    return this.core.live.size;
+  }
+
+  get draining(): boolean {
+    return this.core.draining;
   }
 
   ws<C>(path: string, route: WsRoute<C>): this {
@@ -170,13 +167,13 @@ export class WsHttpServer implements GatewayServer {
   }
 
   /** A GET route; the handler may be async, and may stream its body. */
-  get(path: string, handler: (req: UpgradeRequest) => AnyReply | Promise<AnyReply>): this {
+  get(path: string, handler: Handler): this {
     this.routes.push({ method: 'GET', segments: compile(path), handler });
     return this;
   }
 
   /** A DELETE route, like `get`. */
-  del(path: string, handler: (req: UpgradeRequest) => AnyReply | Promise<AnyReply>): this {
+  del(path: string, handler: Handler): this {
     this.routes.push({ method: 'DELETE', segments: compile(path), handler });
     return this;
   }
@@ -187,15 +184,15 @@ export class WsHttpServer implements GatewayServer {
    * buffered whole. Not the IncomingMessage itself: a handler that stops early destroys its body (a
    * `for await` left by a throw), and a destroyed request leaves its keep-alive connection unusable.
    */
-  post(path: string, handler: (req: UpgradeRequest, body: Readable) => AnyReply | Promise<AnyReply>): this {
-    this.routes.push({ method: 'POST', segments: compile(path), handler });
+  post(path: string, handler: BodyHandler, opts: PostOptions = {}): this {
+    this.routes.push({ method: 'POST', segments: compile(path), handler, maxBodyBytes: opts.maxBodyBytes ?? DEFAULT_MAX_BODY_BYTES });
     return this;
   }
 
   notFound(): this {
     this.routes.push({
       method: 'ANY', segments: compile('/*'),
-      handler: () => ({ status: 404, body: JSON.stringify({ code: 'CS_ERR_NOT_FOUND', message: 'no such route' }) }),
+      handler: () => NOT_FOUND,
     });
     return this;
   }
@@ -220,15 +217,17 @@ export class WsHttpServer implements GatewayServer {
     if (!found) return void res.writeHead(404).end();
     const reqView = readRequest(req, path, query, found.params);
     const route = found.route;
+    const ex = new NodeExchange(res);
+    req.on('error', noop); // a client gone mid-body: the handler sees it on its body stream
     switch (route.method) {
       case 'WS': return; // matched only for an upgrade, which never comes here
       // The 404 fallback runs no guard, as with uWS.
-      case 'ANY': return this.answer(req, res, () => route.handler(reqView));
+      case 'ANY': return this.core.answer(ex, reqView, () => route.handler(reqView), undefined, false);
       case 'POST': {
-        const body = this.body(req);
-        return this.answer(req, res, () => this.guarded(reqView) ?? route.handler(reqView, body.stream), body.discard);
+        const body = this.body(req, route.maxBodyBytes);
+        return this.core.answer(ex, reqView, () => route.handler(reqView, body.stream), body);
       }
-      default: return this.answer(req, res, () => this.guarded(reqView) ?? route.handler(reqView));
+      default: return this.core.answer(ex, reqView, () => route.handler(reqView));
     }
   }
 
@@ -251,56 +250,46 @@ export class WsHttpServer implements GatewayServer {
     }
     const { route, wss } = found.route;
     const reqView = readRequest(req, path, query, found.params);
-    let aborted = false;
-    const onGone = () => { aborted = true; };
+    let gone = false;
+    const onGone = () => { gone = true; };
     socket.once('close', onGone);
-    const refuse = (r: Refusal) => { if (!aborted) refuseOnSocket(socket, r); };
-    if (this.closing) {
-      refusedShuttingDown.inc();
-      return refuse(SHUTTING_DOWN);
-    }
-    const denied = this.guard(reqView);
-    if (denied) return refuse(denied);
-    Promise.resolve()
-      .then(() => route.prepare(reqView))
-      .then((r) => r, (err: unknown): Refusal => {
-        this.log.error({ err }, 'upgrade failed');
-        return { status: 500, body: INTERNAL };
-      })
-      .then((r) => {
-        if (!('context' in r)) return refuse(r);
-        if (aborted || this.closing) {
-          route.abandon(r.context);
-          // uWS leaves such a client waiting; here it learns why at once.
-          if (!aborted && this.closing) { refusedShuttingDown.inc(); refuse(SHUTTING_DOWN); }
-          return;
-        }
+    this.core.admit(route, reqView, {
+      get aborted() { return gone || socket.destroyed; },
+      refuse: (r) => refuseOnSocket(socket, r),
+      accept: (context) => {
         socket.removeListener('close', onGone);
         // ws may still refuse the handshake itself (a malformed subprotocol header): the context is released.
         let opened = false;
-        const lost = () => { if (!opened) route.abandon(r.context); };
+        const lost = () => { if (!opened) route.abandon(context); };
         socket.once('close', lost);
         wss.handleUpgrade(req, socket, head, (ws) => {
           opened = true;
           socket.removeListener('close', lost);
           socket.removeListener('error', noop);
-          this.open(ws, route, r.context);
+          this.open(ws, route, context);
         });
-      })
-      .catch((err: unknown) => this.log.error({ err }, 'upgrade failed'));
+      },
+    });
   }
 
   private open<C>(ws: WebSocket, route: WsRoute<C>, context: C): void {
-    const s = new LiveSocket(ws, (x) => this.live.delete(x), this.log);
-    this.live.add(s);
     this.sockets.add(ws);
+    const s = new LiveSession({
+      send: (text) => {
+        if (ws.readyState !== WebSocket.OPEN || ws.bufferedAmount > MAX_BACKPRESSURE) return false;
+        ws.send(text);
+        return true;
+      },
+      end: (code, why) => ws.close(code, why),
+      cut: () => ws.terminate(),
+    }, this.core);
     // uWS's idleTimeout + sendPingsAutomatically: a ping every half timeout, the connection cut (1006)
     // when nothing at all (message, ping, pong) came for the whole timeout.
     const idleMs = route.idleTimeoutS * 1000;
     let seen = performance.now();
     const heard = () => { seen = performance.now(); };
     const idle = setInterval(() => {
-      if (performance.now() - seen >= idleMs) return s.terminate();
+      if (performance.now() - seen >= idleMs) return s.cut();
       if (ws.readyState === WebSocket.OPEN) ws.ping();
     }, idleMs / 2);
     idle.unref();
@@ -310,115 +299,22 @@ export class WsHttpServer implements GatewayServer {
     ws.on('close', (code) => {
       clearInterval(idle);
       this.sockets.delete(ws);
-      s.end(code);
+      s.closedWith(code);
     });
     ws.on('message', (data: Buffer, isBinary: boolean) => {
       heard();
-      const h = s.handler;
-      if (!h || s.closed) return;
-      try {
-        if (isBinary) h.onBinary(new Uint8Array(data.buffer, data.byteOffset, data.byteLength));
-        else h.onText(data.toString('utf8'));
-      } catch (err) {
-        // A handler bug ends this session only, never the process.
-        this.log.error({ err }, 'session handler failed');
-        s.close(1011, 'CS_ERR_INTERNAL');
-      }
+      s.message(new Uint8Array(data.buffer, data.byteOffset, data.byteLength), isBinary, () => data.toString('utf8'));
     });
-    const sink: SocketSink = {
-      send: (text) => {
-        if (s.closed || ws.readyState !== WebSocket.OPEN || ws.bufferedAmount > MAX_BACKPRESSURE) return false;
-        ws.send(text);
-        return true;
-      },
-      close: (code, why) => s.close(code, why ?? ''),
-    };
-    try {
-      s.handler = route.open(sink, context);
-    } catch (err) {
-      this.log.error({ err }, 'session open failed');
-      sink.close(1011, 'CS_ERR_INTERNAL');
-    }
+    s.open(route, context);
   }
 
-  /** A request's body as its own stream; `discard` drops the rest (a reply came first). */
-  private body(req: IncomingMessage): { stream: Readable; discard: () => void } {
-    let paused = false;
-    let discarding = false;
-    const stream = new Readable({
-      read: () => {
-        if (paused && !discarding) {
-          paused = false;
-          req.resume();
-        }
-      },
-    });
-    req.on('data', (chunk: Buffer) => {
-      if (!discarding && !stream.push(chunk) && !paused) {
-        paused = true;
-        req.pause();
-      }
-    });
-    req.once('end', () => { if (!discarding) stream.push(null); });
-    req.once('close', () => { if (!req.complete) stream.destroy(new Error('client aborted the request')); });
-    const discard = () => {
-      if (discarding || req.complete) return;
-      discarding = true;
-      req.resume();
-    };
-    return { stream, discard };
-  }
-
-  /** The guard's refusal of a REST request as a reply; null when the route may run. */
-  private guarded(req: UpgradeRequest): HttpReply | null {
-    const r = this.guard(req);
-    return r && { status: r.status, body: JSON.stringify(r.body), headers: r.headers };
-  }
-
-  /** Runs a handler and writes its reply (whole or streamed); a thrown handler is a logged 500. */
-  private answer(req: IncomingMessage, res: ServerResponse, run: () => AnyReply | Promise<AnyReply>, discardBody?: () => void): void {
-    const state = { aborted: false };
-    res.once('close', () => { if (!res.writableFinished) state.aborted = true; });
-    req.on('error', noop); // a client gone mid-body: the handler sees it on its body stream
-    const write = (r: AnyReply) => {
-      if (state.aborted || res.destroyed) {
-        if ('stream' in r) r.stream.destroy();
-        return;
-      }
-      // A reply before the whole body was read (a refusal): the rest is read and dropped, the connection kept.
-      discardBody?.();
-      if ('stream' in r) return this.stream(res, state, r);
-      res.statusCode = r.status;
-      res.statusMessage = reason(r.status);
-      res.setHeader('Content-Type', r.type ?? 'application/json');
-      for (const [h, v] of Object.entries(r.headers ?? {})) res.setHeader(h, v);
-      res.end(r.body);
-    };
-    Promise.resolve()
-      .then(run)
-      .then(write, (err) => {
-        this.log.error({ err }, 'http handler failed');
-        write({ status: 500, body: JSON.stringify(INTERNAL) });
-      })
-      .catch((err: unknown) => {
-        this.log.error({ err }, 'http reply failed');
-        res.destroy();
-      });
-  }
-
-  /** Writes a streamed reply with backpressure (pipe: the source pauses while the socket is full), chunked. */
-  private stream(res: ServerResponse, state: { aborted: boolean }, r: StreamReply): void {
-    res.statusCode = r.status;
-    res.statusMessage = reason(r.status);
-    res.setHeader('Content-Type', r.type ?? 'application/octet-stream');
-    for (const [h, v] of Object.entries(r.headers ?? {})) res.setHeader(h, v);
-    const src = r.stream;
-    res.once('close', () => { if (!res.writableFinished) src.destroy(); });
-    src.once('error', (err) => {
-      this.log.warn({ err }, 'streamed reply failed');
-      if (!state.aborted) res.destroy();
-    });
-    src.pipe(res);
+  /** A request's body as its own stream, bounded; the request (hence the socket) paused while it is full. */
+  private body(req: IncomingMessage, max: number): RequestBody {
+    const body = new RequestBody(max, { pause: () => req.pause(), resume: () => req.resume() });
+    req.on('data', (chunk: Buffer) => body.push(chunk));
+    req.once('end', () => body.end());
+    req.once('close', () => { if (!req.complete) body.abort(); });
+    return body;
   }
 
   listen(host: string, port: number): Promise<number> {
@@ -432,33 +328,13 @@ export class WsHttpServer implements GatewayServer {
     });
   }
 
-  /** True from the start of `close`: readiness fails, upgrades are refused with 503 + Retry-After. */
-  get draining(): boolean {
-    return this.closing !== null;
-  }
-
-  /**
-   * Drains, then stops, as HttpServer.close: new upgrades get 503 with Retry-After at once while the
-   * listener stays open; every live session is asked to end; after they are gone, or `graceMs` at the
-   * most, any socket left is cut and the listener closes. Idempotent.
-   */
+  /** As HttpServer.close (the core's drain); then closing handshakes under way get a second at most. */
   close(graceMs = 2000): Promise<void> {
-    this.closing ??= (async () => {
-      for (const s of [...this.live]) {
-        if (s.handler) s.handler.shutdown();
-        else s.close(1001, 'CS_ERR_SHUTTING_DOWN');
-      }
-      const deadline = Date.now() + graceMs;
-      const until = async (done: () => boolean, end: number) => {
-        while (!done() && Date.now() < end) await new Promise((r) => setTimeout(r, 20));
-      };
-      await until(() => this.live.size === 0, deadline);
-      for (const s of [...this.live]) s.terminate();
-      // Closing handshakes under way (uWS does not wait for them): within the grace, a second at most.
-      await until(() => this.sockets.size === 0, Math.min(deadline, Date.now() + 1000));
+    return this.core.close(graceMs, async (deadline) => {
+      const end = Math.min(deadline, Date.now() + 1000);
+      while (this.sockets.size > 0 && Date.now() < end) await new Promise((r) => setTimeout(r, 20));
       for (const ws of [...this.sockets]) ws.terminate();
       if (this.http.listening) this.http.close();
-    })();
-    return this.closing;
+    });
   }
 }

@@ -5,7 +5,8 @@
  * Records are queued here and processed by the analysis-worker role.
  */
 import { Readable } from 'node:stream';
-import busboy from 'busboy';
+import type busboy from 'busboy';
+import { CallscribeError, PayloadTooLargeError } from '../src/errors.js';
 import type { z } from 'zod';
 import type { Config } from '../src/config.js';
 import type { Logger } from '../src/log.js';
@@ -15,11 +16,12 @@ import {
   TEXT_EXTENSIONS, TokenRequest, TranscriptionForm, TranscriptionJson, VOICEPONCE_API_VERSION, validationIssues, type ValidationIssue,
 } from '../src/protocol/voiceponce.js';
 import type { AnyReply, HttpReply, UpgradeRequest } from './server.js';
-import { readAll, safeName } from './body.js';
+import { type FormFile, parseMultipart, readAll, safeName } from './body.js';
 
-const MAX_FORM_BYTES = 64 * 1024;
+/** The token form: a user name and a password. Also the route's body limit (gateway.ts). */
+export const MAX_FORM_BYTES = 16 * 1024;
 /** A JSON body may carry a base64 file: room for 48 MiB of audio. Larger files go as multipart. */
-const MAX_JSON_BYTES = 64 * 1024 * 1024;
+export const MAX_JSON_BYTES = 64 * 1024 * 1024;
 /** A text review, however it arrives. */
 const MAX_TEXT_BYTES = 1024 * 1024;
 
@@ -160,7 +162,7 @@ export class VoiceponceApi {
     const type = req.header('content-type').toLowerCase();
     if (type.startsWith('multipart/form-data')) {
       const fields: Record<string, string> = {};
-      await this.multipart(req, body, (name, value) => { fields[name] = value; }, (_n, file) => void file.resume(), MAX_FORM_BYTES);
+      await this.multipart(req, body, { fileSize: MAX_FORM_BYTES, files: 4, fields: 30, fieldSize: MAX_FORM_BYTES }, (name, value) => { fields[name] = value; }, () => undefined);
       return fields;
     }
     const raw = (await this.limited(body, MAX_FORM_BYTES)).toString('utf8');
@@ -207,23 +209,26 @@ export class VoiceponceApi {
 
   private async fromMultipart(req: UpgradeRequest, body: Readable, id: string, account: Account, project: string): Promise<Transcription> {
     const fields: Record<string, string> = {};
-    type Upload = { object: string; filename: string; text: boolean; size: Promise<number>; truncated: () => boolean };
-    const files: Upload[] = [];
+    type Upload = { object: string; filename: string; text: boolean; truncated: () => boolean };
+    let f: Upload | undefined;
     let extraFile = false;
-    await this.multipart(req, body, (name, value) => { fields[name] = value; }, (name, stream, info) => {
-      if (name !== 'input' || files.length > 0) {
-        extraFile = true;
-        return void stream.resume();
-      }
-      const filename = safeName(info.filename || 'input');
-      const extension = filename.includes('.') ? filename.split('.').pop()!.toLowerCase() : '';
-      const text = (TEXT_EXTENSIONS as readonly string[]).includes(extension) || /^text\//i.test(info.mimeType);
-      const object = `${id}/${filename}`;
-      const s = stream as Readable & { truncated?: boolean };
-      files.push({ object, filename, text, size: this.deps.store.putInput(object, s), truncated: () => s.truncated === true });
-    }, this.deps.config.files.maxMediaBytes);
-    const f = files[0];
-    if (f) await f.size;
+    try {
+      await this.multipart(req, body, { fileSize: this.deps.config.files.maxMediaBytes, files: 4, fields: 30, fieldSize: MAX_TEXT_BYTES },
+        (name, value) => { fields[name] = value; }, ({ field, stream, info }) => {
+          if (field !== 'input' || f) {
+            extraFile = true;
+            return undefined;
+          }
+          const filename = safeName(info.filename || 'input');
+          const extension = filename.includes('.') ? filename.split('.').pop()!.toLowerCase() : '';
+          const text = (TEXT_EXTENSIONS as readonly string[]).includes(extension) || /^text\//i.test(info.mimeType);
+          f = { object: `${id}/${filename}`, filename, text, truncated: () => stream.truncated === true };
+          return this.deps.store.putInput(f.object, stream);
+        });
+    } catch (err) {
+      if (f) await this.deps.store.deleteInput(f.object).catch(() => undefined);
+      throw err;
+    }
     const r = TranscriptionForm.safeParse(fields);
     const issues = r.success ? [] : validationIssues(r.error);
     if (!f && fields.input === undefined) issues.unshift({ loc: ['body', 'input'], msg: 'Field required', type: 'missing' });
@@ -258,32 +263,30 @@ export class VoiceponceApi {
     return s;
   }
 
+  /** The whole body within `max` bytes: 413 past it (or past the route's limit), 400 when the client left. */
   private async limited(body: Readable, max: number): Promise<Buffer> {
     try {
       return await readAll(body, max);
     } catch (err) {
-      body.resume();
-      throw new Refused(detail(413, (err as Error).message));
+      throw this.bodyRefusal(err);
     }
   }
 
-  private multipart(req: UpgradeRequest, body: Readable, onField: (name: string, value: string) => void,
-                    onFile: (name: string, stream: Readable, info: busboy.FileInfo) => void, maxFileBytes: number): Promise<void> {
-    return new Promise<void>((resolve, reject) => {
-      let bb: busboy.Busboy;
-      try {
-        bb = busboy({ headers: { 'content-type': req.header('content-type') }, limits: { fileSize: maxFileBytes, files: 4, fields: 30, fieldSize: MAX_TEXT_BYTES } });
-      } catch {
-        body.resume();
-        return reject(new Refused(detail(400, 'Bad multipart/form-data header')));
-      }
-      bb.on('field', onField);
-      bb.on('file', onFile);
-      bb.on('error', () => reject(new Refused(detail(400, 'Malformed multipart/form-data body'))));
-      bb.on('close', () => resolve());
-      body.on('error', () => reject(new Refused(detail(400, 'The upload was cut off'))));
-      body.pipe(bb);
-    });
+  /** A failure to read a body, in Voiceponce's shape: 413 for a size limit, 400 otherwise. */
+  private bodyRefusal(err: unknown): unknown {
+    if (err instanceof PayloadTooLargeError) return new Refused(detail(413, 'The request body is over the size limit'));
+    // A malformed or cut-off body, a client gone: its fault, not ours. Anything else (the store) is a 500.
+    if (err instanceof CallscribeError) return new Refused(detail(400, err.message));
+    return err;
+  }
+
+  private async multipart(req: UpgradeRequest, body: Readable, limits: busboy.Limits, onField: (name: string, value: string) => void,
+                          onFile: (file: FormFile) => Promise<unknown> | void): Promise<void> {
+    try {
+      await parseMultipart(req.header('content-type'), body, { limits, onField, onFile });
+    } catch (err) {
+      throw this.bodyRefusal(err);
+    }
   }
 }
 

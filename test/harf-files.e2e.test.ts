@@ -152,7 +152,7 @@ describe('harf files - bad input', () => {
     const r = await postJson({ media_urls: ['http://127.0.0.1:1/x.wav', `${media}/missing.wav`, `${media}/notes.txt`, `${media}/big.bin`, `${media}/call.wav`] });
     expect(r.status).toBe(200);
     expect(r.body.map((i: any) => i.state === 'FAILURE' ? i.error.code : 'OK')).toEqual([
-      'CS_ERR_FETCH_FAILED', 'CS_ERR_FETCH_FAILED', 'CS_ERR_BAD_MEDIA', 'CS_ERR_MEDIA_TOO_LARGE', 'OK',
+      'CS_ERR_URL_UNREACHABLE', 'CS_ERR_URL_UNREACHABLE', 'CS_ERR_BAD_MEDIA', 'CS_ERR_MEDIA_TOO_LARGE', 'OK',
     ]);
     expect(normalizeWords(text(r.body[4])).length).toBeGreaterThan(30);
   });
