@@ -21,12 +21,21 @@ import { decodeToPcm16k } from '../files/decode.js';
 import { JOBS_CONSUMER, JOBS_STREAM, type Transcription, type TranscriptionStore } from './records.js';
 import type { Analyzer } from './result.js';
 
+/**
+ * The record store (the KV bucket) could not be read or written: a fault of the store, not of the record.
+ * The job is nak'ed and comes back soon (STORE_RETRY_MS, doubling with its deliveries up to
+ * STORE_RETRY_MAX_MS); it never takes the failed-attempt path (no note, no attempt backoff, never "gave up").
+ */
+class StoreUnavailableError extends CallscribeError {}
+
 /** A failure that retrying cannot fix: the record fails at once with this note. */
 export class PermanentAnalysisError extends CallscribeError {
   override readonly code = 'CS_ERR_ANALYSIS_FAILED';
 }
 
 const MAX_BACKOFF_MS = 3_600_000;
+const STORE_RETRY_MS = 2000;
+const STORE_RETRY_MAX_MS = 60_000;
 /** At most this much audio in one input (4 h of 16 kHz mono). */
 const MAX_SAMPLES = 4 * 3600 * 16_000;
 const WORKING_EVERY_MS = 20_000;
@@ -85,30 +94,58 @@ export class AnalysisWorker {
     } catch {
       // not ours
     }
-    const t = id ? await this.deps.store.get(id).catch(() => null) : null;
+    let t: Transcription | null = null;
+    try {
+      t = id ? await this.kv(() => this.deps.store.get(id)) : null;
+    } catch (err) {
+      // A read that failed says nothing about the record: acking would lose the job and leave it `new`.
+      return this.storeUnavailable(m, id, err);
+    }
+    // Only a record that does not exist (deleted, never written, unparseable) or is settled drops its job.
     if (!t || t.status === 'completed' || t.status === 'failed') return void m.ack();
     const working = setInterval(() => m.working(), WORKING_EVERY_MS);
     try {
       t.status = 'processing';
       t.attempts += 1;
-      await this.deps.store.put(t);
+      await this.kv(() => this.deps.store.put(t));
       const started = Date.now();
       const text = t.input_type === 'text' ? (t.input_text ?? '') : await this.transcribe(t);
       const result = await this.deps.analyzer.analyze(text, t.language, {
         title: t.subject_title, description: t.subject_description, rating: t.subject_rating, maxRating: t.subject_max_rating,
       });
-      // Deleted while we worked: nothing to write.
-      if (!(await this.deps.store.get(t.id))) return void m.ack();
+      // Deleted while we worked: nothing to write (a read that fails is not a deletion: retried).
+      if (!(await this.kv(() => this.deps.store.get(t.id)))) return void m.ack();
       Object.assign(t, result, { status: 'completed', note: null, completed_at: new Date().toISOString() });
-      await this.deps.store.put(t);
+      await this.kv(() => this.deps.store.put(t));
       metrics.analyses.labels('completed').inc();
       metrics.analysisSeconds.observe((Date.now() - started) / 1000);
       m.ack();
     } catch (err) {
+      if (err instanceof StoreUnavailableError) return this.storeUnavailable(m, t.id, err.cause);
       await this.failed(m, t, err);
     } finally {
       clearInterval(working);
     }
+  }
+
+  /** Runs a record store operation; its failure becomes a StoreUnavailableError. */
+  private async kv<T>(op: () => Promise<T>): Promise<T> {
+    try {
+      return await op();
+    } catch (err) {
+      throw new StoreUnavailableError('the transcription store is unavailable', { cause: err });
+    }
+  }
+
+  /**
+   * The store failed, not the record: the job goes back to the queue for a retry soon. Nothing is written
+   * (the record may have been deleted meanwhile, a write would bring it back); one that was set `processing`
+   * stays so until the retry.
+   */
+  private storeUnavailable(m: JsMsg, id: string, err: unknown): void {
+    const delay = Math.min(STORE_RETRY_MAX_MS, STORE_RETRY_MS * 2 ** Math.min(10, Math.max(0, m.info.deliveryCount - 1)));
+    this.deps.log.warn({ err, transcription: id, delayMs: delay }, 'transcription store unavailable, job retried');
+    m.nak(delay);
   }
 
   /** A failed attempt: retried later (nak with a delay), or the record fails for good. */
@@ -127,6 +164,7 @@ export class AnalysisWorker {
     const permanent = err instanceof PermanentAnalysisError;
     const delay = Math.min(MAX_BACKOFF_MS, this.cfg.retryBaseMs * 2 ** Math.max(0, t.attempts - 1));
     try {
+      // Deleted meanwhile: nothing to record. A read that throws is not a deletion: the catch below naks.
       if (!(await this.deps.store.get(t.id))) return void m.ack();
       if (permanent || age + delay > this.cfg.retryWindowMs) {
         t.status = 'failed';
