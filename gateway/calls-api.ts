@@ -1,7 +1,7 @@
 import type { NatsConnection, Subscription } from '@nats-io/transport-node';
 import type { Logger } from '../src/log.js';
 import { metrics } from '../src/metrics.js';
-import { callEventsSubject, type CallRecord } from '../src/calls/record.js';
+import { CallStatus, callEventsSubject, type CallRecord } from '../src/calls/record.js';
 import type { CallStore } from '../src/calls/store.js';
 import type { Call } from '../src/calls/call.js';
 import type { HttpReply } from './server.js';
@@ -40,19 +40,24 @@ export class LiveCalls {
   has(id: string): boolean {
     return this.calls.has(id);
   }
+
+  values(): IterableIterator<Call> {
+    return this.calls.values();
+  }
 }
 
 const json = (status: number, body: unknown): HttpReply => ({ status, body: JSON.stringify(body) });
 
-/** `GET /v1/calls[?status=live|completed]` and `GET /v1/calls/{id}`. */
+/** `GET /v1/calls[?status=live|completed|failed]` and `GET /v1/calls/{id}`. */
 export class CallsApi {
   constructor(private readonly store: CallStore, private readonly live: LiveCalls) {}
 
   async list(status: string | undefined): Promise<HttpReply> {
-    if (status !== undefined && status !== 'live' && status !== 'completed') {
-      return json(400, { code: 'CS_ERR_BAD_PARAMETER', message: 'status must be live or completed' });
+    const wanted = status === undefined ? undefined : CallStatus.safeParse(status);
+    if (wanted && !wanted.success) {
+      return json(400, { code: 'CS_ERR_BAD_PARAMETER', message: `status must be one of ${CallStatus.options.join(', ')}` });
     }
-    const calls = (await this.store.list(status)).map((r) => this.fresh(r));
+    const calls = (await this.store.list(wanted?.data)).map((r) => this.fresh(r));
     return json(200, { calls: calls.map(({ segments: _s, ...summary }) => summary) });
   }
 
@@ -70,8 +75,9 @@ export class CallsApi {
 
 /**
  * A subscriber of one call's events (`/v1/calls/{id}/events`): first what the call has so far, then its
- * events as they happen, from whichever gateway serves the call (they travel on NATS). A completed call
- * sends its segments and `closed`. A subscriber too slow to keep up is dropped; the call never notices.
+ * events as they happen, from whichever gateway serves the call (they travel on NATS). An ended call
+ * (completed, or failed: its gateway lost) sends its segments and `closed`. A subscriber too slow to keep
+ * up is dropped; the call never notices.
  */
 export class CallEventsSession {
   private sub: Subscription | null = null;
@@ -82,7 +88,7 @@ export class CallEventsSession {
     // segments are updates by id).
     if (record.status === 'live') this.subscribe(nc, record.id);
     for (const s of record.segments) this.forward(JSON.stringify({ type: 'segment', ...s }));
-    if (record.status === 'completed') {
+    if (record.status !== 'live') {
       this.forward('{"type":"closed"}');
       this.end(1000);
     }

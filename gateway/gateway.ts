@@ -3,10 +3,11 @@ import type { Config } from '../src/config.js';
 import type { Logger } from '../src/log.js';
 import { registry, metrics } from '../src/metrics.js';
 import { AsrClient } from '../src/bus/asr-client.js';
-import { BadParameterError, type CallscribeError, OriginNotAllowedError, ResumeNotFoundError, TooManySessionsError, UnauthorizedError, UnsupportedLanguageError, asCallscribeError } from '../src/errors.js';
+import { BadParameterError, CallExistsError, type CallscribeError, OriginNotAllowedError, ResumeNotFoundError, TooManySessionsError, UnauthorizedError, UnsupportedLanguageError, asCallscribeError } from '../src/errors.js';
 import { parseListenParams, realtimeParam, type ListenParams } from '../src/protocol/listen.js';
 import { Call, type CallOptions } from '../src/calls/call.js';
 import { CallStore } from '../src/calls/store.js';
+import { LiveRecordSweeper, liveRecordTimings } from '../src/calls/sweeper.js';
 import { HttpServer, type AnyReply, type GatewayServer, type HttpReply, type Refusal, type UpgradeRequest, type WsRoute } from './server.js';
 import { WsHttpServer } from './server-ws.js';
 import { HarfFilesApi } from './harf-files.js';
@@ -50,6 +51,7 @@ const refused = {
   unauthorized: metrics.refusals.labels('unauthorized'),
   tooManySessions: metrics.refusals.labels('too_many_sessions'),
   noWorker: metrics.refusals.labels('no_worker'),
+  callExists: metrics.refusals.labels('call_exists'),
 };
 
 /** An HTTP refusal with the error body shared by every socket: `{"state":"FAILURE","error":{code,message}}`. */
@@ -68,6 +70,7 @@ export class Gateway {
   /** `/v1/listen` sessions by resume token. */
   readonly resumable = new ResumeRegistry<ListenSession>();
   private store: CallStore | null = null;
+  private sweeper: LiveRecordSweeper | null = null;
   private api: CallsApi | null = null;
   private sip: SipServer | null = null;
   private files: HarfFilesApi | null = null;
@@ -201,8 +204,16 @@ export class Gateway {
     }
   }
 
-  /** Admission (capacity, language), then a call with its workers claimed: the one way any session starts a call. */
+  /**
+   * Admission (capacity, language, a new id), then a call with its workers claimed: the one way any session
+   * starts a call. An id taken by a call of this gateway is refused before any claim; one of another
+   * gateway, or of an ended call, by the record's creation (Call.open).
+   */
   async startCall(opts: CallOptions): Promise<Call> {
+    if (opts.id && this.live.has(opts.id)) {
+      refused.callExists.inc();
+      throw new CallExistsError(`a call with id "${opts.id}" exists`);
+    }
     if (this.live.size >= this.config.maxSessions) {
       refused.tooManySessions.inc();
       throw new TooManySessionsError('gateway at capacity');
@@ -213,7 +224,9 @@ export class Gateway {
     const call = await Call.open({ asr: this.asr, store: this.store!, log: this.log, analysis: this.analysis, recordIntervalMs: this.config.recordIntervalMs },
       { ...opts, analyze: opts.analyze ?? this.config.analysis.analyzeCalls })
       .catch((err: unknown) => {
-        if (asCallscribeError(err).code === 'CS_ERR_NO_WORKER') refused.noWorker.inc();
+        const code = asCallscribeError(err).code;
+        if (code === 'CS_ERR_NO_WORKER') refused.noWorker.inc();
+        else if (code === 'CS_ERR_CALL_EXISTS') refused.callExists.inc();
         throw err;
       });
     this.live.add(call);
@@ -320,6 +333,11 @@ export class Gateway {
     const handoff: AnalysisHandoff = remote ? new RemoteHandoff(remote, this.log) : new BuiltinHandoff(transcriptions);
     this.analysis = { handoff, timeoutMs: this.config.analysis.timeoutMs, webhookUrl: this.config.analysis.webhookUrl };
     this.asr.start();
+    // Live records are refreshed while their calls run; those of gateways gone are closed (failed).
+    this.sweeper = new LiveRecordSweeper({
+      store: this.store, nc: this.nc, log: this.log, gateway: this.asr.gatewayId, live: () => this.live.values(), timings: liveRecordTimings(this.config),
+    });
+    this.sweeper.start();
     this.port = await this.server.listen(this.config.host, this.config.port);
     if (this.config.sip.port !== null) {
       this.sip = new SipServer({ config: this.config, log: this.log, openCall: (opts) => this.startCall(opts) });
@@ -342,6 +360,7 @@ export class Gateway {
     await draining;
     await detached;
     await this.live.flushed();
+    await this.sweeper?.close();
     this.asr.close();
   }
 }

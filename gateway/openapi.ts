@@ -100,7 +100,7 @@ export function buildOpenApi(version: string): Json {
     '/v1/calls': {
       get: {
         tags: ['Calls'], summary: 'Calls, newest first (without their segments)', security: harf,
-        parameters: [{ name: 'status', in: 'query', required: false, schema: { type: 'string', enum: ['live', 'completed'] } }],
+        parameters: [{ name: 'status', in: 'query', required: false, schema: { type: 'string', enum: CallRecord.shape.status.options } }],
         responses: { 200: answer('The calls', z.object({ calls: z.array(CallRecord.omit({ segments: true })) })), 400: answer('Bad status', callError), 401: answer('Missing or wrong token', harfFailure) },
       },
     },

@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import type { Logger } from '../log.js';
-import { CallscribeError, asCallscribeError } from '../errors.js';
+import { CallExistsError, CallscribeError, asCallscribeError } from '../errors.js';
 import type { AsrClient, AsrSession } from '../bus/asr-client.js';
 import type { SegmentEvent } from '../protocol/bus.js';
 import { encodeJson } from '../protocol/bus.js';
@@ -64,12 +64,16 @@ export class Call {
   private lastPersist = 0;
   private analysisRun: Promise<AnalysisOutcome> | null = null;
   private readonly analyze: boolean;
+  /** Its record is created (or the creation failed for another reason than the id being taken): events go on the bus. */
+  private opened = false;
+  /** Refused: the id is another call's. Nothing of this call is published or written. */
+  private refused = false;
 
   private constructor(private readonly deps: CallDeps, private readonly asr: AsrSession[], opts: CallOptions) {
     this.id = opts.id || randomUUID();
     this.record = {
       id: this.id, source: opts.source, status: 'live', language: opts.language,
-      started_at: new Date().toISOString(), ended_at: null, worker: asr[0]!.worker,
+      started_at: new Date().toISOString(), ended_at: null, worker: asr[0]!.worker, gateway: deps.asr.gatewayId,
       channels: opts.labels.map((label, channel) => ({ channel, label, worker: asr[channel]!.worker })),
       segments: [], text: '', metadata: { ...(opts.metadata ?? {}) }, end_reason: null, analysis: null,
     };
@@ -82,7 +86,13 @@ export class Call {
     }));
   }
 
-  /** Claims one worker per channel, then records the call as live. Rejects (and claims nothing) on failure. */
+  /**
+   * Claims one worker per channel, then records the call as live. Rejects (and holds no worker) on failure:
+   * with CallExistsError when a call with this id exists, in any status. The record's creation comes after
+   * the claims so it is written once, with its workers, and a refusal has only sessions to close: a create
+   * first would leave a record to delete (and a phantom live call meanwhile) at every claim refused for
+   * capacity, the commoner refusal.
+   */
   static async open(deps: CallDeps, opts: CallOptions): Promise<Call> {
     const claims = await Promise.allSettled(opts.labels.map(() => deps.asr.open(opts.language)));
     const failed = claims.find((c) => c.status === 'rejected');
@@ -91,8 +101,39 @@ export class Call {
       throw asCallscribeError(failed.reason);
     }
     const call = new Call(deps, claims.map((c) => (c as PromiseFulfilledResult<AsrSession>).value), opts);
-    call.persist();
+    await call.create();
     return call;
+  }
+
+  /**
+   * The record's first write, a KV create: another call's record with this id (on any gateway, live or
+   * ended) refuses this one, its workers released. Any other failure of the write is logged and the call
+   * goes on, as with every record write: transcription does not wait for the store.
+   */
+  private async create(): Promise<void> {
+    this.lastPersist = Date.now();
+    const created = this.deps.store.create(this.toRecord());
+    // Writes asked for meanwhile (a worker failing at once) wait for the create, and are dropped if refused.
+    this.persisting = created.then(() => undefined, (err) => { if (err instanceof CallExistsError) this.refused = true; });
+    try {
+      await created;
+    } catch (err) {
+      if (err instanceof CallExistsError) {
+        this.over = true;
+        for (const s of this.asr) s.close();
+        throw err;
+      }
+      this.deps.log.warn({ call: this.id, err }, 'call record not created');
+    }
+    this.opened = true;
+  }
+
+  /**
+   * The live record's heartbeat: rewritten when it was last written `maxAgeMs` ago or more (a silent call
+   * writes nothing else), so other gateways see this gateway serves it. At most one write per `maxAgeMs`.
+   */
+  refresh(maxAgeMs: number): void {
+    if (this.opened && !this.over && Date.now() - this.lastPersist >= maxAgeMs) this.persist();
   }
 
   get channels(): number {
@@ -249,7 +290,8 @@ export class Call {
 
   private emit(ev: CallEvent): void {
     for (const l of this.listeners) l(ev);
-    if (!this.deps.asr.nc.isClosed()) this.deps.asr.nc.publish(callEventsSubject(this.id), encodeJson(ev));
+    // Not before the record is created: until then the id may be another call's, whose subscribers listen there.
+    if (this.opened && !this.deps.asr.nc.isClosed()) this.deps.asr.nc.publish(callEventsSubject(this.id), encodeJson(ev));
   }
 
   /**
@@ -274,7 +316,7 @@ export class Call {
     this.lastPersist = Date.now();
     const record = this.toRecord();
     this.persisting = this.persisting
-      .then(() => this.deps.store.put(record))
+      .then(() => (this.refused ? undefined : this.deps.store.put(record)))
       .catch((err) => this.deps.log.warn({ call: this.id, err }, 'call record not saved'));
   }
 

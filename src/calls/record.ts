@@ -18,14 +18,26 @@ export type CallSegment = z.infer<typeof CallSegment>;
 export const CallSource = z.enum(['listen', 'harf', 'twilio', 'audiohook', 'sip', 'siprec', 'browser']);
 export type CallSource = z.infer<typeof CallSource>;
 
+/**
+ * `live` until the call ends: `completed` (finalized, or ended with `end_reason`), or `failed` when its
+ * gateway was lost mid-call (another gateway closed the record: `end_reason` is `gateway_lost`).
+ */
+export const CallStatus = z.enum(['live', 'completed', 'failed']);
+export type CallStatus = z.infer<typeof CallStatus>;
+
+/** The `end_reason` of a call whose gateway stopped refreshing its live record (crashed, killed, cut off). */
+export const GATEWAY_LOST = 'gateway_lost';
+
 export const CallRecord = z.object({
   id: z.string(),
   source: CallSource,
-  status: z.enum(['live', 'completed']),
+  status: CallStatus,
   language: z.string(),
   started_at: z.string(),
   ended_at: z.string().nullable(),
   worker: z.string().nullable(),
+  /** The gateway serving the call (its bus id): a live record not refreshed by it for long is closed by another. Null in older records. */
+  gateway: z.string().nullable().default(null),
   channels: z.array(z.object({ channel: z.number().int(), label: z.string().nullable(), worker: z.string().nullable() })),
   segments: z.array(CallSegment),
   text: z.string(),
