@@ -221,6 +221,7 @@ async function main(argv: string[]): Promise<void> {
   }
 
   log.info(ready, 'ready');
+  for (const [fields, msg] of embedded?.notes ?? []) log.warn(fields, msg);
   if (gateway) banner(config, gateway, role);
 
   let stopping = false;

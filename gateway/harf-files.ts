@@ -8,7 +8,7 @@ import type { Readable } from 'node:stream';
 import { z } from 'zod';
 import type { Config } from '../src/config.js';
 import type { Logger } from '../src/log.js';
-import { BadRequestError, CallscribeError, MediaTooLargeError, UnsupportedLanguageError, asCallscribeError } from '../src/errors.js';
+import { BadRequestError, CallscribeError, MediaTooLargeError, PayloadTooLargeError, UnsupportedLanguageError, asCallscribeError } from '../src/errors.js';
 import type { Task, TaskItem, TaskStore } from '../src/files/tasks.js';
 import type { TaskRunner } from '../src/files/task-runner.js';
 import type { AnyReply, HttpReply, UpgradeRequest } from './server.js';
@@ -114,7 +114,9 @@ export class HarfFilesApi {
         },
       });
       if (problem || items.length === 0) throw problem ?? new BadRequestError('no file: upload it under the `media` field');
-    } catch (err) {
+    } catch (e) {
+      // The route's body limit is the upload's: past it the media is too large, as for one file.
+      const err = e instanceof PayloadTooLargeError ? new MediaTooLargeError('the upload is over CALLSCRIBE_MAX_MEDIA_BYTES', { cause: e }) : e;
       await Promise.all(items.map(({ source: s }) => (s.kind === 'upload' ? this.store.deleteMedia(s.object).catch((e: unknown) => {
         this.log.warn({ err: e, object: s.object }, 'removing a failed upload failed');
       }) : undefined)));

@@ -49,6 +49,11 @@ export class EmbeddedNatsServer {
   private child: ChildProcess | null = null;
   private closing: Promise<void> | null = null;
   url = '';
+  /**
+   * What `start` found worth a warning (a stale server stopped, a pid file it could not write): kept for
+   * the caller to log after its ready line, which must stay the first line on stdout.
+   */
+  readonly notes: [Record<string, unknown>, string][] = [];
   readonly storeDir: string;
   readonly pidFile: string;
 
@@ -139,7 +144,7 @@ export class EmbeddedNatsServer {
       fs.writeFileSync(tmp, JSON.stringify(rec) + '\n');
       fs.renameSync(tmp, this.pidFile);
     } catch (err) {
-      this.opts.log.warn({ err, file: this.pidFile }, 'cannot write the embedded nats-server pid file');
+      this.notes.push([{ err, file: this.pidFile }, 'cannot write the embedded nats-server pid file']);
     }
   }
 
@@ -159,14 +164,14 @@ export class EmbeddedNatsServer {
       rec = JSON.parse(fs.readFileSync(this.pidFile, 'utf8')) as Partial<PidRecord>;
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code === 'ENOENT') return;
-      this.opts.log.warn({ file: this.pidFile }, 'unreadable embedded nats-server pid file, removed');
+      this.notes.push([{ file: this.pidFile }, 'unreadable embedded nats-server pid file, removed']);
       fs.rmSync(this.pidFile, { force: true });
       return;
     }
     const pid = rec.pid;
     if (!Number.isSafeInteger(pid) || pid! <= 1 || pid === process.pid) return void fs.rmSync(this.pidFile, { force: true });
     if (!HAS_PROC) {
-      if (isAlive(pid!)) this.opts.log.warn({ pid, file: this.pidFile }, 'a pid file names a live process; without /proc it cannot be verified as our nats-server, left alone');
+      if (isAlive(pid!)) this.notes.push([{ pid, file: this.pidFile }, 'a pid file names a live process; without /proc it cannot be verified as our nats-server, left alone']);
       return;
     }
     if (!this.isOurServer(pid!, rec)) {
@@ -178,7 +183,7 @@ export class EmbeddedNatsServer {
     if (Number.isSafeInteger(owner) && owner! > 1 && isAlive(owner!) && rec.ownerStart && procStat(owner!)?.start === rec.ownerStart) {
       throw new NatsServerError(`the data dir ${this.opts.dataDir} is in use: process ${owner} runs nats-server ${pid} on it; stop that callscribe first or set another CALLSCRIBE_DATA_DIR`);
     }
-    this.opts.log.warn({ pid, owner, started: rec.started }, 'stopping an embedded nats-server left running by an earlier callscribe');
+    this.notes.push([{ pid, owner, started: rec.started }, 'stopping an embedded nats-server left running by an earlier callscribe']);
     const gone = () => !this.isOurServer(pid!, rec);
     signal(pid!, 'SIGTERM');
     if (await waitFor(gone, STOP_WAIT_MS)) return void fs.rmSync(this.pidFile, { force: true });
