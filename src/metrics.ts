@@ -13,7 +13,7 @@ export const metrics = {
   framesOut: new client.Counter({ name: 'callscribe_frames_out_total', help: '20 ms frames fed to engines by this worker', registers: [registry] }),
   refusals: new client.Counter({
     name: 'callscribe_refusals_total',
-    help: 'Upgrades and requests refused at admission, and sessions ended by a limit, by reason (too_many_sessions, no_worker, unauthorized, origin, shutting_down, message_too_large, rate_limited, idle_timeout, slow_subscriber)',
+    help: 'Upgrades and requests refused at admission, and sessions ended by a limit, by reason (too_many_sessions, no_worker, unauthorized, origin, shutting_down, message_too_large, rate_limited, idle_timeout, slow_subscriber, login_locked, login_busy, call_exists)',
     labelNames: ['reason'],
     registers: [registry],
   }),

@@ -84,6 +84,9 @@ function inviteRefusal(err: CallscribeError): { status: number; headers: [string
     case 'CS_ERR_BAD_SIP_BODY':
     case 'CS_ERR_BAD_SIP_MESSAGE':
       return { status: 400, headers: [] };
+    // A new dialog whose Call-ID names a call that exists (ids are unique); the Warning says why.
+    case 'CS_ERR_CALL_EXISTS':
+      return { status: 403, headers: [] };
     default:
       return { status: 500, headers: [] };
   }
