@@ -139,40 +139,63 @@ export interface BodyFlow {
 }
 
 /**
+ * A reply that comes before the whole body (a refusal, a body over its limit) waits while the rest is read
+ * and dropped, up to this many bytes or this long: then the reply goes out on a connection that carries
+ * on. Closing at once would reset the connection with the client's bytes unread, and the client's
+ * kernel would drop the reply it had already received. Past these bounds the reply goes out and the
+ * connection is closed after it.
+ */
+const LINGER_BYTES = 16 * 1024 * 1024;
+const LINGER_MS = 2000;
+
+/**
  * A request body as a Readable, fed by the socket library with backpressure and bounded: past `max`
- * bytes the stream fails with PayloadTooLargeError and nothing more is kept. The library calls `push`
+ * bytes the stream fails with PayloadTooLargeError and the rest is dropped. The library calls `push`
  * for each chunk (already its own copy), `end` at the last, `abort` when the client left.
  */
 export class RequestBody {
   readonly stream: Readable;
   private bytes = 0;
   private paused = false;
-  /** No more chunks are wanted: the body ended, failed, or a reply came first. */
-  private done = false;
+  /** reading: into the stream; dropping: counted and dropped (over the limit, or a reply came first). */
+  private state: 'reading' | 'dropping' | 'ended' | 'aborted' = 'reading';
+  private dropped = 0;
   /** The client sent all of it: a reply may keep the connection. */
   complete = false;
+  private settle: ((complete: boolean) => void) | null = null;
 
   constructor(private readonly max: number, private readonly flow: BodyFlow) {
     this.stream = new Readable({
       read: () => {
-        if (this.paused && !this.done) {
-          this.paused = false;
-          flow.resume();
-        }
+        if (this.paused && this.state === 'reading') this.unpause();
       },
     });
     // Nobody may be reading (a handler that answered without the body): its failure is not an uncaught error.
     this.stream.on('error', () => undefined);
   }
 
+  private unpause(): void {
+    if (!this.paused) return;
+    this.paused = false;
+    this.flow.resume();
+  }
+
+  /** From reading to dropping: the stream fails with `err`, the library reads on at full speed. */
+  private drop(err: CallscribeError): void {
+    this.state = 'dropping';
+    this.stream.destroy(err);
+    this.unpause();
+  }
+
   push(chunk: Buffer): void {
-    if (this.done) return;
-    this.bytes += chunk.length;
-    if (this.bytes > this.max) {
-      this.done = true;
-      this.stream.destroy(new PayloadTooLargeError(`the request body is over ${this.max} bytes`));
+    if (this.state === 'dropping') {
+      this.dropped += chunk.length;
+      if (this.dropped > LINGER_BYTES) this.settle?.(false);
       return;
     }
+    if (this.state !== 'reading') return;
+    this.bytes += chunk.length;
+    if (this.bytes > this.max) return this.drop(new PayloadTooLargeError(`the request body is over ${this.max} bytes`));
     if (!this.stream.push(chunk) && !this.paused) {
       this.paused = true;
       this.flow.pause();
@@ -180,23 +203,40 @@ export class RequestBody {
   }
 
   end(): void {
-    if (this.done) return;
-    this.done = true;
-    this.complete = true;
-    this.stream.push(null);
+    if (this.state === 'reading') this.stream.push(null);
+    if (this.state === 'reading' || this.state === 'dropping') {
+      this.state = 'ended';
+      this.complete = true;
+      this.settle?.(true);
+    }
   }
 
   abort(): void {
-    if (this.done) return;
-    this.done = true;
-    this.stream.destroy(new CallscribeError('client aborted the request'));
+    if (this.state === 'ended' || this.state === 'aborted') return;
+    if (this.state === 'reading') this.stream.destroy(new CallscribeError('client aborted the request'));
+    this.state = 'aborted';
+    this.settle?.(false);
   }
 
-  /** A reply is out: the rest is not wanted (the library closes the connection after the reply). */
-  discard(): void {
-    if (this.done) return;
-    this.done = true;
-    if (!this.stream.destroyed) this.stream.destroy(new CallscribeError('the reply came before the whole body'));
+  /**
+   * A reply is ready: the rest of the body is not wanted. Resolves when the reply may go out: true once
+   * the client sent all of it (the connection carries on), false when it left or sent more than
+   * LINGER_BYTES or took longer than LINGER_MS (the connection is closed after the reply).
+   */
+  finish(): Promise<boolean> {
+    if (this.state === 'ended') return Promise.resolve(true);
+    if (this.state === 'aborted') return Promise.resolve(false);
+    if (this.state === 'reading') this.drop(new CallscribeError('the reply came before the whole body'));
+    if (this.dropped > LINGER_BYTES) return Promise.resolve(false);
+    return new Promise<boolean>((resolve) => {
+      const timer = setTimeout(() => done(false), LINGER_MS);
+      const done = (complete: boolean) => {
+        clearTimeout(timer);
+        this.settle = null;
+        resolve(complete);
+      };
+      this.settle = done;
+    });
   }
 }
 
@@ -366,16 +406,16 @@ export class HttpCore {
    * logged and a 500. A reply while the body is unread ends the connection after it.
    */
   answer(ex: Exchange, req: UpgradeRequest, run: () => AnyReply | Promise<AnyReply>, body?: RequestBody, guarded = true): void {
-    const write = (r: AnyReply) => {
-      const close = body !== undefined && !body.complete;
-      body?.discard();
+    const write = async (r: AnyReply) => {
+      // A reply before the whole body: the rest is read and dropped first (see LINGER_BYTES).
+      const complete = body ? await body.finish() : true;
       if (ex.aborted) {
         if ('stream' in r) r.stream.destroy();
         return;
       }
       const headers = { 'Content-Type': r.type ?? ('stream' in r ? 'application/octet-stream' : 'application/json'), ...r.headers };
       if ('stream' in r) return this.stream(ex, r.status, headers, r.stream);
-      ex.send(r.status, headers, r.body, close);
+      ex.send(r.status, headers, r.body, !complete);
     };
     Promise.resolve()
       .then(() => (guarded && this.refusal(req)) || run())

@@ -1,0 +1,102 @@
+import { Readable } from 'node:stream';
+import { describe, expect, it } from 'vitest';
+import { PayloadTooLargeError } from '../src/errors.js';
+import { parseMultipart, readAll } from './body.js';
+import { RequestBody } from './http-core.js';
+
+const TYPE = 'multipart/form-data; boundary=B';
+const form = (file = 'xxxx', end = '\r\n--B--\r\n') =>
+  `--B\r\nContent-Disposition: form-data; name="username"\r\n\r\ned\r\n--B\r\nContent-Disposition: form-data; name="f"; filename="a.bin"\r\n\r\n${file}${end}`;
+
+/** Consumes a file stream as an object-store write would: resolves with its bytes, rejects with its error. */
+function store(stream: Readable): Promise<number> {
+  return new Promise((resolve, reject) => {
+    let n = 0;
+    stream.on('data', (d: Buffer) => { n += d.length; });
+    stream.once('end', () => resolve(n));
+    stream.once('error', reject);
+  });
+}
+
+describe('body - multipart forms (issue 12)', () => {
+  it('body - a whole form: fields and the file, every consumer settled', async () => {
+    const fields: Record<string, string> = {};
+    const sizes: Promise<number>[] = [];
+    await parseMultipart(TYPE, Readable.from([Buffer.from(form())]), {
+      limits: {}, onField: (k, v) => { fields[k] = v; }, onFile: (f) => { const p = store(f.stream); sizes.push(p); return p; },
+    });
+    expect(fields).toEqual({ username: 'ed' });
+    expect(await Promise.all(sizes)).toEqual([4]);
+  });
+
+  it('body - the issue\'s truncated form: 400 CS_ERR_BAD_REQUEST after the file\'s consumer settled, nothing uncaught', async () => {
+    let consumer: Promise<number> | null = null;
+    let settled = false;
+    const r = parseMultipart(TYPE, Readable.from([Buffer.from(form('xxxx', ''))]), {
+      limits: {}, onField: () => undefined,
+      onFile: (f) => { consumer = store(f.stream); consumer.then(() => { settled = true; }, () => { settled = true; }); return consumer; },
+    });
+    await expect(r).rejects.toMatchObject({ code: 'CS_ERR_BAD_REQUEST', status: 400 });
+    expect(consumer).not.toBeNull();
+    expect(settled).toBe(true);
+  });
+
+  it('body - a file nobody consumes is drained; a form cut at every byte rejects or resolves, never hangs', async () => {
+    const whole = Buffer.from(form('y'.repeat(300)));
+    for (let cut = 0; cut < whole.length; cut += 7) {
+      const r = await parseMultipart(TYPE, Readable.from([whole.subarray(0, cut)]), { limits: {}, onField: () => undefined, onFile: () => undefined })
+        .then(() => 'ok', (e: { code?: string }) => e.code);
+      expect(['ok', 'CS_ERR_BAD_REQUEST']).toContain(r);
+    }
+  });
+
+  it('body - a body that fails over its route\'s limit: 413 CS_ERR_PAYLOAD_TOO_LARGE, the file stream failed too', async () => {
+    const flow = { pause: () => undefined, resume: () => undefined };
+    const body = new RequestBody(200, flow);
+    let fileError: unknown = null;
+    const r = parseMultipart(TYPE, body.stream, {
+      limits: {}, onField: () => undefined, onFile: (f) => store(f.stream).catch((e: unknown) => { fileError = e; throw e; }),
+    });
+    const bytes = Buffer.from(form('z'.repeat(200)));
+    body.push(bytes.subarray(0, 150)); // the file part has begun
+    await new Promise((r) => setImmediate(r));
+    body.push(bytes.subarray(150, 250));
+    await expect(r).rejects.toBeInstanceOf(PayloadTooLargeError);
+    expect(fileError).not.toBeNull();
+  });
+
+  it('body - a bad header is 400 at once', async () => {
+    await expect(parseMultipart('multipart/form-data', Readable.from([]), { limits: {}, onField: () => undefined, onFile: () => undefined }))
+      .rejects.toMatchObject({ code: 'CS_ERR_BAD_REQUEST' });
+  });
+});
+
+describe('body - request bodies (issue 12)', () => {
+  it('body - readAll past its limit: 413 CS_ERR_PAYLOAD_TOO_LARGE', async () => {
+    await expect(readAll(Readable.from([Buffer.alloc(10), Buffer.alloc(10)]), 15)).rejects.toMatchObject({ code: 'CS_ERR_PAYLOAD_TOO_LARGE', status: 413 });
+  });
+
+  it('body - a RequestBody pauses the library while full, fails past its limit, then drops the rest and lets the reply out when the client is done', async () => {
+    const calls: string[] = [];
+    const body = new RequestBody(100_000, { pause: () => calls.push('pause'), resume: () => calls.push('resume') });
+    for (let i = 0; i < 10; i++) body.push(Buffer.alloc(4096));
+    expect(calls).toEqual(['pause']); // the stream's buffer (16 KiB) is full and nobody reads
+    body.push(Buffer.alloc(100_000));
+    // Over the limit: the stream fails, the library reads on (resume) so the rest is dropped.
+    expect(body.stream.destroyed).toBe(true);
+    expect(calls).toEqual(['pause', 'resume']);
+    const ready = body.finish();
+    body.push(Buffer.alloc(1000));
+    body.end();
+    expect(await ready).toBe(true);
+    expect(body.complete).toBe(true);
+  });
+
+  it('body - a reply before the body: the reply waits for the rest (the connection carries on), or goes out with a close when the client leaves', async () => {
+    const body = new RequestBody(1000, { pause: () => undefined, resume: () => undefined });
+    body.push(Buffer.alloc(10));
+    const ready = body.finish();
+    body.abort();
+    expect(await ready).toBe(false);
+  });
+});
