@@ -4,6 +4,9 @@ import { startCallscribe, startNatsServer, type Running } from './lib/proc.js';
 import { claimSubject, audioSubject, HEARTBEAT_SUBJECT } from '../src/bus/subjects.js';
 import { encodeFrame, KIND_CLOSE } from '../src/audio/frames.js';
 import { ClaimReply, Heartbeat, decodeJson, encodeJson } from '../src/protocol/bus.js';
+import { AsrClient } from '../src/bus/asr-client.js';
+import { loadConfig } from '../src/config.js';
+import { createLogger } from '../src/log.js';
 
 let nats: Awaited<ReturnType<typeof startNatsServer>>;
 let worker: Running;
@@ -49,6 +52,27 @@ describe('claims - the session claim protocol against a real worker', () => {
       if (!reply) await new Promise((r) => setTimeout(r, 100));
     }
     expect(reply).toMatchObject({ ok: true, worker: 'w-claims' });
+  });
+
+  it('claims - issue 12 (the CI 503): a gateway claiming just as a full worker frees a slot gets that slot, not CS_ERR_NO_WORKER', async () => {
+    // The sessions the tests above left claimed are released first.
+    for (const s of ['s-one', 's-three']) nc.publish(audioSubject('w-claims', s), encodeFrame(KIND_CLOSE, 0, 0, null));
+    const idle = async () => new Promise<Heartbeat>((resolve) => {
+      const sub = nc.subscribe(HEARTBEAT_SUBJECT, { callback: (_e, m) => { sub.unsubscribe(); resolve(decodeJson(Heartbeat, m.data)); } });
+    });
+    while ((await idle()).sessions > 0) { /* next heartbeat */ }
+    const client = new AsrClient(nc, loadConfig({ NATS_URL: nats.url }), createLogger('silent'));
+    // Fill both slots through the gateway's own client.
+    const held = [await client.open('en'), await client.open('en')];
+    for (let i = 0; i < 5; i++) {
+      // The close of one session and the next claim leave back to back: the worker subscribes to claims
+      // again only after it handled the close, so the claim first meets no responders.
+      const gone = held.shift()!;
+      gone.close();
+      held.push(await client.open('en'));
+    }
+    for (const s of held) s.close();
+    await nc.flush();
   });
 
   it('claims - a language no worker serves has no responders', async () => {

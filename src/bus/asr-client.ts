@@ -21,6 +21,8 @@ export interface AsrSessionHandlers {
 }
 
 const CLAIM_ATTEMPTS = 5;
+/** The first pause before a claim is tried again after no responders, doubling: 50+100+200+400 ms at most. */
+const NO_RESPONDERS_PAUSE_MS = 50;
 /** Largest frame batch: a quarter of NATS' default max_payload. */
 const MAX_BATCH_BYTES = 256 * 1024;
 /** PocketSphinx's frame shift (10 ms): a replay starts on this grid of the original stream. */
@@ -225,9 +227,16 @@ export class AsrSession {
           break;
         }
       } catch (err) {
-        // No responders: no worker is subscribed (all full, or none running). Timeout: try again.
+        // No responders: no worker is subscribed (all full, or none running). A worker whose slot is being
+        // freed right now subscribes again within a round trip of the session's close, so a claim that
+        // arrives in between is tried again after a short pause (issue 12: the CI's 503 on the Harf socket
+        // test was a bad client's slot freed just before the next one's claim). Timeout: try again.
         const code = (err as { code?: string }).code;
-        if (code === '503' || /no responders/i.test(String(err))) break;
+        if (code === '503' || /no responders/i.test(String(err))) {
+          if (attempt + 1 >= CLAIM_ATTEMPTS || this.over) break;
+          await new Promise((r) => setTimeout(r, NO_RESPONDERS_PAUSE_MS * 2 ** attempt));
+          continue;
+        }
         if (code !== 'TIMEOUT' && !/timeout/i.test(String(err))) last = asCallscribeError(err);
       }
     }
