@@ -119,7 +119,11 @@ export class CallStore {
   /** Every call, newest first, optionally of one status. */
   async list(status?: CallStatus): Promise<CallRecord[]> {
     const out: CallRecord[] = [];
+    // A key written while the listing runs (a live call's refresh) can be yielded twice.
+    const seen = new Set<string>();
     for await (const key of await this.kv.keys()) {
+      if (seen.has(key)) continue;
+      seen.add(key);
       const e = await this.kv.get(key);
       if (!e || e.operation !== 'PUT' || e.length === 0) continue;
       const r = CallRecord.safeParse(e.json());

@@ -58,6 +58,21 @@ describe('call store - ids and compare-and-set', () => {
     expect(await store.get(live.id)).toMatchObject({ status: 'live', gateway: 'gw-1' });
   });
 
+  it('call store - list names each call once while live records are rewritten during the listing (issue 12: duplicates in /v1/calls)', async () => {
+    const calls = Array.from({ length: 20 }, () => record('gw-list'));
+    for (const c of calls) await store.put(c);
+    // Refreshes of the same records while the listing runs: the key listing's consumer sees them too.
+    let writing = true;
+    const writer = (async () => { while (writing) for (const c of calls.slice(0, 5)) await store.put(c); })();
+    for (let i = 0; i < 5; i++) {
+      const ids = (await store.list('live')).map((c) => c.id).filter((id) => calls.some((c) => c.id === id));
+      expect(ids.length).toBe(new Set(ids).size);
+      expect(new Set(ids).size).toBe(20);
+    }
+    writing = false;
+    await writer;
+  });
+
   it('call store - a record written before the gateway field parses with gateway null', () => {
     const { gateway: _g, ...old } = record('x');
     expect(CallRecord.parse(old).gateway).toBeNull();
