@@ -95,6 +95,7 @@ export class HarfFilesApi {
     const fields: Record<string, string> = {};
     let problem: CallscribeError | null = null;
     const base = this.config.files.publicUrl ?? `http://${req.header('host') || 'localhost'}`;
+    let settings: { wait: boolean; language: string };
     try {
       await parseMultipart(req.header('content-type'), body, {
         limits: { fileSize: this.config.files.maxMediaBytes, files: MAX_FILES, fields: 20, fieldSize: 1024 },
@@ -114,17 +115,16 @@ export class HarfFilesApi {
         },
       });
       if (problem || items.length === 0) throw problem ?? new BadRequestError('no file: upload it under the `media` field');
+      const wait = fields.wait === undefined ? true : Wait.safeParse(fields.wait).data;
+      if (wait === undefined) throw new BadRequestError('`wait` must be true or false');
+      settings = { wait, language: this.language(fields.language) };
     } catch (e) {
       // The route's body limit is the upload's: past it the media is too large, as for one file.
       const err = e instanceof PayloadTooLargeError ? new MediaTooLargeError('the upload is over CALLSCRIBE_MAX_MEDIA_BYTES', { cause: e }) : e;
-      await Promise.all(items.map(({ source: s }) => (s.kind === 'upload' ? this.store.deleteMedia(s.object).catch((e: unknown) => {
-        this.log.warn({ err: e, object: s.object }, 'removing a failed upload failed');
-      }) : undefined)));
+      await Promise.all(items.map(({ source: s }) => (s.kind === 'upload' ? this.store.deleteMedia(s.object) : undefined)));
       throw err;
     }
-    const wait = fields.wait === undefined ? true : Wait.safeParse(fields.wait).data;
-    if (wait === undefined) throw new BadRequestError('`wait` must be true or false');
-    return this.start(items, this.language(fields.language), wait, taskId);
+    return this.start(items, settings.language, settings.wait, taskId);
   }
 
   private async start(items: Omit<TaskItem, 'status' | 'progress'>[], language: string, wait: boolean, id = this.store.newId()): Promise<AnyReply> {

@@ -9,7 +9,7 @@
  */
 import { STATUS_CODES } from 'node:http';
 import { Readable } from 'node:stream';
-import { CallscribeError, PayloadTooLargeError } from '../src/errors.js';
+import { BadRequestError, CallscribeError, PayloadTooLargeError } from '../src/errors.js';
 import type { Logger } from '../src/log.js';
 import { metrics } from '../src/metrics.js';
 import type { SocketSession, SocketSink } from '../src/protocol/session.js';
@@ -106,7 +106,8 @@ export interface GatewayServer {
 /** `429 Too Many Requests`: node's reason phrases, for every status a handler may answer. */
 export const statusLine = (s: number): string => `${s} ${STATUS_CODES[s] ?? 'Status'}`;
 
-const INTERNAL = JSON.stringify({ code: 'CS_ERR_INTERNAL', message: 'internal error' });
+const INTERNAL_ERROR = { code: 'CS_ERR_INTERNAL', message: 'internal error' };
+const INTERNAL = JSON.stringify(INTERNAL_ERROR);
 export const NOT_FOUND: HttpReply = { status: 404, body: JSON.stringify({ code: 'CS_ERR_NOT_FOUND', message: 'no such route' }) };
 const SHUTTING_DOWN: Refusal = { status: 503, body: { code: 'CS_ERR_SHUTTING_DOWN', message: 'server is shutting down' }, headers: { 'Retry-After': '5' } };
 const refusedShuttingDown = metrics.refusals.labels('shutting_down');
@@ -130,6 +131,8 @@ export interface Exchange {
   finish(): void;
   /** Cuts the connection (a streamed reply whose source failed). */
   cut(): void;
+  /** Called once if the client leaves before the reply is done (a streamed reply's source is released). */
+  onAbort(cb: () => void): void;
 }
 
 /** How the core stops and restarts the library's reading of a request body (backpressure). */
@@ -226,7 +229,7 @@ export class RequestBody {
   finish(): Promise<boolean> {
     if (this.state === 'ended') return Promise.resolve(true);
     if (this.state === 'aborted') return Promise.resolve(false);
-    if (this.state === 'reading') this.drop(new CallscribeError('the reply came before the whole body'));
+    if (this.state === 'reading') this.drop(new BadRequestError('the reply came before the whole body'));
     if (this.dropped > LINGER_BYTES) return Promise.resolve(false);
     return new Promise<boolean>((resolve) => {
       const timer = setTimeout(() => done(false), LINGER_MS);
@@ -273,6 +276,11 @@ export class LiveSession {
     } catch (err) {
       this.core.log.error({ err }, 'session open failed');
       this.close(1011, 'CS_ERR_INTERNAL');
+      try {
+        route.abandon(context); // its claimed workers and live record
+      } catch (e) {
+        this.core.log.error({ err: e }, 'releasing a session that failed to open failed');
+      }
     }
   }
 
@@ -372,7 +380,7 @@ export class HttpCore {
       if (denied) return refuse(denied);
     } catch (err) {
       this.log.error({ err }, 'upgrade failed');
-      return refuse({ status: 500, body: JSON.parse(INTERNAL) });
+      return refuse({ status: 500, body: INTERNAL_ERROR });
     }
     Promise.resolve()
       .then(() => route.prepare(req))
@@ -393,7 +401,7 @@ export class HttpCore {
       .catch((err: unknown) => {
         this.log.error({ err }, 'upgrade failed');
         try {
-          refuse({ status: 500, body: JSON.parse(INTERNAL) });
+          refuse({ status: 500, body: INTERNAL_ERROR });
         } catch (e) {
           this.log.error({ err: e }, 'upgrade refusal failed');
         }
@@ -422,7 +430,7 @@ export class HttpCore {
       .then(write, (err: unknown) => {
         if (err instanceof CallscribeError && err.status < 500) return write(errorReply(err));
         this.log.error({ err }, 'http handler failed');
-        write({ status: 500, body: INTERNAL });
+        return write({ status: 500, body: INTERNAL });
       })
       .catch((err: unknown) => {
         this.log.error({ err }, 'http reply failed');
@@ -442,6 +450,8 @@ export class HttpCore {
 
   /** A streamed reply with backpressure: the source pauses until the library can take more. */
   private stream(ex: Exchange, status: number, headers: Record<string, string>, src: Readable): void {
+    // A client gone while the source waits for room: nothing would ever resume or end it.
+    ex.onAbort(() => src.destroy());
     ex.begin(status, headers);
     const fail = (err: unknown) => {
       this.log.warn({ err }, 'streamed reply failed');

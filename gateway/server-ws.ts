@@ -96,8 +96,18 @@ function refuseOnSocket(socket: Duplex, r: Refusal): void {
 class NodeExchange implements Exchange {
   aborted = false;
 
+  private abortCb: (() => void) | null = null;
+
   constructor(private readonly res: ServerResponse) {
-    res.once('close', () => { if (!res.writableFinished) this.aborted = true; });
+    res.once('close', () => {
+      if (res.writableFinished) return;
+      this.aborted = true;
+      this.abortCb?.();
+    });
+  }
+
+  onAbort(cb: () => void): void {
+    this.abortCb = cb;
   }
 
   private head(status: number, headers: Record<string, string>): void {

@@ -48,8 +48,22 @@ function readRequest(res: uWS.HttpResponse, req: uWS.HttpRequest): UpgradeReques
 class UwsExchange implements Exchange {
   aborted = false;
   done = false;
+  private abortCb: (() => void) | null = null;
 
   constructor(private readonly res: uWS.HttpResponse) {}
+
+  /** uWS's onAborted: nothing may touch the response any more. */
+  abort(): void {
+    this.aborted = true;
+    this.done = true;
+    const cb = this.abortCb;
+    this.abortCb = null;
+    cb?.();
+  }
+
+  onAbort(cb: () => void): void {
+    this.abortCb = cb;
+  }
 
   private head(status: number, headers: Record<string, string>): void {
     this.res.writeStatus(statusLine(status));
@@ -59,10 +73,20 @@ class UwsExchange implements Exchange {
   send(status: number, headers: Record<string, string>, body: string, close: boolean): void {
     if (this.done) return;
     this.done = true;
-    this.res.cork(() => {
-      this.head(status, headers);
-      this.res.end(body, close);
-    });
+    try {
+      this.res.cork(() => {
+        this.head(status, headers);
+        this.res.end(body, close);
+      });
+    } catch (err) {
+      // A reply that could not be written whole (a bad header value): the connection is cut, not left hanging.
+      try {
+        this.res.close();
+      } catch {
+        // already ended
+      }
+      throw err;
+    }
   }
 
   begin(status: number, headers: Record<string, string>): void {
@@ -88,6 +112,7 @@ class UwsExchange implements Exchange {
   finish(): void {
     if (this.done) return;
     this.done = true;
+    this.abortCb = null;
     this.res.cork(() => this.res.end());
   }
 
@@ -130,7 +155,7 @@ export class HttpServer implements GatewayServer {
         const extensions = req.getHeader('sec-websocket-extensions');
         const reqView = readRequest(res, req);
         const ex = new UwsExchange(res);
-        res.onAborted(() => { ex.aborted = true; ex.done = true; });
+        res.onAborted(() => ex.abort());
         this.core.admit(route, reqView, {
           get aborted() { return ex.done; },
           refuse: (r) => ex.send(r.status, { 'Content-Type': 'application/json', ...r.headers }, JSON.stringify(r.body), false),
@@ -157,7 +182,9 @@ export class HttpServer implements GatewayServer {
       message: (ws, message, isBinary) => {
         ws.getUserData().session?.message(new Uint8Array(message), isBinary, () => decoder.decode(message));
       },
-      close: (ws, code) => {
+      close: (ws, code, message) => {
+        // A connection lost without a close frame: uWS's reason says why (a timeout, a protocol error, a cut).
+        if (code === 1006) this.core.log.info({ reason: decoder.decode(message) }, 'socket cut');
         ws.getUserData().session?.closedWith(code);
       },
     });
@@ -176,7 +203,7 @@ export class HttpServer implements GatewayServer {
     this.app[method](path, (res, req) => {
       const reqView = readRequest(res, req);
       const ex = new UwsExchange(res);
-      res.onAborted(() => { ex.aborted = true; ex.done = true; });
+      res.onAborted(() => ex.abort());
       this.core.answer(ex, reqView, () => handler(reqView));
     });
     return this;
@@ -197,8 +224,7 @@ export class HttpServer implements GatewayServer {
         resume: () => { if (!ex.done) res.resume(); },
       });
       res.onAborted(() => {
-        ex.aborted = true;
-        ex.done = true;
+        ex.abort();
         body.abort();
       });
       res.onData((chunk, isLast) => {

@@ -6,7 +6,7 @@
  */
 import { Readable } from 'node:stream';
 import type busboy from 'busboy';
-import { CallscribeError, PayloadTooLargeError } from '../src/errors.js';
+import { CallscribeError, PayloadTooLargeError, TooManyAttemptsError } from '../src/errors.js';
 import type { z } from 'zod';
 import type { Config } from '../src/config.js';
 import type { Logger } from '../src/log.js';
@@ -56,10 +56,9 @@ export class VoiceponceApi {
       try {
         account = await this.deps.accounts.verify(r.data.username, r.data.password, req.remoteAddress);
       } catch (err) {
-        // TooManyAttemptsError (matched by its code): over the failure limits or too many logins queued.
-        const e = err as { code?: unknown; retryAfterS?: unknown } | null;
-        if (e?.code !== 'CS_ERR_TOO_MANY_ATTEMPTS') throw err;
-        return detail(429, 'Too many failed login attempts, try again later', { 'Retry-After': String(e.retryAfterS) });
+        // Over the failure limits, or too many logins queued.
+        if (!(err instanceof TooManyAttemptsError)) throw err;
+        return detail(429, 'Too many failed login attempts, try again later', { 'Retry-After': String(err.retryAfterS) });
       }
       if (!account) return detail(401, 'Invalid authentication credentials', { 'WWW-Authenticate': 'Bearer' });
       return json(200, { detail: 'Success', token: this.deps.tokens.issue(account.username), token_type: 'bearer' });
@@ -84,8 +83,14 @@ export class VoiceponceApi {
         body.resume();
         return detail(400, 'Send application/json, multipart/form-data or application/x-www-form-urlencoded');
       }
-      await this.deps.store.put(record);
-      await this.deps.store.enqueue(record.id);
+      try {
+        await this.deps.store.put(record);
+        await this.deps.store.enqueue(record.id);
+      } catch (err) {
+        // Not queued: neither the record nor its stored audio is kept (a 500 follows).
+        await this.deps.store.delete(record).catch(() => undefined);
+        throw err;
+      }
       this.deps.log.info({ transcription: id, project, input: record.input_type, language: record.language }, 'transcription queued');
       return json(200, { detail: 'Transcription queued', id });
     });
@@ -242,10 +247,14 @@ export class VoiceponceApi {
     const base = { id, project_id: project, created_by: account.username, language, ...subjectFields(subject) };
     if (!f) return newRecord({ ...base, input_type: 'text', input_text: this.text(Buffer.from(fields.input!, 'utf8'), ['body', 'input']) });
     if (f.text) {
-      const stream = await this.deps.store.getInput(f.object);
-      const bytes = stream ? await this.limited(stream, MAX_TEXT_BYTES) : Buffer.alloc(0);
-      await this.deps.store.deleteInput(f.object);
-      return newRecord({ ...base, input_type: 'text', input_text: this.text(bytes, ['body', 'input']), input_filename: f.filename });
+      // The text is kept in the record, never as an object: removed whatever its reading gives.
+      try {
+        const stream = await this.deps.store.getInput(f.object);
+        const bytes = stream ? await this.limited(stream, MAX_TEXT_BYTES) : Buffer.alloc(0);
+        return newRecord({ ...base, input_type: 'text', input_text: this.text(bytes, ['body', 'input']), input_filename: f.filename });
+      } finally {
+        await this.deps.store.deleteInput(f.object);
+      }
     }
     return newRecord({ ...base, input_type: 'audio', input_object: f.object, input_filename: f.filename });
   }
