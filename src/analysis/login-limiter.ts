@@ -14,8 +14,9 @@
  * - `BoundedSemaphore`: at most `max` tasks at once, at most `maxQueue` waiting; beyond that it refuses
  *   (TooManyAttemptsError, retry after 1 s) instead of queueing without bound.
  */
-import { isIPv4, isIPv6 } from 'node:net';
+import { isIPv4 } from 'node:net';
 import { TooManyAttemptsError } from '../errors.js';
+import { ipv6Groups } from '../ip.js';
 
 export interface WindowLimit {
   /** Failures allowed in the window; the next attempt is refused. */
@@ -63,30 +64,12 @@ interface Entry {
 export function addressKey(address: string): string {
   const a = address.trim().toLowerCase();
   if (isIPv4(a)) return a;
-  if (!isIPv6(a)) return a;
-  const groups = expandIPv6(a);
+  const groups = ipv6Groups(a);
   if (!groups) return a;
   if (groups.slice(0, 5).every((g) => g === 0) && groups[5] === 0xffff) {
     return `${groups[6]! >> 8}.${groups[6]! & 0xff}.${groups[7]! >> 8}.${groups[7]! & 0xff}`;
   }
   return `${groups.slice(0, 4).map((g) => g.toString(16)).join(':')}::/64`;
-}
-
-/** The eight 16-bit groups of a valid IPv6 address (with `::` and a dotted IPv4 tail allowed). */
-function expandIPv6(a: string): number[] | null {
-  let s = a.replace(/%.*$/, '');
-  const dotted = /(\d+\.\d+\.\d+\.\d+)$/.exec(s);
-  if (dotted) {
-    const b = dotted[1]!.split('.').map(Number);
-    s = s.slice(0, -dotted[1]!.length) + `${((b[0]! << 8) | b[1]!).toString(16)}:${((b[2]! << 8) | b[3]!).toString(16)}`;
-  }
-  const [head, tail] = s.split('::') as [string, string | undefined];
-  const h = head ? head.split(':') : [];
-  const t = tail ? tail.split(':') : [];
-  const fill = tail === undefined ? [] : new Array<string>(8 - h.length - t.length).fill('0');
-  const all = [...h, ...fill, ...t];
-  if (all.length !== 8) return null;
-  return all.map((g) => parseInt(g, 16));
 }
 
 export class LoginLimiter {

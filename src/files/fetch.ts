@@ -18,6 +18,7 @@ import os from 'node:os';
 import { join } from 'node:path';
 import { Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
+import { ipv6Groups } from '../ip.js';
 import { CallscribeError, MediaTooLargeError, UrlNotAllowedError, UrlUnreachableError } from '../errors.js';
 
 export interface FetchPolicy {
@@ -73,19 +74,8 @@ for (const [net, prefix] of [['2001::', 23], ['2001:db8::', 32], ['2002::', 16],
 
 /** The 16 bytes of an IPv6 address (already valid per net.isIP, no zone id). */
 function v6Bytes(ip: string): Uint8Array {
-  let s = ip.toLowerCase();
-  const dotted = /(\d+)\.(\d+)\.(\d+)\.(\d+)$/.exec(s); // a dotted IPv4 tail (RFC 4291 §2.2, form 3)
-  if (dotted) {
-    const [a, b, c, d] = dotted.slice(1).map(Number);
-    s = `${s.slice(0, dotted.index)}${((a << 8) | b).toString(16)}:${((c << 8) | d).toString(16)}`;
-  }
-  const [head, tail] = s.split('::') as [string, string | undefined];
-  const words = (part: string | undefined): number[] => (part ? part.split(':').map((w) => parseInt(w, 16)) : []);
-  const hi = words(head);
-  const lo = words(tail);
-  const all = tail === undefined ? hi : [...hi, ...new Array<number>(8 - hi.length - lo.length).fill(0), ...lo];
   const bytes = new Uint8Array(16);
-  all.forEach((w, i) => ((bytes[2 * i] = w >>> 8), (bytes[2 * i + 1] = w & 0xff)));
+  (ipv6Groups(ip) ?? []).forEach((w, i) => ((bytes[2 * i] = w >>> 8), (bytes[2 * i + 1] = w & 0xff)));
   return bytes;
 }
 
