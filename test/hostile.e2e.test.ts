@@ -275,8 +275,8 @@ async function socketRunOnce(url: string, messages: (Buffer | string)[], headers
     sock.send(m);
     await new Promise((r) => setImmediate(r));
   }
-  // Whatever was not refused is ended by the client.
-  const timer = setTimeout(() => sock.close(1000), 1500);
+  // Whatever was not refused by then (bad input is answered within milliseconds) is ended by the client.
+  const timer = setTimeout(() => sock.close(1000), 700);
   const code = await closed;
   clearTimeout(timer);
   if (code === 1006) {
@@ -392,12 +392,17 @@ describe('hostile input - the call beside it all', () => {
     expect(run.closeCode).toBe(1000);
     expect(normalizeWords(run.text[0]!)).toEqual(normalizeWords(direct));
     await alive();
+  });
+
+  it('hostile input - no handler failed, and every session and worker slot of it all was released', async () => {
+    await live.catch(() => undefined);
     // No handler failed (the paths that answer 500 or 1011 log these), nothing was uncaught.
     const failed = app.lines.filter((l) => /"msg":"(http handler failed|http reply failed|session handler failed|session open failed|upgrade failed|voiceponce request failed|file API request failed)"/.test(l));
     expect(failed).toEqual([]);
     expect(app.stderr.join('')).not.toMatch(/uncaught|unhandled|Error:/i);
     // Every session of all this is gone and its worker slot free (nothing leaked on a bad input's path).
-    const end = Date.now() + 15_000;
+    // A busy machine may take a while to finish the last of them: up to 30 s.
+    const end = Date.now() + 30_000;
     let open = '';
     for (;;) {
       const m = await (await fetch(`${http}/metrics`)).text();
@@ -405,6 +410,7 @@ describe('hostile input - the call beside it all', () => {
       if (!open || Date.now() > end) break;
       await new Promise((r) => setTimeout(r, 250));
     }
-    expect(open).toBe('');
+    const calls = open && await (await fetch(`${http}/v1/calls?status=live`, { headers: harfAuth })).text();
+    expect(open, `still open: ${calls}`).toBe('');
   });
 });
