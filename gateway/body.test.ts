@@ -94,6 +94,18 @@ describe('body - request bodies (issue 12)', () => {
     expect(body.complete).toBe(true);
   });
 
+  it('body - a body that ends while its reader lags still lets the library read on (the keep-alive connection\'s next request was never read: ECONNRESET)', async () => {
+    const calls: string[] = [];
+    const body = new RequestBody(1_000_000, { pause: () => calls.push('pause'), resume: () => calls.push('resume') });
+    for (let i = 0; i < 10; i++) body.push(Buffer.alloc(4096));
+    expect(calls).toEqual(['pause']);
+    body.end(); // the client's last byte, while the reader is still behind
+    expect(calls).toEqual(['pause', 'resume']);
+    expect((await readAll(body.stream, 1_000_000)).length).toBe(40_960);
+    expect(await body.finish()).toBe(true);
+    expect(calls).toEqual(['pause', 'resume']);
+  });
+
   it('body - a reply before the body: the reply waits for the rest (the connection carries on), or goes out with a close when the client leaves', async () => {
     const body = new RequestBody(1000, { pause: () => undefined, resume: () => undefined });
     body.push(Buffer.alloc(10));

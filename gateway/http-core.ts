@@ -210,6 +210,9 @@ export class RequestBody {
     if (this.state === 'reading' || this.state === 'dropping') {
       this.state = 'ended';
       this.complete = true;
+      // The library must read again (the next request on a keep-alive connection), whether or not the
+      // stream's reader has caught up: once the reply is out it may not be told anything more.
+      this.unpause();
       this.settle?.(true);
     }
   }
@@ -227,6 +230,7 @@ export class RequestBody {
    * LINGER_BYTES or took longer than LINGER_MS (the connection is closed after the reply).
    */
   finish(): Promise<boolean> {
+    this.unpause();
     if (this.state === 'ended') return Promise.resolve(true);
     if (this.state === 'aborted') return Promise.resolve(false);
     if (this.state === 'reading') this.drop(new BadRequestError('the reply came before the whole body'));
