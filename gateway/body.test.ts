@@ -100,10 +100,12 @@ describe('body - request bodies (issue 12)', () => {
     for (let i = 0; i < 10; i++) body.push(Buffer.alloc(4096));
     expect(calls).toEqual(['pause']);
     body.end(); // the client's last byte, while the reader is still behind
-    expect(calls).toEqual(['pause', 'resume']);
-    expect((await readAll(body.stream, 1_000_000)).length).toBe(40_960);
+    expect(calls).toEqual(['pause']);
+    const stream = body.stream;
+    stream.pause(); // the reader stops without reading on (the last read did not resume the library)
     expect(await body.finish()).toBe(true);
-    expect(calls).toEqual(['pause', 'resume']);
+    expect(calls).toEqual(['pause', 'resume']); // before the reply goes out
+    expect((await readAll(stream, 1_000_000)).length).toBe(40_960);
   });
 
   it('body - a reply before the body: the reply waits for the rest (the connection carries on), or goes out with a close when the client leaves', async () => {

@@ -210,9 +210,6 @@ export class RequestBody {
     if (this.state === 'reading' || this.state === 'dropping') {
       this.state = 'ended';
       this.complete = true;
-      // The library must read again (the next request on a keep-alive connection), whether or not the
-      // stream's reader has caught up: once the reply is out it may not be told anything more.
-      this.unpause();
       this.settle?.(true);
     }
   }
@@ -230,6 +227,9 @@ export class RequestBody {
    * LINGER_BYTES or took longer than LINGER_MS (the connection is closed after the reply).
    */
   finish(): Promise<boolean> {
+    // The library must read again before the reply goes out (the next request on a keep-alive
+    // connection): once it is out, the response may not be told anything more. Not earlier: a paused
+    // uWS response also holds its idle timeout, which must not run while a long handler works.
     this.unpause();
     if (this.state === 'ended') return Promise.resolve(true);
     if (this.state === 'aborted') return Promise.resolve(false);
