@@ -7,6 +7,7 @@ import WebSocket from 'ws';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { FIXTURES, pocketsphinxDirectAsync, startCallscribe, waitForStatus, type Running } from './lib/proc.js';
 import { chunks, listen, wavData, type ListenRun } from './lib/listen-client.js';
+import { refusalKeepsConnection } from './lib/raw-http.js';
 import { normalizeWords } from '../src/quality/wer.js';
 
 /**
@@ -138,21 +139,7 @@ describe('hostile input - HTTP bodies', () => {
   });
 
   it('hostile input - a refusal before the whole body: the client reads it and its keep-alive connection serves the next request', async () => {
-    const sock = net.connect(app.ready.port!, '127.0.0.1');
-    let got = '';
-    sock.on('data', (d) => { got += d.toString('latin1'); });
-    await new Promise((r) => sock.once('connect', r));
-    const form = 'a'.repeat(100_000); // over the token form's 16 KiB
-    sock.write(`POST /api/v1/token HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: ${form.length}\r\n\r\n${form}`);
-    const until = async (re: RegExp) => {
-      const end = Date.now() + 5000;
-      while (!re.test(got) && Date.now() < end) await new Promise((r) => setTimeout(r, 20));
-      expect(got).toMatch(re);
-    };
-    await until(/^HTTP\/1\.1 413 [^]*"detail"/);
-    sock.write('GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n');
-    await until(/HTTP\/1\.1 200 [^]*"status":"ok"/);
-    sock.destroy();
+    await refusalKeepsConnection(app.ready.port!);
   });
 
   it('hostile input - malformed JSON and forms on every JSON route: a 4xx', async () => {

@@ -1,11 +1,11 @@
 import fs from 'node:fs';
-import net from 'node:net';
 import path from 'node:path';
 import WebSocket from 'ws';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { FIXTURES, pocketsphinxDirect, refusedUpgrade, startCallscribe, waitForStatus, type Running } from './lib/proc.js';
 import { chunks, listen, wavData, wavPrefix } from './lib/listen-client.js';
 import { streamWav } from './lib/harf-client.js';
+import { refusalKeepsConnection } from './lib/raw-http.js';
 import { normalizeWords } from '../src/quality/wer.js';
 
 /**
@@ -80,22 +80,7 @@ describe('socket impl - the gateway on the ws library', () => {
     const form = '--B\r\nContent-Disposition: form-data; name="username"\r\n\r\ned\r\n--B\r\nContent-Disposition: form-data; name="f"; filename="a.bin"\r\n\r\nxxxx';
     const cut = await fetch(`${http}/api/v1/token`, { method: 'POST', body: form, headers: { 'content-type': 'multipart/form-data; boundary=B' } });
     expect(cut.status).toBe(400);
-    // 100 KB over the token form's 16 KiB, then a second request on the same connection.
-    const sock = net.connect(app.ready.port!, '127.0.0.1');
-    let got = '';
-    sock.on('data', (d) => { got += d.toString('latin1'); });
-    await new Promise((r) => sock.once('connect', r));
-    const big = 'a'.repeat(100_000);
-    sock.write(`POST /api/v1/token HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: ${big.length}\r\n\r\n${big}`);
-    const until = async (re: RegExp) => {
-      const end = Date.now() + 5000;
-      while (!re.test(got) && Date.now() < end) await new Promise((r) => setTimeout(r, 20));
-      expect(got).toMatch(re);
-    };
-    await until(/^HTTP\/1\.1 413 [^]*"detail"/);
-    sock.write('GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n');
-    await until(/HTTP\/1\.1 200 [^]*"status":"ok"/);
-    sock.destroy();
+    await refusalKeepsConnection(app.ready.port!);
     const run = await listen(`${ws}/v1/listen?token=${TOKEN}&encoding=linear16`, [Buffer.alloc(16 * 1024 * 1024, 1)], { pace: 0, finalize: false });
     expect(run.events.find((e) => e.type === 'error')).toMatchObject({ code: 'CS_ERR_MESSAGE_TOO_LARGE' });
     expect(run.closeCode).toBe(1009);
