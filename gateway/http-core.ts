@@ -164,7 +164,9 @@ export class RequestBody {
   private state: 'reading' | 'dropping' | 'ended' | 'aborted' = 'reading';
   private dropped = 0;
   /** The client sent all of it: a reply may keep the connection. */
-  complete = false;
+  get complete(): boolean {
+    return this.state === 'ended';
+  }
   private settle: ((complete: boolean) => void) | null = null;
 
   constructor(private readonly max: number, private readonly flow: BodyFlow) {
@@ -209,7 +211,6 @@ export class RequestBody {
     if (this.state === 'reading') this.stream.push(null);
     if (this.state === 'reading' || this.state === 'dropping') {
       this.state = 'ended';
-      this.complete = true;
       this.settle?.(true);
     }
   }
