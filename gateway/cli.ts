@@ -8,6 +8,7 @@ import { AsrWorker } from '../src/asr/worker.js';
 import type { Engine } from '../src/asr/engine.js';
 import { PocketSphinxEngine } from '../src/asr/pocketsphinx-engine.js';
 import { HarfWsEngine } from '../src/asr/harf-ws-engine.js';
+import { WhisperEngine } from '../src/asr/whisper/engine.js';
 import { NullEngine } from '../src/asr/null-engine.js';
 import { Gateway, HARF_SOCKET_PATH } from './gateway.js';
 import { TokenStore } from './auth.js';
@@ -117,12 +118,19 @@ async function watchBus(nc: NatsConnection, log: Logger): Promise<void> {
 async function startEngines(config: Config, log: Logger): Promise<Map<string, Engine>> {
   const engines = new Map<string, Engine>();
   let ps: PocketSphinxEngine | null = null;
+  let whisper: WhisperEngine | null = null;
   let harf: HarfWsEngine | null = null;
   let sink: NullEngine | null = null;
   for (const [lang, kind] of Object.entries(config.languages)) {
     if (kind === 'null') {
       sink ??= new NullEngine(config.workerSlots ?? NULL_ENGINE_SLOTS);
       engines.set(lang, sink);
+    } else if (kind === 'whisper') {
+      if (!whisper) {
+        whisper = new WhisperEngine({ threads: config.engineThreads, config: config.whisper, slots: config.workerSlots, log });
+        await whisper.start();
+      }
+      engines.set(lang, whisper);
     } else if (kind === 'pocketsphinx') {
       if (!ps) {
         ps = new PocketSphinxEngine({ threads: config.engineThreads, modelDir: config.psModelDir, blockSamples: config.psBlockSamples, slots: config.workerSlots, log });
@@ -139,7 +147,13 @@ async function startEngines(config: Config, log: Logger): Promise<Map<string, En
 
 function engineSummary(engines: Map<string, Engine>): Record<string, unknown> {
   const out: Record<string, unknown> = {};
-  for (const e of new Set(engines.values())) out[e.name] = { slots: e.slots, ...(e instanceof PocketSphinxEngine ? { rtf: Number(e.rtf.toFixed(3)) } : {}) };
+  for (const e of new Set(engines.values())) {
+    out[e.name] = {
+      slots: e.slots,
+      ...(e instanceof PocketSphinxEngine ? { rtf: Number(e.rtf.toFixed(3)) } : {}),
+      ...(e instanceof WhisperEngine ? { finals_only_slots: e.finalsOnlySlots, calibration_ms: e.calibration, start_ms: e.startMs } : {}),
+    };
+  }
   return out;
 }
 

@@ -22,7 +22,7 @@ describe('config', () => {
     expect(c.harfTokens).toEqual([]);
     expect(path.isAbsolute(c.dataDir)).toBe(true);
     expect(c.dataDir).toBe(path.resolve('data'));
-    expect(c.languages).toEqual({ en: 'pocketsphinx' });
+    expect(c.languages).toEqual({ en: 'whisper' });
     expect(c.defaultLanguage).toBe('en');
     expect(c.maxMessageBytes).toBe(65536);
     expect(c.psBlockSamples).toBe(2048);
@@ -30,6 +30,16 @@ describe('config', () => {
     expect(c.harfWsUrl).toBeUndefined();
     expect(c.workerSlots).toBeUndefined();
     expect(c.engineThreads).toBeGreaterThanOrEqual(1);
+    expect(c.whisper).toEqual({ model: undefined, cacheDir: path.resolve('data/models'), partialMs: 1000, endpointMs: 400, maxSegmentMs: 25_000, beams: 1 });
+  });
+
+  it('config - whisper settings are read and bounded', () => {
+    const c = loadConfig({ CALLSCRIBE_WHISPER_MODEL: 'm/base.onnx', CALLSCRIBE_MODEL_CACHE: '/tmp/mc', CALLSCRIBE_WHISPER_PARTIAL_MS: '0' });
+    expect(c.whisper.model).toBe(path.resolve('m/base.onnx'));
+    expect(c.whisper.cacheDir).toBe('/tmp/mc');
+    expect(c.whisper.partialMs).toBe(0);
+    expect(() => loadConfig({ CALLSCRIBE_WHISPER_MAX_SEGMENT_MS: '31000' })).toThrow(/CALLSCRIBE_WHISPER_MAX_SEGMENT_MS/);
+    expect(loadConfig({ CALLSCRIBE_LANGUAGES: 'en:pocketsphinx' }).languages).toEqual({ en: 'pocketsphinx' });
   });
 
   it('config - loadConfig reads the environment it is given, not process.env', () => {
@@ -120,7 +130,7 @@ describe('config', () => {
       [{ PORT: '70000' }, 'PORT'],
       [{ PORT: '-1' }, 'PORT'],
       [{ PORT: '80.5' }, 'PORT'],
-      [{ CALLSCRIBE_LANGUAGES: 'en:whisper' }, 'CALLSCRIBE_LANGUAGES'],
+      [{ CALLSCRIBE_LANGUAGES: 'en:kaldi' }, 'CALLSCRIBE_LANGUAGES'],
       [{ CALLSCRIBE_LANGUAGES: 'english:pocketsphinx' }, 'CALLSCRIBE_LANGUAGES'],
       [{ CALLSCRIBE_LANGUAGES: 'en' }, 'CALLSCRIBE_LANGUAGES'],
       [{ CALLSCRIBE_LANGUAGES: 'en:pocketsphinx,fa:harf-ws' }, 'HARF_WS_URL'],

@@ -12,19 +12,19 @@ const list = z
   .transform((s) => (s ?? '').split(',').map((x) => x.trim()).filter(Boolean));
 
 /** Engines a language can route to; `null` is the sink engine of capacity runs (recognizes nothing). */
-export const ENGINE_KINDS = ['pocketsphinx', 'harf-ws', 'null'] as const;
+export const ENGINE_KINDS = ['whisper', 'pocketsphinx', 'harf-ws', 'null'] as const;
 export type EngineKind = (typeof ENGINE_KINDS)[number];
 
-/** `lang:engine` pairs, e.g. `en:pocketsphinx,fa:harf-ws`. */
+/** `lang:engine` pairs, e.g. `en:whisper,fa:harf-ws`. */
 const languages = z
   .string()
-  .default('en:pocketsphinx')
+  .default('en:whisper')
   .transform((s, ctx) => {
     const out: Record<string, EngineKind> = {};
     for (const pair of s.split(',').map((x) => x.trim()).filter(Boolean)) {
       const [lang, engine] = pair.split(':');
       if (!lang || !/^[a-z]{2,3}(-[A-Za-z]{2,4})?$/.test(lang) || !ENGINE_KINDS.includes(engine as EngineKind)) {
-        ctx.addIssue({ code: 'custom', message: `bad pair "${pair}" (want lang:pocketsphinx, lang:harf-ws or lang:null)` });
+        ctx.addIssue({ code: 'custom', message: `bad pair "${pair}" (want lang:whisper, lang:pocketsphinx, lang:harf-ws or lang:null)` });
         return z.NEVER;
       }
       out[lang] = engine as EngineKind;
@@ -85,6 +85,12 @@ const EnvSchema = z.object({
   CALLSCRIBE_HARF_WS_SLOTS: int(64, 1),
   CALLSCRIBE_PS_MODEL_DIR: z.string().default('/usr/share/pocketsphinx/model/en-us'),
   CALLSCRIBE_PS_BLOCK_SAMPLES: int(2048, 160, 16000), // samples per decoder call: pocketsphinx_continuous' block
+  CALLSCRIBE_WHISPER_MODEL: z.string().optional(), // a Whisper ONNX export of the packaged form; unset: tiny.en int8 from speech-transcriber
+  CALLSCRIBE_MODEL_CACHE: z.string().optional(), // where the prepared (stripped) model is kept; unset: <data dir>/models
+  CALLSCRIBE_WHISPER_PARTIAL_MS: int(1000, 0, 60_000), // shortest time between a stream's partials (stretched under load); 0: finals only
+  CALLSCRIBE_WHISPER_ENDPOINT_MS: int(400, 100, 5000), // silence that closes a segment
+  CALLSCRIBE_WHISPER_MAX_SEGMENT_MS: int(25_000, 5000, 29_000), // a segment is cut (at its quietest point) before this
+  CALLSCRIBE_WHISPER_BEAMS: int(1, 1, 8), // beam search width; 1: greedy (same WER on the corpus, fastest)
   CALLSCRIBE_NATS_SERVER_BIN: z.string().default('nats-server'),
   CALLSCRIBE_MAX_MEDIA_BYTES: int(500 * 1024 * 1024, 1024), // 500 MiB: an upload or a fetched file
   CALLSCRIBE_FETCH_ALLOW: z.enum(['true', 'false']).optional(), // media URLs to loopback/private ranges; unset: only in `all` on loopback
@@ -164,6 +170,7 @@ export interface Config {
   readonly harfWsSlots: number;
   readonly psModelDir: string;
   readonly psBlockSamples: number;
+  readonly whisper: WhisperConfig;
   readonly natsServerBin: string;
   /**
    * How long the data buckets and object stores keep an entry after its last write (their streams'
@@ -174,6 +181,18 @@ export interface Config {
   readonly sip: SipConfig;
   readonly files: FilesConfig;
   readonly analysis: AnalysisConfig;
+}
+
+export interface WhisperConfig {
+  /** The source model; undefined: the packaged tiny.en. */
+  readonly model: string | undefined;
+  /** Where the prepared model is kept (prepared once per model file). */
+  readonly cacheDir: string;
+  /** Shortest interval between a stream's partial decodes, ms; 0: finals only. */
+  readonly partialMs: number;
+  readonly endpointMs: number;
+  readonly maxSegmentMs: number;
+  readonly beams: number;
 }
 
 export interface AnalysisConfig {
@@ -303,6 +322,14 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     harfWsSlots: e.CALLSCRIBE_HARF_WS_SLOTS,
     psModelDir: e.CALLSCRIBE_PS_MODEL_DIR,
     psBlockSamples: e.CALLSCRIBE_PS_BLOCK_SAMPLES,
+    whisper: Object.freeze({
+      model: e.CALLSCRIBE_WHISPER_MODEL ? path.resolve(e.CALLSCRIBE_WHISPER_MODEL) : undefined,
+      cacheDir: path.resolve(e.CALLSCRIBE_MODEL_CACHE ?? path.join(e.CALLSCRIBE_DATA_DIR, 'models')),
+      partialMs: e.CALLSCRIBE_WHISPER_PARTIAL_MS,
+      endpointMs: e.CALLSCRIBE_WHISPER_ENDPOINT_MS,
+      maxSegmentMs: e.CALLSCRIBE_WHISPER_MAX_SEGMENT_MS,
+      beams: e.CALLSCRIBE_WHISPER_BEAMS,
+    }),
     natsServerBin: e.CALLSCRIBE_NATS_SERVER_BIN,
     retentionMs: e.CALLSCRIBE_RETENTION,
     logLevel: e.LOG_LEVEL,
