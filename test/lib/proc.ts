@@ -20,17 +20,25 @@ export interface Running {
   stop(): Promise<number | null>;
 }
 
+/** The prepared Whisper model is kept here across suites and runs: preparing it takes ~2 s (model.ts). */
+export const MODEL_CACHE = path.join(os.tmpdir(), 'callscribe-models');
+
 /**
  * Starts the built program (`node bin/callscribe.js <role>`) and waits for its first stdout line, the ready line.
  * Worker slots default to 4 here: the engine's own sizing measures a real-time factor at start, and on a CI
  * machine busy with the previous suite it can measure 1 slot, refusing a test's second concurrent session (503).
+ * The engine defaults to PocketSphinx here (the product's default is Whisper): these suites test the doors,
+ * the bus and failover against `pocketsphinx_continuous` run on the same audio, and a PocketSphinx engine
+ * starts in a fraction of Whisper's ~3 s. `test/whisper.e2e.test.ts` runs the product's default engine
+ * through the doors against Whisper fed the same audio directly. `CALLSCRIBE_TEST_LANGUAGES=en:whisper npx vitest
+ * run test/<suite>` runs a suite on another engine by hand (its PocketSphinx baselines then do not apply).
  */
-export async function startCallscribe(role: string, env: Record<string, string> = {}, timeoutMs = 30_000): Promise<Running> {
+export async function startCallscribe(role: string, env: Record<string, string | undefined> = {}, timeoutMs = 30_000): Promise<Running> {
   const dataDir = env.CALLSCRIBE_DATA_DIR ?? fs.mkdtempSync(path.join(os.tmpdir(), 'callscribe-test-'));
-  const proc = spawn(process.execPath, [path.join(ROOT, 'bin/callscribe.js'), role], {
-    env: { ...process.env, PORT: '0', HOST: '127.0.0.1', SIP_PORT: '0', LOG_LEVEL: 'info', CALLSCRIBE_WORKER_SLOTS: '4', CALLSCRIBE_DATA_DIR: dataDir, ...env },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
+  const merged: Record<string, string | undefined> = { ...process.env, PORT: '0', HOST: '127.0.0.1', SIP_PORT: '0', LOG_LEVEL: 'info', CALLSCRIBE_WORKER_SLOTS: '4', CALLSCRIBE_DATA_DIR: dataDir, CALLSCRIBE_LANGUAGES: process.env.CALLSCRIBE_TEST_LANGUAGES ?? 'en:pocketsphinx', CALLSCRIBE_MODEL_CACHE: MODEL_CACHE, ...env };
+  // A variable given as undefined is unset: the program's own default applies.
+  for (const k of Object.keys(merged)) if (merged[k] === undefined) delete merged[k];
+  const proc = spawn(process.execPath, [path.join(ROOT, 'bin/callscribe.js'), role], { env: merged, stdio: ['ignore', 'pipe', 'pipe'] });
   const stderr: string[] = [];
   proc.stderr!.setEncoding('utf8').on('data', (d: string) => stderr.push(d));
   const lines: string[] = [];
