@@ -410,6 +410,8 @@ export interface ClosedSegment {
   speechEndMs: number;
 }
 
+/** How far back the start of speech vetoed as music may reach (32 frames: ~1 s). */
+const ONSET_LOOKBACK_FRAMES = 32;
 const F_SPEECH = 1; // probability >= onset and not tonal
 const F_CONT = 2; // probability >= offset and not tonal: keeps a segment going
 
@@ -616,7 +618,7 @@ export class Segmenter {
     if (this.phase === 'idle') {
       if (flags & F_SPEECH) {
         this.phase = 'tentative';
-        this.segStart = Math.max(start - this.preRoll, this.prevEnd, 0);
+        this.segStart = Math.max(this.speechOnset(f, start) - this.preRoll, this.prevEnd, 0);
         this.speechFrames = 0;
       } else {
         return;
@@ -632,6 +634,22 @@ export class Segmenter {
     } else if (end - this.segStart >= this.maxSeg) {
       this.cut();
     }
+  }
+
+  /**
+   * Where the speech that starts at frame `f` began: back over the frames just before it that Silero heard
+   * as speech (p >= offset) but the tonality check vetoed, at most ONSET_LOOKBACK_FRAMES. The check's
+   * smoothing lags a change from music to speech by ~300 ms, which had cut the first word of a caller who
+   * speaks right as hold music stops ("And Mr. John ..." came back as "Mr. John ...").
+   */
+  private speechOnset(f: number, start: number): number {
+    let from = start;
+    for (let k = 1; k <= ONSET_LOOKBACK_FRAMES && f - k >= 0; k++) {
+      const r = (f - k) % this.ringLen;
+      if (this.ringP[r]! < this.offset || (this.ringFlags[r]! & F_SPEECH) !== 0) break;
+      from = (f - k) * VAD_FRAME;
+    }
+    return from;
   }
 
   /** Ends the segment at `end`: emitted if open, dropped if it never held minSpeechMs of speech. */
