@@ -197,6 +197,7 @@ export class WhisperEngine implements Engine {
     let n = 0;
     for (const s of this.streams) if (s.speaking) n++;
     this.scheduler.openStreams(n);
+    metrics.whisperPartialInterval.set(this.scheduler.partialIntervalMs() / 1000);
   }
 
   close(): Promise<void> {
@@ -228,8 +229,15 @@ class WhisperStream implements EngineStream {
 
   feed(pcm: Int16Array): void {
     if (this.done) return;
+    if (this.segmenter.error) return this.fail(this.segmenter.error);
     this.segmenter.push(pcm);
     this.afterVad();
+  }
+
+  /** The VAD failed: the stream cannot go on (the engine and other streams can). */
+  private fail(err: unknown): void {
+    this.handlers.error(err instanceof EngineError ? err : new EngineError('voice activity detection failed', { cause: err }));
+    this.end();
   }
 
   /** After audio went in: note whether a segment is open and ask for a partial when one is due. */
@@ -258,6 +266,7 @@ class WhisperStream implements EngineStream {
       return; // a lost partial is only a missed update: the final decodes this audio again
     }
     this.lastPartialAt = performance.now();
+    metrics.whisperDecodes.labels('partial').inc();
     if (this.done || !text || text === ref.lastText) return;
     if (ref.id === 0) ref.id = ++this.lastId;
     ref.lastText = text;
@@ -283,6 +292,7 @@ class WhisperStream implements EngineStream {
         this.handlers.error(err instanceof EngineError ? err : new EngineError('whisper decode failed', { cause: err }));
         return;
       }
+      metrics.whisperDecodes.labels('final').inc();
       if (this.done) return;
       metrics.whisperFinalSeconds.observe((performance.now() - closedAt) / 1000);
       // A segment that showed partial words is always closed, even if the final is empty, so a client
@@ -297,7 +307,11 @@ class WhisperStream implements EngineStream {
 
   async finish(): Promise<void> {
     if (this.done) return;
-    await this.segmenter.flush();
+    try {
+      await this.segmenter.flush();
+    } catch (err) {
+      return this.fail(err);
+    }
     await this.scheduler.idle(this.sid);
     this.end();
   }
