@@ -1,11 +1,11 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { spawnSync } from 'node:child_process';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core';
+import type { Browser, BrowserContext, Page } from 'playwright-core';
 import { FIXTURES, startCallscribe, waitForStatus, type Running } from './lib/proc.js';
 import { chunks, listen, wavData } from './lib/listen-client.js';
+import { FINAL_WITH_WORDS, fakeMicWav, finalText, launchWithFakeMic, openPage as openPageIn, requireChromium } from './lib/browser.js';
 import { normalizeWords, wer } from '../src/quality/wer.js';
 
 /**
@@ -13,8 +13,6 @@ import { normalizeWords, wer } from '../src/quality/wer.js';
  * download), against the real program. Chromium's fake microphone plays the LibriVox call.
  */
 
-// `npm test` installs Debian's chromium (scripts/setup.sh --test); a missing browser is a failure, not a skip.
-const CHROMIUM = process.env.CALLSCRIBE_CHROMIUM ?? '/usr/bin/chromium';
 const TOKEN = 'browser-token';
 const REF = fs.readFileSync(path.join(FIXTURES, 'call-en.ref'), 'utf8').trim();
 const FIXTURE_MS = 28_000;
@@ -28,29 +26,12 @@ const contexts: BrowserContext[] = [];
 const pageErrors: string[] = [];
 
 beforeAll(async () => {
-  if (!fs.existsSync(CHROMIUM)) {
-    throw new Error(`Chromium is missing at ${CHROMIUM}: install Debian's package (apt-get install -y chromium; npm test does it through scripts/setup.sh --test)`);
-  }
+  requireChromium();
   shots = fs.mkdtempSync(path.join(os.tmpdir(), 'callscribe-browser-'));
-  // Chromium's fake capture reads 16-bit PCM WAV; 48 kHz stereo is what its audio path expects natively.
-  const fake = path.join(shots, 'mic.wav');
-  const ff = spawnSync('ffmpeg', ['-loglevel', 'error', '-y', '-i', path.join(FIXTURES, 'call-en-16k.wav'), '-ar', '48000', '-ac', '2',
-    '-c:a', 'pcm_s16le', '-fflags', '+bitexact', '-map_metadata', '-1', fake]);
-  if (ff.status !== 0) throw new Error(`ffmpeg failed: ${ff.stderr}`);
+  const fake = fakeMicWav(path.join(FIXTURES, 'call-en-16k.wav'), path.join(shots, 'mic.wav'));
   app = await startCallscribe('all', { CALLSCRIBE_HARF_TOKENS: TOKEN, CALLSCRIBE_WORKER_SLOTS: '4' });
   http = `http://127.0.0.1:${app.ready.port}`;
-  browser = await chromium.launch({
-    executablePath: CHROMIUM,
-    headless: true,
-    args: [
-      '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking',
-      '--disable-component-update', '--disable-sync',
-      '--use-fake-ui-for-media-stream', '--use-fake-device-for-media-stream',
-      // %noloop: the call plays once, then silence, so the transcript is the file's and nothing more.
-      `--use-file-for-fake-audio-capture=${fake}%noloop`,
-      '--autoplay-policy=no-user-gesture-required',
-    ],
-  });
+  browser = await launchWithFakeMic(fake);
 });
 
 afterAll(async () => {
@@ -59,21 +40,8 @@ afterAll(async () => {
   if (app) expect(await app.stop()).toBe(0);
 });
 
-/** A fresh context (its own permissions and storage) with the microphone granted to the gateway's origin. */
-async function openPage(query: string): Promise<Page> {
-  const context = await browser.newContext({ viewport: { width: 1000, height: 760 } });
-  contexts.push(context);
-  await context.grantPermissions(['microphone'], { origin: http });
-  const page = await context.newPage();
-  page.on('pageerror', (e) => pageErrors.push(String(e)));
-  page.on('console', (m) => { if (m.type() === 'error') pageErrors.push(m.text()); });
-  await page.goto(`${http}/${query}`);
-  return page;
-}
-
-/** The final captions, in page order. */
-const finalText = (page: Page) => page.$$eval('#captions .segment.final .text', (els) => els.map((e) => e.textContent ?? '').join(' ').trim());
-const FINAL_WITH_WORDS = '#captions .segment.final:not(.empty)';
+/** A fresh context with the microphone granted to the gateway's origin (see openPage in lib/browser). */
+const openPage = (query: string): Promise<Page> => openPageIn(browser, http, query, contexts, pageErrors);
 
 describe('browser - the live-captions page', () => {
   it('browser - the page and its files are served with their types; unknown names are 404', async () => {

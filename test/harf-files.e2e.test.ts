@@ -1,11 +1,11 @@
 import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
-import http from 'node:http';
+import type { Server } from 'node:http';
 import os from 'node:os';
 import path from 'node:path';
-import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { FIXTURES, pocketsphinxDirect, startCallscribe, type Running } from './lib/proc.js';
+import { itemText, poll as pollTasks, postJson as postJsonTo, serveFiles, upload as uploadTo } from './lib/harf-files-client.js';
 import { normalizeWords, wer } from '../src/quality/wer.js';
 import { parseHms } from '../src/protocol/harf.js';
 
@@ -15,7 +15,7 @@ const CALL = path.join(FIXTURES, 'call-en-16k.wav');
 
 let app: Running;
 let api: string;
-let files: http.Server;
+let files: Server;
 let media: string;
 let dir: string;
 
@@ -37,14 +37,7 @@ beforeAll(async () => {
   fs.writeFileSync(path.join(dir, 'big.bin'), Buffer.alloc(6 * 1024 * 1024, 7));
   joined(4);
   // The "internet": a plain file server on loopback (the `all` role on a loopback HOST may fetch from it).
-  files = http.createServer((req, res) => {
-    const f = path.join(dir, path.basename(decodeURIComponent(req.url ?? '/')));
-    if (!req.url?.startsWith('/files/') || !fs.existsSync(f)) return void res.writeHead(404).end('not found');
-    res.writeHead(200, { 'Content-Length': fs.statSync(f).size });
-    fs.createReadStream(f).pipe(res);
-  });
-  await new Promise<void>((r) => files.listen(0, '127.0.0.1', () => r()));
-  media = `http://127.0.0.1:${(files.address() as AddressInfo).port}/files`;
+  ({ server: files, media } = await serveFiles(dir));
   app = await startCallscribe('all', { CALLSCRIBE_HARF_TOKENS: TOKEN, CALLSCRIBE_MAX_MEDIA_BYTES: String(5 * 1024 * 1024) });
   api = `http://127.0.0.1:${app.ready.port}/api/transcribe_files/`;
 });
@@ -56,31 +49,11 @@ afterAll(async () => {
 
 const auth = { Authorization: `Token ${TOKEN}`, connection: 'close' };
 
-async function postJson(body: unknown, base = api): Promise<{ status: number; body: any }> {
-  const r = await fetch(base, { method: 'POST', headers: { ...auth, 'Content-Type': 'application/json' }, body: typeof body === 'string' ? body : JSON.stringify(body) });
-  return { status: r.status, body: await r.json() };
-}
-
-async function upload(field: string, file: string, extra: Record<string, string> = {}, base = api): Promise<{ status: number; body: any }> {
-  const form = new FormData();
-  form.append(field, new Blob([fs.readFileSync(file)]), path.basename(file));
-  for (const [k, v] of Object.entries(extra)) form.append(k, v);
-  const r = await fetch(base, { method: 'POST', headers: auth, body: form });
-  return { status: r.status, body: await r.json() };
-}
-
-async function poll(ids: string[], key = 'task_ids', base = api, timeoutMs = 120_000): Promise<any> {
-  const end = Date.now() + timeoutMs;
-  for (;;) {
-    const r = await postJson({ [key]: ids }, base);
-    expect(r.status).toBe(200);
-    if (r.body.state !== 'PENDING') return r.body;
-    if (Date.now() > end) throw new Error('task still PENDING');
-    await new Promise((res) => setTimeout(res, 300));
-  }
-}
-
-const text = (item: any) => item.segments.map((s: any) => s.text).join(' ');
+// The file API client (lib/harf-files-client) with this suite's token, against `api` unless told.
+const postJson = (body: unknown, base = api) => postJsonTo(base, TOKEN, body);
+const upload = (field: string, file: string, extra: Record<string, string> = {}, base = api) => uploadTo(base, TOKEN, field, file, extra);
+const poll = (ids: string[], key = 'task_ids', base = api, timeoutMs = 120_000) => pollTasks(base, TOKEN, ids, key, timeoutMs);
+const text = itemText;
 
 describe('harf files - transcription', () => {
   it('harf files - a media URL, wait (the default): one item with duration and segments, WER within 0.03 of the engine', async () => {

@@ -1,10 +1,9 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { createRequire } from 'node:module';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { FIXTURES, ffmpegTo16k, pocketsphinxDirect, pocketsphinxDirectAsync, refusedUpgrade, startCallscribe, type Running } from './lib/proc.js';
-import { chunks, listen, wavData } from './lib/listen-client.js';
+import { chunks, listen, oggPackets, wavData } from './lib/listen-client.js';
 import { normalizeWords, wer } from '../src/quality/wer.js';
 
 const TOKEN = 'listen-token';
@@ -24,16 +23,6 @@ beforeAll(async () => {
 afterAll(async () => {
   expect(await app?.stop()).toBe(0);
 });
-
-/** The Opus packets of an Ogg file, one per message, as a phone app would send them. */
-async function oggPackets(file: string): Promise<Buffer[]> {
-  const prism = createRequire(import.meta.url)('prism-media');
-  const demux = new prism.opus.OggDemuxer();
-  const packets: Buffer[] = [];
-  demux.on('data', (p: Buffer) => packets.push(p));
-  await new Promise<void>((resolve, reject) => { demux.on('end', resolve); demux.on('error', reject); demux.end(fs.readFileSync(file)); });
-  return packets;
-}
 
 describe('listen - the native socket, every encoding with real speech', () => {
   it('listen - linear16 at 16 kHz: the engine\'s own words, events in the documented shape', async () => {

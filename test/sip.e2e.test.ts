@@ -7,7 +7,8 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { FIXTURES, ROOT, ffmpegTo16k, pocketsphinxDirect, startCallscribe, type Running } from './lib/proc.js';
 import { wavData } from './lib/listen-client.js';
-import { runSipp, scenario } from './lib/sipp.js';
+import { waitForCall } from './lib/calls-client.js';
+import { expectSippSucceeded, mulawClip, runSipp, scenario } from './lib/sipp.js';
 import { PCMU_OFFER, SipTestPeer } from './lib/sip-client.js';
 import { parseSdp } from '../adapters/sip/sdp.js';
 import { tagOf } from '../adapters/sip/message.js';
@@ -37,36 +38,12 @@ afterAll(async () => {
   expect(await app?.stop()).toBe(0);
 });
 
-async function callRecord(id: string, status = 'completed', timeoutMs = 30_000): Promise<any> {
-  const end = Date.now() + timeoutMs;
-  for (;;) {
-    // A fresh connection each time: the suite blocks its event loop in spawnSync (pocketsphinx) long
-    // enough for the server to close an idle keep-alive connection unnoticed.
-    const r = await fetch(`${api}/v1/calls/${encodeURIComponent(id)}`, { headers: { authorization: `Bearer ${TOKEN}`, connection: 'close' } });
-    if (r.status === 200) {
-      const rec = await r.json();
-      if (rec.status === status) return rec;
-    }
-    if (Date.now() > end) throw new Error(`call ${id} not ${status} within ${timeoutMs} ms`);
-    await new Promise((res) => setTimeout(res, 200));
-  }
-}
+/** The call's record once it has `status` (see waitForCall). */
+const callRecord = (id: string, status = 'completed', timeoutMs = 30_000): Promise<any> => waitForCall(api, TOKEN, id, status, timeoutMs);
 
-/** `seconds` from `start` of one channel of a fixture as raw 8 kHz mu-law (what sipp's rtp_stream plays). */
-function mulawOf(fixture: string, name: string, opts: { channel?: number; start?: number; seconds?: number } = {}): string {
-  const out = path.join(dir, name);
-  const pan = opts.channel === undefined ? ['-ac', '1'] : ['-af', `pan=mono|c0=c${opts.channel}`];
-  const r = spawnSync('ffmpeg', ['-loglevel', 'error', '-y', ...(opts.start ? ['-ss', String(opts.start)] : []), '-i', path.join(FIXTURES, fixture), ...(opts.seconds ? ['-t', String(opts.seconds)] : []), ...pan, '-ar', '8000', '-f', 'mulaw', out]);
-  if (r.status !== 0) throw new Error(String(r.stderr));
-  return out;
-}
-
-function expectSippSucceeded(run: Awaited<ReturnType<typeof runSipp>>): void {
-  if (run.code !== 0) console.log(run.errors);
-  expect(run.code).toBe(0);
-  expect(run.stats['SuccessfulCall(C)']).toBe('1');
-  expect(run.stats['FailedCall(C)']).toBe('0');
-}
+/** `seconds` from `start` of one channel of a fixture as raw 8 kHz mu-law, in this suite's directory (see mulawClip). */
+const mulawOf = (fixture: string, name: string, opts: { channel?: number; start?: number; seconds?: number } = {}): string =>
+  mulawClip(path.join(FIXTURES, fixture), path.join(dir, name), opts);
 
 describe('sip - calls from sipp', () => {
   it('sip - PCMU RTP from sipp: mean WER over audio shifts within 0.05 of PocketSphinx on the same audio', async () => {

@@ -1,12 +1,12 @@
 import { spawn, spawnSync } from 'node:child_process';
-import { randomBytes } from 'node:crypto';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import WebSocket from 'ws';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { FIXTURES, ffmpegTo16k, refusedUpgrade, startCallscribe, type Running } from './lib/proc.js';
 import { wavData } from './lib/listen-client.js';
+import { channelText } from './lib/calls-client.js';
+import { newCallSid, playTwilio, twilioStream, type TwilioMsg } from './lib/twilio-client.js';
 import { normalizeWords, wer } from '../src/quality/wer.js';
 import type { CallRecord } from '../src/calls/record.js';
 
@@ -63,82 +63,16 @@ function pocketsphinxAsync(wav: string): Promise<string> {
   });
 }
 
-type Msg = Record<string, any>;
-const newCallSid = () => `CA${randomBytes(16).toString('hex')}`;
-
-/** Media messages as Twilio sends them: 20 ms (160 bytes) each, tracks interleaved, chunks counted per track from 1. */
-function media(tracks: [string, Buffer][], streamSid: string): Msg[] {
-  const out: Msg[] = [];
-  const n = Math.max(...tracks.map(([, b]) => Math.ceil(b.length / 160)));
-  for (let i = 0; i < n; i++) {
-    for (const [track, bytes] of tracks) {
-      if (i * 160 >= bytes.length) continue;
-      const payload = bytes.subarray(i * 160, (i + 1) * 160).toString('base64');
-      out.push({ event: 'media', streamSid, media: { track, chunk: String(i + 1), timestamp: String(i * 20), payload } });
-    }
-  }
-  return out;
-}
-
-/** A whole stream: connected, start, the `body` messages (media by default), stop. */
-function stream(callSid: string, params: Record<string, string>, tracks: [string, Buffer][], body?: (m: Msg[]) => (Msg | string)[]): (Msg | string)[] {
-  const streamSid = `MZ${randomBytes(16).toString('hex')}`;
-  const accountSid = `AC${randomBytes(16).toString('hex')}`;
-  const m = media(tracks, streamSid);
-  return [
-    { event: 'connected', protocol: 'Call', version: '1.0.0' },
-    { event: 'start', streamSid, start: { accountSid, streamSid, callSid, tracks: tracks.map(([t]) => t), customParameters: params, mediaFormat: { encoding: 'audio/x-mulaw', sampleRate: 8000, channels: 1 } } },
-    ...(body ? body(m) : m),
-    { event: 'stop', streamSid, stop: { accountSid, callSid } },
-  ];
-}
-
-/**
- * Plays messages to /v1/twilio like Twilio: media at `pace` x real time by its timestamp; strings go as they
- * are. Pace 0 sends as fast as possible once the call is live: Twilio is real time, the adapter keeps only
- * 5 s of audio per track while it claims workers, and a flood before the claim would lose the rest.
- */
-async function play(messages: (Msg | string)[], pace: number): Promise<number> {
-  const ws = new WebSocket(`ws://127.0.0.1:${port}/v1/twilio?token=${TOKEN}`);
-  const closed = new Promise<number>((resolve) => ws.on('close', (code) => resolve(code)));
-  await new Promise<void>((resolve, reject) => { ws.once('open', () => resolve()); ws.once('error', reject); });
-  ws.on('message', () => { throw new Error('Twilio reads nothing: the adapter must send nothing'); });
-  const t0 = performance.now();
-  let seq = 1;
-  let started = false;
-  let live = false;
-  const callSid = messages.find((m): m is Msg => typeof m !== 'string' && m.event === 'start')?.start.callSid as string;
-  for (const m of messages) {
-    if (ws.readyState !== WebSocket.OPEN) break;
-    if (typeof m === 'string') { ws.send(m); continue; }
-    if (pace === 0 && m.event === 'media' && started && !live) live = await waitLive(callSid);
-    started ||= m.event === 'start';
-    if (pace > 0 && m.event === 'media') {
-      const wait = t0 + Number(m.media.timestamp) / pace - performance.now();
-      if (wait > 0) await new Promise((r) => setTimeout(r, wait));
-    }
-    ws.send(JSON.stringify({ ...m, sequenceNumber: String(seq++) }));
-  }
-  return closed;
-}
-
-async function waitLive(callSid: string): Promise<true> {
-  for (let t = 0; t < 500; t++) {
-    const r = await fetch(`http://127.0.0.1:${port}/v1/calls/${callSid}`, { headers: { authorization: `Token ${TOKEN}` } });
-    if (r.status === 200) return true;
-    await new Promise((r) => setTimeout(r, 20));
-  }
-  throw new Error('the call did not start');
-}
+type Msg = TwilioMsg;
+const stream = twilioStream;
+/** The stream played to this suite's gateway (see playTwilio). */
+const play = (messages: (Msg | string)[], pace: number): Promise<number> => playTwilio(port, TOKEN, messages, pace);
 
 async function record(callSid: string): Promise<CallRecord> {
   const r = await fetch(`http://127.0.0.1:${port}/v1/calls/${callSid}`, { headers: { authorization: `Token ${TOKEN}` } });
   expect(r.status).toBe(200);
   return (await r.json()) as CallRecord;
 }
-
-const channelText = (rec: CallRecord, ch: number) =>
-  rec.segments.filter((s) => s.final && s.channel === ch).sort((a, b) => a.segment_id - b.segment_id).map((s) => s.text).join(' ');
 
 describe('twilio - Media Streams socket with real speech', () => {
   it('twilio - one inbound track at 4x: closes 1000, completed record, WER within 0.05 of PocketSphinx', async () => {

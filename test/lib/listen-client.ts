@@ -1,4 +1,5 @@
 import fs from 'node:fs';
+import { createRequire } from 'node:module';
 import WebSocket from 'ws';
 
 export interface ListenEvent { type: string; [k: string]: any }
@@ -74,4 +75,14 @@ export function wavPrefix(file: string, seconds: number): Buffer {
   out.writeUInt32LE(out.length - 8, 4);
   out.writeUInt32LE(out.length - dataAt, dataAt - 4);
   return out;
+}
+
+/** The Opus packets of an Ogg file, one per message, as a phone app would send them (`encoding=opus`). */
+export async function oggPackets(file: string): Promise<Buffer[]> {
+  const prism = createRequire(import.meta.url)('prism-media');
+  const demux = new prism.opus.OggDemuxer();
+  const packets: Buffer[] = [];
+  demux.on('data', (p: Buffer) => packets.push(p));
+  await new Promise<void>((resolve, reject) => { demux.on('end', resolve); demux.on('error', reject); demux.end(fs.readFileSync(file)); });
+  return packets;
 }

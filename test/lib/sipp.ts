@@ -1,8 +1,9 @@
-import { spawn } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import dgram from 'node:dgram';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { expect } from 'vitest';
 import { ROOT } from './proc.js';
 
 export interface SippRun {
@@ -59,4 +60,23 @@ export async function runSipp(scenarioFile: string, target: string, callId: stri
   }
   const errors = (fs.existsSync(errorFile) ? fs.readFileSync(errorFile, 'utf8') : '') + stderr;
   return { code, stats, errors, dir };
+}
+
+/** sipp ran its one call to the end: exit 0, one successful call, none failed (its errors printed otherwise). */
+export function expectSippSucceeded(run: SippRun): void {
+  if (run.code !== 0) console.log(run.errors);
+  expect(run.code).toBe(0);
+  expect(run.stats['SuccessfulCall(C)']).toBe('1');
+  expect(run.stats['FailedCall(C)']).toBe('0');
+}
+
+/**
+ * `seconds` from `start` of one channel (or the mix-down) of a media file as raw 8 kHz mu-law written to
+ * `out`: what sipp's rtp_stream and rtp-send.sh play.
+ */
+export function mulawClip(input: string, out: string, opts: { channel?: number; start?: number; seconds?: number } = {}): string {
+  const pan = opts.channel === undefined ? ['-ac', '1'] : ['-af', `pan=mono|c0=c${opts.channel}`];
+  const r = spawnSync('ffmpeg', ['-loglevel', 'error', '-y', ...(opts.start ? ['-ss', String(opts.start)] : []), '-i', input, ...(opts.seconds ? ['-t', String(opts.seconds)] : []), ...pan, '-ar', '8000', '-f', 'mulaw', out]);
+  if (r.status !== 0) throw new Error(String(r.stderr));
+  return out;
 }
