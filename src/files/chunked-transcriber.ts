@@ -1,5 +1,5 @@
 /**
- * Fast transcription of a whole file: the 16 kHz PCM is cut at pauses into ~25 s chunks (at most 28 s), the chunks
+ * Fast transcription of a whole file: the 16 kHz PCM is cut at pauses into ~30 s chunks, the chunks
  * run at once on every free worker slot for the language (each chunk an ordinary ASR session, fed
  * faster than real time), and their final segments are merged in time order, offset by each chunk's
  * start. A 10-minute file takes about engine time / free slots, not engine time.
@@ -10,11 +10,6 @@ import { type CallscribeError, TimeoutError, asCallscribeError } from '../errors
 import { splitAtPauses, type Chunk } from './chunker.js';
 
 const RATE = 16000;
-/**
- * Chunks of at most one Whisper window (30 s; its engine cuts segments before 25 s anyway): a chunk is
- * then decoded as it would be alone, and more chunks run in parallel. PocketSphinx is indifferent.
- */
-const CHUNKS = { targetMs: 25_000, minMs: 10_000, maxMs: 28_000 };
 /** Samples per push: 200 ms, ten 20 ms frames, so a chunk goes out in a few hundred bus messages. */
 const PUSH_SAMPLES = 3200;
 /** A chunk whose worker was lost (or had no slot) is tried again this many times. */
@@ -56,7 +51,7 @@ export class ChunkedTranscriber {
   }
 
   async transcribe(pcm: Int16Array, language: string, opts: TranscribeOptions): Promise<TranscribeResult> {
-    const chunks = splitAtPauses(pcm, CHUNKS);
+    const chunks = splitAtPauses(pcm);
     const results: TimedText[][] = new Array(chunks.length);
     const parallel = Math.max(1, Math.min(chunks.length, this.freeSlots(language)));
     let next = 0;
