@@ -30,7 +30,7 @@ describe('config', () => {
     expect(c.harfWsUrl).toBeUndefined();
     expect(c.workerSlots).toBeUndefined();
     expect(c.engineThreads).toBeGreaterThanOrEqual(1);
-    expect(c.whisper).toEqual({ model: undefined, cacheDir: path.resolve('data/models'), partialMs: 1000, endpointMs: 400, maxSegmentMs: 25_000, beams: 1 });
+    expect(c.whisper).toEqual({ model: undefined, cacheDir: path.resolve('data/models'), partialMs: 1000, endpointMs: 400, maxSegmentMs: 25_000, beams: 1, contextMs: 10_000 });
   });
 
   it('config - whisper settings are read and bounded', () => {

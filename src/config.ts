@@ -90,6 +90,7 @@ const EnvSchema = z.object({
   CALLSCRIBE_WHISPER_PARTIAL_MS: int(1000, 0, 60_000), // shortest time between a stream's partials (stretched under load); 0: finals only
   CALLSCRIBE_WHISPER_ENDPOINT_MS: int(400, 100, 5000), // silence that closes a segment
   CALLSCRIBE_WHISPER_MAX_SEGMENT_MS: int(25_000, 5000, 29_000), // a segment is cut (at its quietest point) before this
+  CALLSCRIBE_WHISPER_CONTEXT_MS: int(10_000, 0, 25_000), // a final is decoded with the previous segment (if no longer than this) as left context; 0: alone
   CALLSCRIBE_WHISPER_BEAMS: int(1, 1, 8), // beam search width; 1: greedy (same WER on the corpus, fastest)
   CALLSCRIBE_NATS_SERVER_BIN: z.string().default('nats-server'),
   CALLSCRIBE_MAX_MEDIA_BYTES: int(500 * 1024 * 1024, 1024), // 500 MiB: an upload or a fetched file
@@ -193,6 +194,8 @@ export interface WhisperConfig {
   readonly endpointMs: number;
   readonly maxSegmentMs: number;
   readonly beams: number;
+  /** The previous segment, if at most this long, is decoded with a final as its left context; 0: never. */
+  readonly contextMs: number;
 }
 
 export interface AnalysisConfig {
@@ -329,6 +332,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       endpointMs: e.CALLSCRIBE_WHISPER_ENDPOINT_MS,
       maxSegmentMs: e.CALLSCRIBE_WHISPER_MAX_SEGMENT_MS,
       beams: e.CALLSCRIBE_WHISPER_BEAMS,
+      contextMs: e.CALLSCRIBE_WHISPER_CONTEXT_MS,
     }),
     natsServerBin: e.CALLSCRIBE_NATS_SERVER_BIN,
     retentionMs: e.CALLSCRIBE_RETENTION,

@@ -12,6 +12,7 @@ import { ASSETS_DIR, DIST_DIR } from '../../paths.js';
 import { PACKAGED_WHISPER_MODEL, prepareWhisperModel } from './model.js';
 import { DecodeScheduler } from './scheduler.js';
 import { Segmenter, SileroVad, type ClosedSegment } from './vad.js';
+import { JOINT_GAP_SAMPLES, JOINT_MAX_MS, joinAudio, stripPrevious } from './context.js';
 import type { FromWhisperThread, ToWhisperThread } from './thread.js';
 
 /** The thread entry, compiled. Under vitest (sources in .ts) the built file in dist/ is used. */
@@ -217,6 +218,8 @@ class WhisperStream implements EngineStream {
   /** The open segment's ref, made when its first partial is dispatched; finals take it over. */
   private current: SegmentRef | null = null;
   private lastPartialAt = 0;
+  /** The previous final's audio and words: left context for the next final. */
+  private context: { audio: Float32Array; text: string } | null = null;
   private done = false;
   speaking = false;
 
@@ -282,8 +285,7 @@ class WhisperStream implements EngineStream {
       if (this.done) return;
       let text: string;
       try {
-        // The audio is transferred to the thread: a retry needs its own copy.
-        ({ text } = await this.engine.decodeOn(thread, attempt < FINAL_ATTEMPTS ? seg.audio.slice() : seg.audio));
+        text = await this.decodeFinal(thread, seg);
       } catch (err) {
         if (attempt < FINAL_ATTEMPTS && !this.done) {
           this.scheduler.final(this.sid, (t) => run(t, attempt + 1), { first: true }); // ahead of its later finals: order kept
@@ -294,6 +296,8 @@ class WhisperStream implements EngineStream {
       }
       metrics.whisperDecodes.labels('final').inc();
       if (this.done) return;
+      const contextMs = this.engine.config.contextMs;
+      this.context = text && contextMs > 0 && seg.endMs - seg.startMs <= contextMs ? { audio: seg.audio, text } : null;
       metrics.whisperFinalSeconds.observe((performance.now() - closedAt) / 1000);
       // A segment that showed partial words is always closed, even if the final is empty, so a client
       // never keeps a stale partial. A segment with no words at all uses no id.
@@ -303,6 +307,22 @@ class WhisperStream implements EngineStream {
     };
     this.scheduler.final(this.sid, (t) => run(t));
     this.afterVad();
+  }
+
+  /**
+   * A final: with the previous final's segment as left context in the same window when both fit (context.ts
+   * says why), else the segment alone. The audio sent is always a copy (it is transferred to the thread), so
+   * the segment's own stays for a retry and as the next final's context.
+   */
+  private async decodeFinal(thread: number, seg: ClosedSegment): Promise<string> {
+    const ctx = this.context;
+    if (ctx && ctx.audio.length + JOINT_GAP_SAMPLES + seg.audio.length <= JOINT_MAX_MS * 16) {
+      const { text: joint } = await this.engine.decodeOn(thread, joinAudio(ctx.audio, seg.audio));
+      const rest = stripPrevious(joint, ctx.text);
+      if (rest) return rest;
+      metrics.whisperDecodes.labels('context_miss').inc(); // no match, or nothing left: decoded alone
+    }
+    return (await this.engine.decodeOn(thread, seg.audio.slice())).text;
   }
 
   async finish(): Promise<void> {
@@ -324,6 +344,7 @@ class WhisperStream implements EngineStream {
   private end(): void {
     this.done = true;
     this.segmenter.close();
+    this.context = null;
     this.scheduler.dropStream(this.sid);
     if (this.speaking) this.speaking = false;
     this.release();
