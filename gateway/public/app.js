@@ -276,7 +276,10 @@ class MicSession {
   }
 
   async start() {
-    this.stream = await navigator.mediaDevices.getUserMedia({ audio: true });
+    // Echo cancellation stays (the agent's speaker must not be captioned twice); the browser's noise
+    // suppression and gain control are off: they reshape speech in ways that cost the recognizer words
+    // (Whisper hears through noise on its own), and the gain rides up on silence.
+    this.stream = await navigator.mediaDevices.getUserMedia({ audio: { echoCancellation: true, noiseSuppression: false, autoGainControl: false } });
     /** @type {Record<string, string>} */
     const query = { call_id: params.get('call_id') || `browser-${crypto.randomUUID().slice(0, 8)}` };
     const language = params.get('language');
