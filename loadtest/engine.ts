@@ -3,13 +3,13 @@
  * final latency and partial cadence, and what they cost; Whisper and PocketSphinx in the same run.
  *
  *   npm run loadtest:engine -- [--engine whisper|pocketsphinx|both] [--streams 4,8,12] [--seconds 60]
- *       [--raw-streams 2] [--seed 1] [--json]
+ *       [--raw-streams 2] [--seed 1] [--quiet-cpu PCT] [--cpu-prof DIR] [--json]
  *
  * Per engine and mode (whisper with partials, whisper finals-only, pocketsphinx), N concurrent /v1/listen
  * sessions at real time against nats-server + `callscribe gateway` + `callscribe asr-worker` (a fresh worker
  * per run, CALLSCRIBE_WORKER_SLOTS = N + 2 so nothing is refused). Each stream: a random lead-in of
  * silence, then `test/fixtures/call-en-16k.wav` looped (1-2 s of silence between loops) to about
- * --seconds, then 1.5 s of silence and `finalize`; 20 ms messages of 16 kHz s16 PCM. Every stream
+ * --seconds, then 1.6 s of silence and `finalize`; 20 ms messages of 16 kHz s16 PCM. Every stream
  * carries the same words, so each stream's finals are checked against a single-stream run of the
  * same audio (whisper: the one-stream real-time run, which is also the latency-at-one-stream figure;
  * pocketsphinx: one stream sent as fast as it goes).
@@ -25,10 +25,11 @@
  * a teardown that hangs 60 s exits 2. See loadtest/README.md for what each column means.
  */
 import { spawn } from 'node:child_process';
-import { randomBytes } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import readline from 'node:readline';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { parseArgs } from 'node:util';
 import WebSocket from 'ws';
@@ -36,7 +37,7 @@ import { PROJECT_ROOT } from '../src/paths.js';
 import { normalizeWords, wer } from '../src/quality/wer.js';
 import { CLK_TCK, type Child, machine, machineBusyMs, pctSorted, procSample, r2, sleep, startNats, startRole, waitFor200 } from './procs.js';
 
-const USAGE = 'usage: npm run loadtest:engine -- [--engine whisper|pocketsphinx|both] [--streams 4,8,12] [--seconds 60] [--raw-streams 2] [--seed 1] [--quiet-cpu PCT] [--json]';
+const USAGE = 'usage: npm run loadtest:engine -- [--engine whisper|pocketsphinx|both] [--streams 4,8,12] [--seconds 60] [--raw-streams 2] [--seed 1] [--quiet-cpu PCT] [--cpu-prof DIR] [--json]';
 const FILE = path.join(PROJECT_ROOT, 'test/fixtures/call-en-16k.wav');
 const REF_FILE = path.join(PROJECT_ROOT, 'test/fixtures/call-en.ref');
 const RATE = 16_000;
@@ -63,20 +64,20 @@ type ModeName = 'partials' | 'finals-only';
 interface ModeSpec { engine: EngineName; mode: ModeName; key: string; candidates: number[]; target: number | null }
 
 const MODES: ModeSpec[] = [
-  { engine: 'whisper', mode: 'partials', key: 'whisper/partials', candidates: [4, 6, 8, 10, 12], target: 8 },
-  { engine: 'whisper', mode: 'finals-only', key: 'whisper/finals-only', candidates: [12, 16, 20, 24, 28], target: 20 },
+  { engine: 'whisper', mode: 'partials', key: 'whisper/partials', candidates: [2, 4, 6, 8, 10, 12], target: 8 },
+  { engine: 'whisper', mode: 'finals-only', key: 'whisper/finals-only', candidates: [6, 12, 16, 20, 24, 28], target: 20 },
   // PocketSphinx always sends partials (every half second); the issue sets it no target.
-  { engine: 'pocketsphinx', mode: 'partials', key: 'pocketsphinx/partials', candidates: [2, 4, 6, 8, 10], target: null },
+  { engine: 'pocketsphinx', mode: 'partials', key: 'pocketsphinx/partials', candidates: [1, 2, 4, 6, 8, 10], target: null },
 ];
 
-interface Options { engines: EngineName[]; streams: number[] | null; seconds: number; rawStreams: number; seed: number; quietCpu: number; json: boolean }
+interface Options { engines: EngineName[]; streams: number[] | null; seconds: number; rawStreams: number; seed: number; quietCpu: number; cpuProf: string | null; json: boolean }
 
 function options(): Options {
   let v;
   try {
     ({ values: v } = parseArgs({ options: {
       engine: { type: 'string', default: 'both' }, streams: { type: 'string' }, seconds: { type: 'string', default: '60' },
-      'raw-streams': { type: 'string', default: '2' }, seed: { type: 'string', default: '1' }, 'quiet-cpu': { type: 'string', default: '0' },
+      'raw-streams': { type: 'string', default: '2' }, seed: { type: 'string', default: '1' }, 'quiet-cpu': { type: 'string', default: '0' }, 'cpu-prof': { type: 'string' },
       json: { type: 'boolean', default: false }, help: { type: 'boolean', short: 'h' },
     } }));
   } catch (err) {
@@ -96,7 +97,26 @@ function options(): Options {
   if (!Number.isInteger(seed)) bad('--seed: an integer');
   const quietCpu = Number(v['quiet-cpu']);
   if (!Number.isFinite(quietCpu) || quietCpu < 0) bad('--quiet-cpu: a percentage of one core, 0 = do not wait');
-  return { engines, streams: streams ? [...new Set(streams)].sort((a, b) => a - b) : null, seconds, rawStreams, seed, quietCpu, json: v.json! };
+  return { engines, streams: streams ? [...new Set(streams)].sort((a, b) => a - b) : null, seconds, rawStreams, seed, quietCpu, cpuProf: v['cpu-prof'] ? path.resolve(v['cpu-prof']) : null, json: v.json! };
+}
+
+/**
+ * A hash of the compiled engines (dist/src/asr, recursively): the workers load them at each start, and the
+ * checkout may be rebuilt while the bench runs. Each run records it; a change during the run is reported.
+ */
+function engineBuild(): string {
+  const h = createHash('sha256');
+  const walk = (dir: string) => {
+    let names: string[] = [];
+    try { names = fs.readdirSync(dir).sort(); } catch { return; }
+    for (const n of names) {
+      const f = path.join(dir, n);
+      if (fs.statSync(f).isDirectory()) walk(f);
+      else if (n.endsWith('.js')) h.update(n).update(fs.readFileSync(f));
+    }
+  };
+  walk(path.join(PROJECT_ROOT, 'dist/src/asr'));
+  return h.digest('hex').slice(0, 12);
 }
 
 const log = (s: string) => process.stderr.write(`${new Date().toISOString().slice(11, 19)} ${s}\n`);
@@ -188,6 +208,9 @@ interface Session {
   phaseMs: number;
   ws: WebSocket | null;
   open: boolean;
+  openedAt: number;
+  closedAt: number;
+  closeReason: string;
   finalizedAt: number;
   closeCode: string | null;
   errors: string[];
@@ -226,10 +249,10 @@ function openSession(url: string, s: Session): Sent {
     }
   });
   const done = new Promise<void>((resolve) => {
-    ws.once('open', () => { s.open = true; });
+    ws.once('open', () => { s.open = true; s.openedAt = performance.now(); });
     ws.once('unexpected-response', (_req, res) => { s.closeCode = `http_${String(res.statusCode)}`; ws.terminate(); });
     ws.on('error', (err) => { s.errors.push(err.message); });
-    ws.once('close', (code) => { s.open = false; s.closeCode ??= String(code); resolve(); });
+    ws.once('close', (code, reason) => { s.open = false; s.closedAt = performance.now(); s.closeReason = reason.toString().slice(0, 120); s.closeCode ??= String(code); resolve(); });
   });
   return { session: s, done };
 }
@@ -242,6 +265,7 @@ function sentBy(s: Session, ms: number): number {
 
 interface Load {
   sessions: Session[];
+  t0: number;
   wallMs: number;
   aborted: boolean;
   sendLagMsP99: number | null;
@@ -258,7 +282,7 @@ async function runLoad(url: string, audios: StreamAudio[], label: string, progre
     const frames = audio.pcm.length / (MSG_SAMPLES * 2);
     return {
       index, audio, frames, sendAt: new Float64Array(frames), next: 0, phaseMs: (index % 4) * 5, ws: null, open: false,
-      finalizedAt: 0, closeCode: null, errors: [], segments: new Map(), events: { partial: 0, final: 0 },
+      openedAt: 0, closedAt: 0, closeReason: '', finalizedAt: 0, closeCode: null, errors: [], segments: new Map(), events: { partial: 0, final: 0 },
     };
   });
   const sent: Sent[] = [];
@@ -317,7 +341,7 @@ async function runLoad(url: string, audios: StreamAudio[], label: string, progre
   clearInterval(tick);
   loop.disable();
   lags.sort((a, b) => a - b);
-  return { sessions, wallMs: performance.now() - t0, aborted, sendLagMsP99: r2(pctSorted(lags, 0.99)), loopDelayMsP99: r2(loop.percentile(99) / 1e6)! };
+  return { sessions, t0, wallMs: performance.now() - t0, aborted, sendLagMsP99: r2(pctSorted(lags, 0.99)), loopDelayMsP99: r2(loop.percentile(99) / 1e6)! };
 }
 
 /** A stream's final text, segments in id order. */
@@ -362,19 +386,27 @@ interface RunFigures {
   words: { ref: number; min: number; max: number; tolerance: number; wer_vs_ref_max: number | null };
   all_finals_arrived: boolean;
   oddities: { segments_without_final: number; partials_after_final: number; finals_repeated: number; errors: string[] };
-  worker: { cpu_pct: number | null; cpu_ms_per_stream_s: number | null; idle_rss_mib: number | null; peak_rss_mib: number | null; rss_mib_per_stream: number | null; warnings: number; first_warnings: string[]; ready_engines: unknown };
+  /** sessions that did not close 1000: when they opened and closed (s from the first audio), audio sent, events */
+  failed_sessions: { stream: number; close: string; reason: string; opened_s: number | null; closed_s: number | null; audio_sent_s: number; audio_s: number; finals: number; partials: number; errors: string[] }[];
+  worker: { cpu_pct: number | null; cpu_ms_per_stream_s: number | null; main_thread_cpu_pct: number | null; other_threads_cpu_pct: number[]; idle_rss_mib: number | null; peak_rss_mib: number | null; rss_mib_per_stream: number | null; warnings: number; first_warnings: string[]; ready_engines: unknown };
   gateway_cpu_pct: number | null;
+  /** warnings and errors the gateway logged during the run (the first few of the gateway's life are kept) */
+  gateway_warnings: { count: number; first: string[] };
+  /** the gateway's 'socket cut', 'session failed', 'client dropped/resumed/did not resume' lines during the run: s from the first audio, the line */
+  gateway_session_log: { t_s: number; line: string }[];
   nats_cpu_pct: number | null;
   generator: { cpu_pct: number; send_lag_ms_p99: number | null; loop_delay_ms_p99: number };
   other_cpu_pct: number | null;
   other_cpu_pct_before: number;
   loadavg_before: number[];
   loadavg_after: number[];
+  /** engineBuild() when the worker started */
+  engine_build: string;
   holds: boolean;
   why_not: string[];
 }
 
-function figures(spec: { engine: EngineName; mode: ModeName }, load: Load, ref: Reference | null): Omit<RunFigures, 'worker' | 'gateway_cpu_pct' | 'nats_cpu_pct' | 'generator' | 'other_cpu_pct' | 'other_cpu_pct_before' | 'loadavg_before' | 'loadavg_after' | 'holds' | 'why_not'> & { generatorPart: { send_lag_ms_p99: number | null; loop_delay_ms_p99: number } } {
+function figures(spec: { engine: EngineName; mode: ModeName }, load: Load, ref: Reference | null): Omit<RunFigures, 'worker' | 'gateway_cpu_pct' | 'gateway_warnings' | 'gateway_session_log' | 'nats_cpu_pct' | 'generator' | 'other_cpu_pct' | 'other_cpu_pct_before' | 'loadavg_before' | 'loadavg_after' | 'engine_build' | 'holds' | 'why_not'> & { generatorPart: { send_lag_ms_p99: number | null; loop_delay_ms_p99: number } } {
   const finalLat: number[] = [];
   const fromSpeech: number[] = [];
   const gaps: number[] = [];
@@ -433,6 +465,11 @@ function figures(spec: { engine: EngineName; mode: ModeName }, load: Load, ref: 
     words: { ref: refWords, min: Math.min(...words), max: Math.max(...words), tolerance: tol, wer_vs_ref_max: wers.length ? r2(Math.max(...wers)) : null },
     all_finals_arrived: allArrived,
     oddities: { segments_without_final: withoutFinal, partials_after_final: afterFinal, finals_repeated: repeated, errors },
+    failed_sessions: load.sessions.filter((s) => s.closeCode !== '1000').map((s) => ({
+      stream: s.index, close: s.closeCode ?? 'none', reason: s.closeReason,
+      opened_s: s.openedAt ? r2((s.openedAt - load.t0) / 1000) : null, closed_s: s.closedAt ? r2((s.closedAt - load.t0) / 1000) : null,
+      audio_sent_s: r2((s.next * MSG_MS) / 1000)!, audio_s: r2(s.audio.seconds)!, finals: s.events.final, partials: s.events.partial, errors: s.errors.slice(0, 3),
+    })),
     generatorPart: { send_lag_ms_p99: load.sendLagMsP99, loop_delay_ms_p99: load.loopDelayMsP99 },
   };
 }
@@ -440,22 +477,52 @@ function figures(spec: { engine: EngineName; mode: ModeName }, load: Load, ref: 
 /* ------------------------------------------------------------------------------------------------ */
 /* Processes                                                                                          */
 
-interface Stack { nats: Child & { url: string }; gateway: Child; url: string; http: string; env: Record<string, string>; dataDir: string }
+interface Stack {
+  nats: Child & { url: string };
+  gateway: Child;
+  url: string;
+  http: string;
+  env: Record<string, string>;
+  dataDir: string;
+  /** the gateway's log lines about a socket lost or a session ending badly, with their arrival time */
+  sessionLog: { at: number; line: string }[];
+}
+
+const SESSION_LOG = /"msg":"(socket cut|session failed|client dropped[^"]*|client did not resume[^"]*|client resumed)"/;
 
 async function startStack(engine: EngineName, token: string, dataDir: string, nats: Child & { url: string }): Promise<Stack> {
   const env = { NATS_URL: nats.url, CALLSCRIBE_DATA_DIR: dataDir, CALLSCRIBE_LANGUAGES: engine === 'whisper' ? 'en:whisper' : 'en:pocketsphinx', CALLSCRIBE_DEFAULT_LANGUAGE: 'en' };
   const gateway = await startRole('gateway', ['gateway'], { ...env, PORT: '0', HOST: '127.0.0.1', SIP_PORT: 'off', CALLSCRIBE_HARF_TOKENS: token, CALLSCRIBE_MAX_SESSIONS: '1000' });
   const port = String(gateway.ready!.port);
-  return { nats, gateway, env, dataDir, http: `http://127.0.0.1:${port}`, url: `ws://127.0.0.1:${port}/v1/listen?token=${token}&encoding=linear16&sample_rate=16000&language=en` };
+  const sessionLog: Stack['sessionLog'] = [];
+  readline.createInterface({ input: gateway.proc.stdout! }).on('line', (line) => {
+    if (sessionLog.length < 2000 && SESSION_LOG.test(line)) sessionLog.push({ at: performance.now(), line: line.slice(0, 300) });
+  });
+  return { nats, gateway, env, dataDir, sessionLog, http: `http://127.0.0.1:${port}`, url: `ws://127.0.0.1:${port}/v1/listen?token=${token}&encoding=linear16&sample_rate=16000&language=en` };
 }
 
 async function startWorker(stack: Stack, engine: EngineName, mode: ModeName, slots: number): Promise<{ worker: Child; idleRss: number | null }> {
   const worker = await startRole(`asr-worker (${engine})`, ['asr-worker'], {
     ...stack.env, CALLSCRIBE_WORKER_SLOTS: String(slots), ...(mode === 'finals-only' ? { CALLSCRIBE_WHISPER_PARTIAL_MS: '0' } : {}),
-  });
+  }, CPU_PROF ? ['--cpu-prof', `--cpu-prof-dir=${path.join(CPU_PROF, `${engine}-${mode}-${slots - 2}`)}`] : []);
   if (!(await waitFor200(`${stack.http}/readyz`))) throw new Error('gateway never ready');
   await sleep(2000); // the worker's start-up garbage settles; its RSS now is its idle RSS
   return { worker, idleRss: procSample(worker.pid)?.rss ?? null };
+}
+
+/** utime+stime (ms) of each thread of a process, by thread id (/proc/<pid>/task). */
+function threadCpu(pid: number): Map<number, number> {
+  const out = new Map<number, number>();
+  let tids: string[] = [];
+  try { tids = fs.readdirSync(`/proc/${pid}/task`); } catch { return out; }
+  for (const tid of tids) {
+    try {
+      const stat = fs.readFileSync(`/proc/${pid}/task/${tid}/stat`, 'utf8');
+      const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+      out.set(Number(tid), ((Number(f[11]) + Number(f[12])) * 1000) / CLK_TCK);
+    } catch { /* thread gone */ }
+  }
+  return out;
 }
 
 /**
@@ -475,16 +542,21 @@ async function otherCpu(pids: number[], waitBelow: number): Promise<number> {
 }
 
 let QUIET_CPU = 0;
+/** --cpu-prof: every worker writes a V8 CPU profile (main thread) there when it stops. */
+let CPU_PROF: string | null = null;
 
 /** One run: a fresh worker, N streams at real time, the figures. */
 async function realtimeRun(stack: Stack, spec: { engine: EngineName; mode: ModeName }, audios: StreamAudio[], ref: Reference | null): Promise<{ fig: RunFigures; load: Load }> {
   const n = audios.length;
   const label = `${spec.engine}/${spec.mode} N=${n}`;
   const otherBefore = await otherCpu([stack.gateway.pid, stack.nats.pid], QUIET_CPU);
-  log(`${label}: starting a worker (load average ${loadavg().join(' ')}, other processes ${otherBefore} % of a core)`);
+  const build = engineBuild();
+  log(`${label}: starting a worker (engine build ${build}, load average ${loadavg().join(' ')}, other processes ${otherBefore} % of a core)`);
   const { worker, idleRss } = await startWorker(stack, spec.engine, spec.mode, n + 2);
   const la0 = loadavg();
   const pids = { worker: worker.pid, gateway: stack.gateway.pid, nats: stack.nats.pid };
+  const threads0 = threadCpu(worker.pid);
+  const gw0 = { count: stack.gateway.warnings.count, first: stack.gateway.warnings.first.length, log: stack.sessionLog.length };
   const cpu0 = Object.fromEntries(Object.entries(pids).map(([k, p]) => [k, procSample(p)?.cpuMs ?? 0])) as Record<keyof typeof pids, number>;
   const busy0 = machineBusyMs();
   const gen0 = process.cpuUsage();
@@ -501,6 +573,11 @@ async function realtimeRun(stack: Stack, spec: { engine: EngineName; mode: ModeN
   const wall = performance.now() - t0;
   const cpu = (k: keyof typeof pids) => { const c = procSample(pids[k])?.cpuMs; return c === undefined ? null : c - cpu0[k]; };
   const w = cpu('worker'), g = cpu('gateway'), ns = cpu('nats');
+  // The worker's main thread (Silero VAD of every stream, the bus, the scheduler) apart from its other
+  // threads (the engine threads; libuv and GC threads barely count).
+  const threadPct = [...threadCpu(worker.pid)].map(([tid, ms]) => ({ tid, pct: r2(((ms - (threads0.get(tid) ?? 0)) / wall) * 100)! }));
+  const mainPct = threadPct.find((t) => t.tid === worker.pid)?.pct ?? null;
+  const busiest = threadPct.filter((t) => t.tid !== worker.pid).map((t) => t.pct).sort((a, b) => b - a).slice(0, 4);
   const genCpu = process.cpuUsage(gen0);
   const genMs = (genCpu.user + genCpu.system) / 1000;
   const busy = machineBusyMs() - busy0;
@@ -514,14 +591,17 @@ async function realtimeRun(stack: Stack, spec: { engine: EngineName; mode: ModeN
     ...rest,
     worker: {
       cpu_pct: w === null ? null : r2((w / wall) * 100), cpu_ms_per_stream_s: w === null ? null : r2(w / streamSeconds),
+      main_thread_cpu_pct: mainPct, other_threads_cpu_pct: busiest,
       idle_rss_mib: MiB(idleRss), peak_rss_mib: MiB(peak), rss_mib_per_stream: idleRss === null ? null : MiB((peak - idleRss) / n),
       ...warnings, ready_engines: worker.ready?.engines ?? null,
     },
     gateway_cpu_pct: g === null ? null : r2((g / wall) * 100),
+    gateway_warnings: { count: stack.gateway.warnings.count - gw0.count, first: stack.gateway.warnings.first.slice(gw0.first, gw0.first + 5) },
+    gateway_session_log: stack.sessionLog.slice(gw0.log, gw0.log + 20).map((e) => ({ t_s: r2((e.at - load.t0) / 1000)!, line: e.line })),
     nats_cpu_pct: ns === null ? null : r2((ns / wall) * 100),
     generator: { cpu_pct: r2((genMs / wall) * 100)!, ...generatorPart },
     other_cpu_pct: r2((Math.max(0, busy - ours) / wall) * 100), other_cpu_pct_before: otherBefore,
-    loadavg_before: la0, loadavg_after: loadavg(), holds: false, why_not: [],
+    loadavg_before: la0, loadavg_after: loadavg(), engine_build: build, holds: false, why_not: [],
   };
   const why: string[] = [];
   if (fig.final_latency_ms.p95 === null || fig.final_latency_ms.p95 > HOLD_FINAL_P95_MS) why.push(`final p95 ${String(fig.final_latency_ms.p95)} ms > ${HOLD_FINAL_P95_MS}`);
@@ -664,8 +744,14 @@ async function searchMode(spec: ModeSpec, explicit: number[] | null, run: (n: nu
   };
 }
 
+/** The largest stream count run in this mode that passes `ok`, or null. */
+function largestWhere(m: ModeResult, ok: (r: RunFigures) => boolean): number | null {
+  const ns = m.runs.filter(ok).map((r) => r.streams);
+  return ns.length ? Math.max(...ns) : null;
+}
+
 function table(results: ModeResult[], oneStream: RunFigures | null): string {
-  const rows: string[][] = [['engine/mode', 'N', 'ok', 'final p50/p95/max ms', 'from speech end p50/p95', '>2s', 'partial gap p50/p95 ms', '1st partial p50/p95', 'segs ≤2s stale', 'words min-max (ref)', 'worker CPU %', 'ms/stream-s', 'RSS idle/peak MiB', 'MiB/stream', 'gw/other CPU %', 'load avg', 'holds']];
+  const rows: string[][] = [['engine/mode', 'N', 'ok', 'final p50/p95/max ms', 'from speech end p50/p95', '>2s', 'partial gap p50/p95 ms', '1st partial p50/p95', 'segs ≤2s stale', 'words min-max (ref)', 'worker CPU %', 'main thr %', 'ms/stream-s', 'RSS idle/peak MiB', 'MiB/stream', 'gw/other CPU %', 'load avg', 'holds']];
   const row = (key: string, r: RunFigures) => rows.push([
     key, String(r.streams), `${r.sessions_ok}/${r.streams}`,
     `${String(r.final_latency_ms.p50)}/${String(r.final_latency_ms.p95)}/${String(r.final_latency_ms.max)}`,
@@ -674,7 +760,7 @@ function table(results: ModeResult[], oneStream: RunFigures | null): string {
     r.mode === 'finals-only' ? '-' : `${String(r.first_partial_ms.p50)}/${String(r.first_partial_ms.p95)}`,
     r.mode === 'finals-only' ? '-' : `${r.segments_partial_every_2s_share === null ? '-' : Math.round(r.segments_partial_every_2s_share * 100)}% of ${r.segments_over_2s}`,
     `${r.words.min}-${r.words.max} (${r.words.ref})${r.all_finals_arrived ? '' : ' MISSING'}`,
-    String(r.worker.cpu_pct), String(r.worker.cpu_ms_per_stream_s), `${String(r.worker.idle_rss_mib)}/${String(r.worker.peak_rss_mib)}`, String(r.worker.rss_mib_per_stream),
+    String(r.worker.cpu_pct), String(r.worker.main_thread_cpu_pct), String(r.worker.cpu_ms_per_stream_s), `${String(r.worker.idle_rss_mib)}/${String(r.worker.peak_rss_mib)}`, String(r.worker.rss_mib_per_stream),
     `${String(r.gateway_cpu_pct)}/${String(r.other_cpu_pct)}`, r.loadavg_before[0]!.toFixed(2), r.holds ? 'yes' : `no: ${r.why_not.join('; ')}`,
   ]);
   if (oneStream) row('whisper/partials (1 stream, reference)', oneStream);
@@ -689,9 +775,11 @@ function table(results: ModeResult[], oneStream: RunFigures | null): string {
 async function main(): Promise<void> {
   const o = options();
   QUIET_CPU = o.quietCpu;
+  CPU_PROF = o.cpuProf;
   const started = performance.now();
   const la0 = loadavg();
-  log(`engine bench: ${o.engines.join(' + ')}, ${o.streams ? `streams ${o.streams.join(',')}` : 'searching'}, ~${o.seconds} s per stream (load average ${la0.join(' ')})`);
+  const build0 = engineBuild();
+  log(`engine bench: ${o.engines.join(' + ')}, ${o.streams ? `streams ${o.streams.join(',')}` : 'searching'}, ~${o.seconds} s per stream, engine build ${build0} (load average ${la0.join(' ')})`);
   const file = filePcm();
   const fileS = file.length / RATE;
   const loops = loopsFor(o.seconds, fileS);
@@ -706,6 +794,13 @@ async function main(): Promise<void> {
   const token = randomBytes(12).toString('hex');
   const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'callscribe-engine-bench-'));
   const nats = await startNats();
+  // The data dir, and startNats' store (a temporary folder of its own, `-sd <dir>`); also on a signal's exit.
+  const removeTemp = () => {
+    fs.rmSync(dataDir, { recursive: true, force: true });
+    const sd = nats.proc.spawnargs[nats.proc.spawnargs.indexOf('-sd') + 1];
+    if (sd && path.basename(sd).startsWith('callscribe-bench-nats-') && path.dirname(sd) === os.tmpdir()) fs.rmSync(sd, { recursive: true, force: true });
+  };
+  process.once('exit', removeTemp);
   const results: ModeResult[] = [];
   const refs: Record<string, Reference & { wer_vs_human: number }> = {};
   const idle: Record<string, number | null> = {};
@@ -715,7 +810,7 @@ async function main(): Promise<void> {
     const guard = setTimeout(() => { log('teardown hung 60 s'); process.exit(2); }, 60_000);
     await nats.stop();
     clearTimeout(guard);
-    fs.rmSync(dataDir, { recursive: true, force: true });
+    removeTemp();
   };
   try {
     for (const engine of o.engines) {
@@ -761,26 +856,45 @@ async function main(): Promise<void> {
     hold_rule: { final_p95_ms: HOLD_FINAL_P95_MS, partial_gap_p95_ms: HOLD_PARTIAL_GAP_MS, words_tolerance: '±max(2, 3%) of the reference' },
     references: refs,
     one_stream: oneStream,
-    capacity: Object.fromEntries(results.map((m) => [`${m.engine}/${m.mode}`, { largest_holding: m.largest_holding, smallest_failing: m.smallest_failing, target: m.target, meets_target: m.meets_target, searched: m.searched }])),
+    capacity: Object.fromEntries(results.map((m) => [`${m.engine}/${m.mode}`, {
+      largest_holding: m.largest_holding, smallest_failing: m.smallest_failing, target: m.target, meets_target: m.meets_target, searched: m.searched,
+      // Each rule alone, among the counts run (the search follows the combined rule, so these are bounds).
+      largest_run_final_p95_ok: largestWhere(m, (r) => r.final_latency_ms.p95 !== null && r.final_latency_ms.p95 <= HOLD_FINAL_P95_MS),
+      largest_run_partial_gap_ok: m.mode === 'partials' ? largestWhere(m, (r) => r.partial_gap_ms.p95 !== null && r.partial_gap_ms.p95 <= HOLD_PARTIAL_GAP_MS) : null,
+      largest_run_all_finals: largestWhere(m, (r) => r.all_finals_arrived),
+      ...(m.engine === 'whisper' && m.mode === 'partials' && oneStream ? { one_stream_holds: oneStream.holds } : {}),
+    }])),
     memory,
     runs: results.flatMap((m) => m.runs),
     pocketsphinx_raw: raw,
     machine: { ...machine(), loadavg_start: la0, loadavg_end: loadavg() },
+    engine_build: { start: build0, end: engineBuild(), per_run: [...new Set([oneStream, ...results.flatMap((m) => m.runs)].filter((r): r is RunFigures => r !== null).map((r) => r.engine_build))] },
     duration_s: Math.round((performance.now() - started) / 1000),
   };
 
   console.log(table(results, oneStream));
   console.log('');
   for (const m of results) {
-    console.log(`${m.engine}/${m.mode}: largest N that holds ${String(m.largest_holding)}${m.smallest_failing !== null ? `, first failing ${m.smallest_failing}` : ''}${m.target !== null ? `; target >= ${m.target}: ${m.meets_target ? 'met' : 'MISSED'}` : ''}`);
+    const c = result.capacity[`${m.engine}/${m.mode}`]!;
+    console.log(`${m.engine}/${m.mode}: largest N that holds ${String(m.largest_holding)}${m.smallest_failing !== null ? `, first failing ${m.smallest_failing}` : ''}${m.target !== null ? `; target >= ${m.target}: ${m.meets_target ? 'met' : 'MISSED'}` : ''}` +
+      `; each rule alone, largest N run: final p95 <= ${HOLD_FINAL_P95_MS} ms ${String(c.largest_run_final_p95_ok)}${m.mode === 'partials' ? `, partial gap p95 <= ${HOLD_PARTIAL_GAP_MS} ms ${String(c.largest_run_partial_gap_ok)}` : ''}, all finals ${String(c.largest_run_all_finals)}` +
+      `${'one_stream_holds' in c ? `; one stream ${c.one_stream_holds ? 'holds' : 'does not hold either'}` : ''}`);
   }
   if (oneStream) console.log(`whisper at one stream: final p50/p95 ${String(oneStream.final_latency_ms.p50)}/${String(oneStream.final_latency_ms.p95)} ms, partial gap p50/p95 ${String(oneStream.partial_gap_ms.p50)}/${String(oneStream.partial_gap_ms.p95)} ms, first partial p50 ${String(oneStream.first_partial_ms.p50)} ms`);
   for (const [e, m] of Object.entries(memory)) console.log(`${e} memory: idle RSS ${String(m.idle_rss_mib)} MiB${m.at_largest_n ? `; at N=${m.at_largest_n.streams} (${m.at_largest_n.mode}) peak ${String(m.at_largest_n.peak_rss_mib)} MiB, ${String(m.at_largest_n.rss_mib_per_stream)} MiB per stream` : ''}`);
   for (const [e, r] of Object.entries(refs)) console.log(`${e} reference: ${r.words} words (${r.source}), WER ${r.wer_vs_human} against the human transcript`);
   if (raw) console.log(`pocketsphinx raw vs worker (${raw.streams} x the fixture, as fast as it goes): raw ${String(raw.raw.cpu_s_per_audio_s)} CPU-s per audio-s (${String(raw.raw.streams_per_core)} streams per core), worker ${String(raw.worker.cpu_s_per_audio_s)} (${String(raw.worker.streams_per_core)}), overhead ${String(raw.worker_overhead_pct)} %, same words ${String(raw.same_words)}`);
+  if (result.engine_build.per_run.length > 1 || result.engine_build.end !== build0) {
+    console.log(`WARNING: dist/src/asr was rebuilt during the run (builds ${[build0, ...result.engine_build.per_run, result.engine_build.end].join(', ')}): runs used different engine code`);
+  }
   console.log(`load average ${la0.join(' ')} at start, ${result.machine.loadavg_end.join(' ')} at end; ${result.duration_s} s`);
   if (o.json) console.log(JSON.stringify(result));
 }
+
+// A signal ends the run through process.exit, whose handler (procs.ts) kills the children: a signal's
+// default action would leave the worker, the gateway and nats-server running.
+process.once('SIGTERM', () => process.exit(143));
+process.once('SIGINT', () => process.exit(130));
 
 main().then(() => process.exit(0), (err) => {
   console.error(`engine bench: ${(err as Error).stack ?? String(err)}`);
