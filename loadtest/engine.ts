@@ -36,6 +36,7 @@ import WebSocket from 'ws';
 import { PROJECT_ROOT } from '../src/paths.js';
 import { normalizeWords, wer } from '../src/quality/wer.js';
 import { CLK_TCK, type Child, machine, machineBusyMs, pctSorted, procSample, r2, sleep, startNats, startRole, waitFor200 } from './procs.js';
+import { prng } from '../src/quality/prng.js';
 
 const USAGE = 'usage: npm run loadtest:engine -- [--engine whisper|pocketsphinx|both] [--streams 4,8,12] [--seconds 60] [--raw-streams 2] [--seed 1] [--quiet-cpu PCT] [--cpu-prof DIR] [--json]';
 const FILE = path.join(PROJECT_ROOT, 'test/fixtures/call-en-16k.wav');
@@ -123,17 +124,6 @@ const log = (s: string) => process.stderr.write(`${new Date().toISOString().slic
 const loadavg = () => fs.readFileSync('/proc/loadavg', 'utf8').split(' ').slice(0, 3).map(Number);
 const MiB = (b: number | null) => (b === null ? null : Math.round((b / 2 ** 20) * 10) / 10);
 
-/** mulberry32: the lead-ins and gaps are reproducible from --seed. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 /* ------------------------------------------------------------------------------------------------ */
 /* Audio                                                                                              */

@@ -2,22 +2,12 @@
  * Audio without speech, made in code (deterministic): what a call carries between words. 16 kHz mono s16.
  * Whisper writes words on such audio ("Thank you.", "you"); the engine must not decode it at all.
  */
+import { prng } from '../../src/quality/prng.js';
+
 const SR = 16_000;
 
 export function silence(seconds: number): Int16Array {
   return new Int16Array(Math.round(seconds * SR));
-}
-
-/** mulberry32: a small deterministic PRNG */
-export function prng(seed: number): () => number {
-  let s = seed >>> 0;
-  return () => {
-    s = (s + 0x6d2b79f5) >>> 0;
-    let t = s;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
 }
 
 function gauss(r: () => number): number {

@@ -1,5 +1,6 @@
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { DecodeScheduler, type JobKind } from './scheduler.js';
+import { prng as rng } from '../../quality/prng.js';
 
 // Decode costs measured for Whisper tiny.en int8 on one onnxruntime thread (the brief's figures).
 const PARTIAL_MS = 270;
@@ -27,17 +28,6 @@ function rig(threads: number, opts: Partial<ConstructorParameters<typeof DecodeS
   return { s, log, run, final, partial, starts, startOf };
 }
 
-/** Deterministic pseudo-random numbers (mulberry32). */
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 const pct = (xs: number[], p: number) => {
   const s = [...xs].sort((a, b) => a - b);
