@@ -32,6 +32,14 @@ const SLOT_PARTIAL_EVERY_MS = 2000;
 /** Segment length assumed when sizing slots: a final per this many seconds of speech. */
 const SLOT_SEGMENT_SECONDS = 6;
 const UTILISATION = 0.8;
+/**
+ * Slots are also sized so that a final reaches the client within this (p95) at full slots (issue 13's target):
+ * what is left of it after the endpoint's wait beyond the post-roll and the final's own decode is what a final
+ * may wait for a thread (DecodeScheduler.finalWaitBound).
+ */
+const SLOT_FINAL_P95_MS = 800;
+/** The segmenter's post-roll (vad.ts): audio after the last speech that the segment keeps, ms. */
+const POST_ROLL_MS = 200;
 /** A final whose thread died is tried again on another thread this many times. */
 const FINAL_ATTEMPTS = 3;
 
@@ -122,9 +130,21 @@ export class WhisperEngine implements Engine {
     const fixedMs = Math.max(1, shortMs - perSecondMs * secs);
     this.calibration = { partialMs: Math.round(shortMs), fixedMs: Math.round(fixedMs), perSecondMs: Number(perSecondMs.toFixed(1)) };
     this.scheduler.setCalibration(shortMs, perSecondMs, fixedMs);
-    const q = { threads: this.opts.threads, utilisation: UTILISATION, partialMs: shortMs, finalFixedMs: fixedMs, finalMsPerSecond: perSecondMs, segmentSeconds: SLOT_SEGMENT_SECONDS };
-    const withPartials = DecodeScheduler.slotsFor({ ...q, partialEveryMs: SLOT_PARTIAL_EVERY_MS });
+    // A final decodes its segment with the previous one as left context (context.ts): twice the audio.
+    const c = this.opts.config;
+    const window = SLOT_SEGMENT_SECONDS + Math.min(SLOT_SEGMENT_SECONDS, c.contextMs / 1000);
+    const finalMs = fixedMs + perSecondMs * window;
+    const waitMs = Math.max(0, SLOT_FINAL_P95_MS - Math.max(0, c.endpointMs - POST_ROLL_MS) - finalMs);
+    const q = {
+      threads: this.opts.threads, utilisation: UTILISATION, partialMs: shortMs, finalFixedMs: fixedMs,
+      finalMsPerSecond: (perSecondMs * window) / SLOT_SEGMENT_SECONDS, segmentSeconds: SLOT_SEGMENT_SECONDS,
+      finalWaitMs: waitMs, finalWindowSeconds: SLOT_SEGMENT_SECONDS,
+    };
+    // Finals-only: the streams whose finals wait within the latency budget (M/M/c over both threads).
+    // With partials: no more than that (partials never hold the last thread, scheduler rule 2, so finals
+    // see nearly the same queue), and no more than the threads carry with partials 2 s apart at 80 %.
     const finalsOnly = DecodeScheduler.slotsFor({ ...q, partialEveryMs: 0 });
+    const withPartials = Math.min(finalsOnly, DecodeScheduler.slotsFor({ ...q, partialEveryMs: SLOT_PARTIAL_EVERY_MS, finalWaitMs: undefined }));
     this.finalsOnlySlots = Math.max(1, finalsOnly);
     this.slots = this.opts.slots ?? Math.max(1, this.opts.config.partialMs === 0 ? finalsOnly : withPartials);
   }
@@ -217,7 +237,12 @@ class WhisperStream implements EngineStream {
   private lastId = 0;
   /** The open segment's ref, made when its first partial is dispatched; finals take it over. */
   private current: SegmentRef | null = null;
-  private lastPartialAt = 0;
+  /**
+   * A partial request sits in the scheduler. One is enough: the job reads the open segment when it runs, so
+   * the audio is the newest then, and the scheduler holds it until the stream's cadence allows (counted from
+   * the previous partial's dispatch). Cleared when the job starts, and when a final drops it.
+   */
+  private partialQueued = false;
   /** The previous final's audio and words: left context for the next final. */
   private context: { audio: Float32Array; text: string } | null = null;
   private done = false;
@@ -250,11 +275,14 @@ class WhisperStream implements EngineStream {
       this.speaking = open;
       this.engine.reportOpen();
     }
-    if (!open || this.engine.config.partialMs === 0) return;
-    const now = performance.now();
-    if (now - this.lastPartialAt < this.scheduler.partialIntervalMs()) return;
-    this.lastPartialAt = now;
-    this.scheduler.partial(this.sid, (thread) => this.runPartial(thread));
+    // The first partial of a segment is asked for as soon as the segment holds MIN_PARTIAL_MS, not a
+    // cadence after the previous request: captions start ~0.5 s + one decode after speech does.
+    if (!open || this.engine.config.partialMs === 0 || this.partialQueued || this.segmenter.openMs < MIN_PARTIAL_MS) return;
+    this.partialQueued = true;
+    this.scheduler.partial(this.sid, (thread) => {
+      this.partialQueued = false;
+      return this.runPartial(thread);
+    });
   }
 
   private async runPartial(thread: number): Promise<void> {
@@ -268,9 +296,10 @@ class WhisperStream implements EngineStream {
     } catch {
       return; // a lost partial is only a missed update: the final decodes this audio again
     }
-    this.lastPartialAt = performance.now();
     metrics.whisperDecodes.labels('partial').inc();
-    if (this.done || !text || text === ref.lastText) return;
+    // The segment closed while this decoded: its final (which does not wait for this, scheduler rule 1)
+    // owns the ref now, and a partial after or beside it would be stale.
+    if (this.done || this.current !== ref || !text || text === ref.lastText) return;
     if (ref.id === 0) ref.id = ++this.lastId;
     ref.lastText = text;
     this.handlers.segment({ id: ref.id, text, startMs: Math.round(seg.startMs), endMs: Math.round(seg.endMs), final: false });
@@ -280,6 +309,7 @@ class WhisperStream implements EngineStream {
     if (this.done) return;
     const ref = this.current ?? { id: 0, lastText: '' };
     this.current = null;
+    this.partialQueued = false; // the final queued below drops it (scheduler.final)
     const closedAt = performance.now();
     const run = async (thread: number, attempt = 1): Promise<void> => {
       if (this.done) return;

@@ -1,5 +1,5 @@
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
-import { DecodeScheduler, type JobKind } from './scheduler.js';
+import { DecodeScheduler, erlangC, type JobKind } from './scheduler.js';
 import { prng as rng } from '../../quality/prng.js';
 
 // Decode costs measured for Whisper tiny.en int8 on one onnxruntime thread (the brief's figures).
@@ -66,6 +66,24 @@ describe('decode scheduler - order', () => {
     // never two at once: each start is at or after the previous end
     const ev = r.log;
     for (let i = 1; i < ev.length; i++) if (ev[i]!.phase === 'start') expect(ev[i - 1]!.phase).toBe('end');
+  });
+
+  it('scheduler - a final does not wait for its own stream\'s running partial: it starts on the free thread at once', async () => {
+    const r = rig(2);
+    r.partial(1, 'partial-1'); // segment 1 is open: its partial runs on thread 0
+    await vi.advanceTimersByTimeAsync(100);
+    r.final(1, 'final-1');     // segment 1 closes 100 ms into that decode
+    await vi.advanceTimersByTimeAsync(1);
+    expect(r.starts()).toEqual(['partial-1', 'final-1']);
+    expect(r.startOf('final-1')).toBe(100);
+    expect(r.s.stats()).toMatchObject({ busyThreads: 2, running: { final: 1, partial: 1 } });
+    // ...but never a second final beside the first, and the next partial waits for both
+    r.final(1, 'final-2');
+    r.partial(1, 'partial-3');
+    await vi.advanceTimersByTimeAsync(5000);
+    expect(r.starts()).toEqual(['partial-1', 'final-1', 'final-2', 'partial-3']);
+    expect(r.startOf('final-2')).toBe(550);
+    expect(r.startOf('partial-3')).toBe(1000);
   });
 
   it('scheduler - a partial of the next segment waits for the stream\'s final (final N before partial N+1)', async () => {
@@ -173,12 +191,15 @@ describe('decode scheduler - partial cadence', () => {
     const s = new DecodeScheduler({ threads: 2, now: () => Date.now() });
     s.setCalibration(PARTIAL_MS, FINAL_PER_S_MS, FINAL_FIXED_MS);
     expect(s.partialIntervalMs()).toBe(1000);
+    // budget: min(2 x 0.8 - final load, 2 - 1 threads kept from partials for finals) = 1 thread
+    s.openStreams(3);
+    expect(s.partialIntervalMs()).toBe(1000); // 3 x 270 / 1 = 810
     s.openStreams(5);
-    expect(s.partialIntervalMs()).toBe(1000); // 5 x 270 / 1.6 = 844
+    expect(s.partialIntervalMs()).toBe(1350); // 5 x 270 / 1
     s.openStreams(10);
-    expect(s.partialIntervalMs()).toBe(1688); // 10 x 270 / 1.6
+    expect(s.partialIntervalMs()).toBe(2700);
     s.openStreams(30);
-    expect(s.partialIntervalMs()).toBe(5063);
+    expect(s.partialIntervalMs()).toBe(8100);
     s.openStreams(100);
     expect(s.partialIntervalMs()).toBe(10_000); // clamped
     s.threadDown(1);
@@ -193,7 +214,7 @@ describe('decode scheduler - partial cadence', () => {
     const r = rig(2);
     r.s.setCalibration(PARTIAL_MS, FINAL_PER_S_MS, FINAL_FIXED_MS);
     r.s.openStreams(10);
-    expect(r.s.partialIntervalMs()).toBe(1688);
+    expect(r.s.partialIntervalMs()).toBe(2700); // 10 x 270 / min(1.6, 1)
     // finals worth 0.8 thread: a 400 ms final every 500 ms, from 4 streams in turn, for 20 s
     for (let i = 0; i < 40; i++) {
       r.final(i % 4, `f${i}`, 400);
@@ -211,12 +232,12 @@ describe('decode scheduler - partial cadence', () => {
       await vi.advanceTimersByTimeAsync(450);
     }
     expect(r.s.stats().decodeMs.partial).toBeGreaterThan(390);
-    // the finals stopped 15 s ago, half the open streams left: 5 x 400 / 1.6 = 1250
+    // the finals stopped 15 s ago, half the open streams left: 5 x 400 / min(1.6, 1) = 2000
     r.s.openStreams(5);
     await vi.advanceTimersByTimeAsync(20_000);
     expect(r.s.stats().load.final).toBeLessThan(0.01);
-    expect(r.s.partialIntervalMs()).toBeGreaterThanOrEqual(1240);
-    expect(r.s.partialIntervalMs()).toBeLessThanOrEqual(1250);
+    expect(r.s.partialIntervalMs()).toBeGreaterThanOrEqual(1980);
+    expect(r.s.partialIntervalMs()).toBeLessThanOrEqual(2000);
     r.s.openStreams(0);
     expect(r.s.partialIntervalMs()).toBe(1000);
   });
@@ -254,6 +275,29 @@ describe('decode scheduler - capacity', () => {
     expect(DecodeScheduler.slotsFor({ ...q, partialEveryMs: 2000 })).toBe(7);
     expect(DecodeScheduler.slotsFor({ ...q, partialEveryMs: 0 })).toBe(19);
     expect(() => DecodeScheduler.slotsFor({ threads: 2, partialMs: 270 })).toThrow(RangeError);
+  });
+
+  it('scheduler - capacity by latency: Erlang C, and the streams whose finals wait at most finalWaitMs at p95', () => {
+    expect(erlangC(1, 0.5)).toBeCloseTo(0.5, 12); // M/M/1: the chance to wait is the load
+    expect(erlangC(2, 1)).toBeCloseTo(1 / 3, 12);
+    expect(erlangC(2, 0)).toBe(0);
+    expect(erlangC(2, 2)).toBe(1);
+    // The engine's numbers (engine.ts): a final decodes 6 s with 6 s of left context, 250 + 15 x 12 = 430 ms,
+    // and may wait 800 - 200 (endpoint beyond post-roll) - 430 = 170 ms.
+    const q = { threads: 2, utilisation: 0.8, partialMs: PARTIAL_MS, finalFixedMs: 250, finalMsPerSecond: 30, segmentSeconds: 6, finalWaitMs: 170 };
+    expect(DecodeScheduler.slotsFor({ ...q, finalWaitMs: undefined })).toBe(22); // by utilisation alone: 1.6 / 0.0717
+    // 6 streams: a = 0.43, C = 0.076, p95 wait = 430 / 1.57 x ln(0.076 / 0.05) = 114 ms; 7 streams: ~200 ms
+    expect(DecodeScheduler.finalWaitBound(q, 6)).toBeGreaterThan(100);
+    expect(DecodeScheduler.finalWaitBound(q, 6)).toBeLessThan(130);
+    expect(DecodeScheduler.finalWaitBound(q, 1)).toBe(0); // C = 0.035 < 0.05: 95 % do not wait at all
+    expect(DecodeScheduler.finalWaitBound(q, 30)).toBe(Infinity); // a = 2.15 > 2 threads
+    const n = DecodeScheduler.slotsFor(q);
+    expect(DecodeScheduler.finalWaitBound(q, n)).toBeLessThanOrEqual(170);
+    expect(DecodeScheduler.finalWaitBound(q, n + 1)).toBeGreaterThan(170);
+    // partials every 2 s (2 a segment) hold threads too: fewer streams
+    expect(DecodeScheduler.slotsFor({ ...q, partialEveryMs: 2000 })).toBeLessThan(n);
+    // no wait allowed at all: the streams at which 95 % of finals find a thread free
+    expect(DecodeScheduler.slotsFor({ ...q, finalWaitMs: 0 })).toBeGreaterThanOrEqual(1);
   });
 
   it('scheduler - capacity from the calibration', () => {

@@ -12,9 +12,14 @@
  *   stream is queued after it (that segment is closed, its final says it all).
  *
  * Dispatch rules, for a free thread:
- * 1. At most one running job per stream, so a stream's results come out in queue order (final N before
- *    partial N+1). A stream's partial also waits behind its own queued finals.
- * 2. Finals before partials.
+ * 1. At most one running final and one running partial per stream. A stream's finals run one at a time, in
+ *    order; its partial waits behind its own queued and running finals (final N before partial N+1). A final
+ *    does NOT wait for the stream's own running partial: that partial re-decodes the segment the final just
+ *    closed, so its text is stale and the engine drops it (it checks the segment is still open). Waiting for
+ *    it cost up to a whole partial decode (~300 ms) of final latency at any load, even one stream.
+ * 2. Finals before partials, and partials run on at most T_up - 1 threads (T_up >= 2): one thread is kept for
+ *    finals, so an arriving final waits only for other finals, never for a partial (decodes are not
+ *    pre-empted; without this a final waited up to a whole partial, ~300 ms, at any load).
  * 3. Among finals, the stream with the smallest key = max(head final's enqueue time, the stream's last
  *    final completion time) goes first (ties: the head queued first). A stream whose finals
  *    arrive in real time has key = enqueue time (its previous final finished long ago): first come, first
@@ -60,6 +65,15 @@
  * S is not given, n_p / S is taken as 1000 / P (one partial every P ms of speech, a slight over-estimate);
  * P = 0: finals only. a: fraction of the time a stream has an open segment (1: continuous speech).
  */
+
+/** Erlang C: the chance that a job waits for a server in an M/M/c queue with offered load a (< c). */
+export function erlangC(c: number, a: number): number {
+  if (a >= c) return 1;
+  if (a <= 0) return 0;
+  let b = 1; // Erlang B by its recurrence, then C from B
+  for (let k = 1; k <= c; k++) b = (a * b) / (k + a * b);
+  return b / (1 - (a / c) * (1 - b));
+}
 
 export type JobKind = 'final' | 'partial';
 
@@ -120,6 +134,14 @@ export interface SlotQuery {
   segmentSeconds?: number;
   /** Fraction of the time a stream has an open segment (default 1: continuous speech). */
   activity?: number;
+  /**
+   * Latency bound: a final may wait at most this long (ms) for a thread, at `finalWaitQuantile` (default
+   * 0.95). With it, slots are also capped by the queueing bound (`finalWaitBound`), not only by utilisation.
+   */
+  finalWaitMs?: number;
+  finalWaitQuantile?: number;
+  /** Audio in one final's window, s (default segmentSeconds; more when finals carry left context). */
+  finalWindowSeconds?: number;
 }
 
 export interface SchedulerStats {
@@ -167,7 +189,10 @@ interface StreamState {
   id: number;
   finals: Queued[];
   partial: Queued | null;
-  running: Job | null;
+  /** The stream's final being decoded (at most one: finals come out in order). */
+  runningFinal: Job | null;
+  /** Its partial being decoded (at most one). A final may start beside it: see rule 1. */
+  runningPartial: Job | null;
   lastFinalDoneAt: number;
   lastPartialStartAt: number;
   lastPartialDoneAt: number;
@@ -398,12 +423,42 @@ export class DecodeScheduler {
     return ((q.activity ?? 1) * (finalPerSecond + partialPerSecond)) / 1000;
   }
 
-  /** How many real-time streams `threads` carry at the target utilisation, partials at most partialEveryMs apart. */
+  /**
+   * How many real-time streams `threads` carry at the target utilisation, partials at most partialEveryMs
+   * apart; with `finalWaitMs`, also no more than keep a final's wait for a thread within it (finalWaitBound).
+   */
   static slotsFor(q: SlotQuery): number {
     const load = DecodeScheduler.streamLoad(q);
     const capacity = q.threads * (q.utilisation ?? 0.8);
     if (load <= 0) return Number.POSITIVE_INFINITY;
-    return Math.floor(capacity / load + 1e-9);
+    const byLoad = Math.floor(capacity / load + 1e-9);
+    if (q.finalWaitMs === undefined) return byLoad;
+    let n = byLoad;
+    while (n > 0 && DecodeScheduler.finalWaitBound(q, n) > q.finalWaitMs) n--;
+    return n;
+  }
+
+  /**
+   * The `finalWaitQuantile` (0.95) of a final's wait for a thread with n streams, by the M/M/c queue
+   * (Erlang C): c = threads, offered load a = n x streamLoad (partials count: they hold threads, and a
+   * final does not pre-empt one), mean service D = one final's decode (fixed + per second x window). Then
+   * P(wait > t) = C(c, a) x exp(-(c - a) t / D), so t_q = D / (c - a) x ln(C / (1 - q)) when C > 1 - q, else 0.
+   * Exponential service over-states the spread of Whisper's near-constant decode time, which leaves room
+   * for what the model leaves out: the worker's main thread, the VAD and the other processes on the cores.
+   * The bench (loadtest/engine.ts) found the line where this puts it: README, "Whisper: latency, capacity".
+   */
+  static finalWaitBound(q: SlotQuery, n: number): number {
+    const c = q.threads;
+    const a = n * DecodeScheduler.streamLoad(q);
+    if (a >= c) return Number.POSITIVE_INFINITY;
+    const window = q.finalWindowSeconds ?? q.segmentSeconds ?? 0;
+    const D = q.finalMsPerAudioSecond !== undefined && q.finalMsPerSecond === undefined
+      ? q.finalMsPerAudioSecond * window
+      : (q.finalFixedMs ?? 0) + (q.finalMsPerSecond ?? 0) * window;
+    const waits = 1 - (q.finalWaitQuantile ?? 0.95);
+    const C = erlangC(c, a);
+    if (C <= waits) return 0;
+    return (D / (c - a)) * Math.log(C / waits);
   }
 
   /** The same with partials off. */
@@ -422,8 +477,8 @@ export class DecodeScheduler {
     for (const s of this.streams.values()) {
       qf += s.finals.length;
       if (s.partial) qp++;
-      if (s.running?.kind === 'final') rf++;
-      else if (s.running) rp++;
+      if (s.runningFinal) rf++;
+      if (s.runningPartial) rp++;
     }
     const c = this.counts;
     const sorted = this.waits.slice().sort((a, b) => a - b);
@@ -454,7 +509,7 @@ export class DecodeScheduler {
   private stream(id: number): StreamState {
     let s = this.streams.get(id);
     if (!s) {
-      s = { id, finals: [], partial: null, running: null, lastFinalDoneAt: -Infinity, lastPartialStartAt: -Infinity, lastPartialDoneAt: -Infinity, dropped: false, idle: [] };
+      s = { id, finals: [], partial: null, runningFinal: null, runningPartial: null, lastFinalDoneAt: -Infinity, lastPartialStartAt: -Infinity, lastPartialDoneAt: -Infinity, dropped: false, idle: [] };
       this.streams.set(id, s);
     }
     s.dropped = false; // a job for a dropped stream that still runs revives it
@@ -462,7 +517,7 @@ export class DecodeScheduler {
   }
 
   private isIdle(s: StreamState): boolean {
-    return !s.running && !s.partial && s.finals.length === 0;
+    return !s.runningFinal && !s.runningPartial && !s.partial && s.finals.length === 0;
   }
 
   private settleIdle(s: StreamState): void {
@@ -510,7 +565,7 @@ export class DecodeScheduler {
     let best: StreamState | null = null;
     let bestKey = Infinity;
     for (const s of this.streams.values()) {
-      if (s.running || s.finals.length === 0) continue;
+      if (s.runningFinal || s.finals.length === 0) continue;
       const head = s.finals[0]!;
       const key = Math.max(head.enqueuedAt, s.lastFinalDoneAt);
       if (!best || key < bestKey || (key === bestKey && head.seq < best.finals[0]!.seq)) {
@@ -526,7 +581,7 @@ export class DecodeScheduler {
     let best: StreamState | null = null;
     let due = Infinity;
     for (const s of this.streams.values()) {
-      if (!s.partial || s.running || s.finals.length > 0) continue;
+      if (!s.partial || s.runningFinal || s.runningPartial || s.finals.length > 0) continue;
       const at = s.lastPartialStartAt + interval;
       if (at > now) {
         due = Math.min(due, at);
@@ -554,9 +609,21 @@ export class DecodeScheduler {
     }
   }
 
-  /** Thread capacity partials may use now: T_up x u - L_f (threads; may be negative). */
+  /** Thread capacity partials may use now: min(T_up x u - L_f, the threads partials may hold) (may be negative). */
   private budgetThreads(now: number): number {
-    return this.threadsUp() * this.utilisation - this.finalLoad(now);
+    return Math.min(this.threadsUp() * this.utilisation - this.finalLoad(now), this.partialThreads());
+  }
+
+  /** Partials run on at most T_up - 1 threads (all of them with one): one is always left to finals. */
+  private partialThreads(): number {
+    const up = this.threadsUp();
+    return up >= 2 ? up - 1 : up;
+  }
+
+  private runningPartials(): number {
+    let n = 0;
+    for (const t of this.threadSlots) if (t.up && t.running?.job.kind === 'partial') n++;
+    return n;
   }
 
   /** The partial budget fills at budgetThreads (thread-ms per ms), up to one partial decode per thread. */
@@ -579,6 +646,8 @@ export class DecodeScheduler {
         this.dispatch(i, t, f, f.finals.shift()!, now);
         continue;
       }
+      // A final that arrives finds a thread without waiting for a partial (finals never pre-empt a decode).
+      if (this.runningPartials() >= this.partialThreads()) break;
       const p = this.pickPartial(now, this.partialIntervalMs());
       if (!p.stream) {
         heldUntil = p.due;
@@ -615,7 +684,8 @@ export class DecodeScheduler {
   private dispatch(index: number, t: ThreadSlot, s: StreamState, job: Job, now: number): void {
     const r: Running = { job, thread: index, startedAt: now, attached: true, charged: 0 };
     t.running = r;
-    s.running = job;
+    if (job.kind === 'final') s.runningFinal = job;
+    else s.runningPartial = job;
     if (job.kind === 'final') {
       this.counts.finalRun++;
       const wait = now - job.enqueuedAt;
@@ -656,7 +726,8 @@ export class DecodeScheduler {
       if (kind === 'final') this.counts.finalFailed++;
       else this.counts.partialFailed++;
     }
-    if (s.running === r.job) s.running = null;
+    if (s.runningFinal === r.job) s.runningFinal = null;
+    if (s.runningPartial === r.job) s.runningPartial = null;
     if (kind === 'final') s.lastFinalDoneAt = now;
     else s.lastPartialDoneAt = now;
     this.settleIdle(s);

@@ -488,6 +488,11 @@ export class Segmenter {
     return this.phase === 'open';
   }
 
+  /** How much audio the open segment holds so far (ms), 0 when none is open. */
+  get openMs(): number {
+    return this.phase === 'open' ? (this.vadPos - this.segStart) / SPMS : 0;
+  }
+
   /** Audio through the VAD so far, ms. */
   get processedMs(): number {
     return this.vadPos / SPMS;
