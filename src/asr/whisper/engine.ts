@@ -10,6 +10,7 @@ import type { WhisperConfig } from '../../config.js';
 import type { Engine, EngineStream, EngineStreamHandlers } from '../engine.js';
 import { ASSETS_DIR, DIST_DIR } from '../../paths.js';
 import { PACKAGED_WHISPER_MODEL, prepareWhisperModel } from './model.js';
+import { slotsFor } from './capacity.js';
 import { DecodeScheduler } from './scheduler.js';
 import { Segmenter, SileroVad, type ClosedSegment } from './vad.js';
 import { JOINT_GAP_SAMPLES, JOINT_MAX_MS, joinAudio, stripPrevious } from './context.js';
@@ -143,8 +144,8 @@ export class WhisperEngine implements Engine {
     // Finals-only: the streams whose finals wait within the latency budget (M/M/c over both threads).
     // With partials: no more than that (partials never hold the last thread, scheduler rule 2, so finals
     // see nearly the same queue), and no more than the threads carry with partials 2 s apart at 80 %.
-    const finalsOnly = DecodeScheduler.slotsFor({ ...q, partialEveryMs: 0 });
-    const withPartials = Math.min(finalsOnly, DecodeScheduler.slotsFor({ ...q, partialEveryMs: SLOT_PARTIAL_EVERY_MS, finalWaitMs: undefined }));
+    const finalsOnly = slotsFor({ ...q, partialEveryMs: 0 });
+    const withPartials = Math.min(finalsOnly, slotsFor({ ...q, partialEveryMs: SLOT_PARTIAL_EVERY_MS, finalWaitMs: undefined }));
     this.finalsOnlySlots = Math.max(1, finalsOnly);
     this.slots = this.opts.slots ?? Math.max(1, this.opts.config.partialMs === 0 ? finalsOnly : withPartials);
   }

@@ -1,5 +1,5 @@
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
-import { DecodeScheduler, erlangC, type JobKind } from './scheduler.js';
+import { DecodeScheduler, type JobKind } from './scheduler.js';
 import { prng as rng } from '../../quality/prng.js';
 
 // Decode costs measured for Whisper tiny.en int8 on one onnxruntime thread (the brief's figures).
@@ -253,53 +253,6 @@ describe('decode scheduler - partial cadence', () => {
 });
 
 describe('decode scheduler - capacity', () => {
-  const base = { threads: 2, utilisation: 0.8, partialMs: PARTIAL_MS, finalFixedMs: FINAL_FIXED_MS, finalMsPerSecond: FINAL_PER_S_MS };
-
-  it('scheduler - capacity: 2 threads carry >= 8 streams with partials <= 2 s apart and >= 20 with finals only', () => {
-    // 5 s segments, partials at 2 s and 4 s: (250 + 200 + 2 x 270) / 5000 = 0.198 threads a stream; 1.6 / 0.198 = 8.08
-    expect(DecodeScheduler.slotsFor({ ...base, segmentSeconds: 5, partialEveryMs: 2000 })).toBe(8);
-    expect(DecodeScheduler.slotsFor({ ...base, segmentSeconds: 10, partialEveryMs: 2000 })).toBe(9);
-    // finals only, 10 s segments: 650 / 10000 = 0.065; 1.6 / 0.065 = 24.6
-    expect(DecodeScheduler.finalsOnlySlotsFor({ ...base, segmentSeconds: 10 })).toBe(24);
-    expect(DecodeScheduler.slotsFor({ ...base, segmentSeconds: 25, partialEveryMs: 0 })).toBe(32);
-    // short segments cost more per second (the fixed 250 ms): 5 s: 0.09 -> 17; 6 s: 0.0817 -> 19
-    expect(DecodeScheduler.finalsOnlySlotsFor({ ...base, segmentSeconds: 5 })).toBe(17);
-    expect(DecodeScheduler.finalsOnlySlotsFor({ ...base, segmentSeconds: 6 })).toBe(19);
-    // a call channel speaks about half the time: twice the streams
-    expect(DecodeScheduler.finalsOnlySlotsFor({ ...base, segmentSeconds: 5, activity: 0.5 })).toBe(35);
-  });
-
-  it('scheduler - capacity: the engine\'s form (final cost per second of speech, all in; no segment length)', () => {
-    const q = { threads: 2, utilisation: 0.8, partialMs: PARTIAL_MS, finalMsPerAudioSecond: finalMs(6) / 6 };
-    // partials every 2 s of speech: 0.135 + 0.0817 = 0.2167 -> 7.38 (counts one partial more per segment)
-    expect(DecodeScheduler.slotsFor({ ...q, partialEveryMs: 2000 })).toBe(7);
-    expect(DecodeScheduler.slotsFor({ ...q, partialEveryMs: 0 })).toBe(19);
-    expect(() => DecodeScheduler.slotsFor({ threads: 2, partialMs: 270 })).toThrow(RangeError);
-  });
-
-  it('scheduler - capacity by latency: Erlang C, and the streams whose finals wait at most finalWaitMs at p95', () => {
-    expect(erlangC(1, 0.5)).toBeCloseTo(0.5, 12); // M/M/1: the chance to wait is the load
-    expect(erlangC(2, 1)).toBeCloseTo(1 / 3, 12);
-    expect(erlangC(2, 0)).toBe(0);
-    expect(erlangC(2, 2)).toBe(1);
-    // The engine's numbers (engine.ts): a final decodes 6 s with 6 s of left context, 250 + 15 x 12 = 430 ms,
-    // and may wait 800 - 200 (endpoint beyond post-roll) - 430 = 170 ms.
-    const q = { threads: 2, utilisation: 0.8, partialMs: PARTIAL_MS, finalFixedMs: 250, finalMsPerSecond: 30, segmentSeconds: 6, finalWaitMs: 170 };
-    expect(DecodeScheduler.slotsFor({ ...q, finalWaitMs: undefined })).toBe(22); // by utilisation alone: 1.6 / 0.0717
-    // 6 streams: a = 0.43, C = 0.076, p95 wait = 430 / 1.57 x ln(0.076 / 0.05) = 114 ms; 7 streams: ~200 ms
-    expect(DecodeScheduler.finalWaitBound(q, 6)).toBeGreaterThan(100);
-    expect(DecodeScheduler.finalWaitBound(q, 6)).toBeLessThan(130);
-    expect(DecodeScheduler.finalWaitBound(q, 1)).toBe(0); // C = 0.035 < 0.05: 95 % do not wait at all
-    expect(DecodeScheduler.finalWaitBound(q, 30)).toBe(Infinity); // a = 2.15 > 2 threads
-    const n = DecodeScheduler.slotsFor(q);
-    expect(DecodeScheduler.finalWaitBound(q, n)).toBeLessThanOrEqual(170);
-    expect(DecodeScheduler.finalWaitBound(q, n + 1)).toBeGreaterThan(170);
-    // partials every 2 s (2 a segment) hold threads too: fewer streams
-    expect(DecodeScheduler.slotsFor({ ...q, partialEveryMs: 2000 })).toBeLessThan(n);
-    // no wait allowed at all: the streams at which 95 % of finals find a thread free
-    expect(DecodeScheduler.slotsFor({ ...q, finalWaitMs: 0 })).toBeGreaterThanOrEqual(1);
-  });
-
   it('scheduler - capacity from the calibration', () => {
     const s = new DecodeScheduler({ threads: 2 });
     s.setCalibration(PARTIAL_MS, FINAL_PER_S_MS, FINAL_FIXED_MS);
