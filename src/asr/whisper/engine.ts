@@ -12,7 +12,8 @@ import { ASSETS_DIR, DIST_DIR } from '../../paths.js';
 import { PACKAGED_WHISPER_MODEL, prepareWhisperModel } from './model.js';
 import { slotsFor } from './capacity.js';
 import { DecodeScheduler } from './scheduler.js';
-import { Segmenter, SileroVad, type ClosedSegment } from './vad.js';
+import { SileroVad } from './vad.js';
+import { Segmenter, type ClosedSegment } from './segmenter.js';
 import { JOINT_GAP_SAMPLES, JOINT_MAX_MS, joinAudio, stripPrevious } from './context.js';
 import type { FromWhisperThread, ToWhisperThread } from './thread.js';
 

@@ -2,7 +2,8 @@ import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { Segmenter, SileroVad, VAD_FRAME, type ClosedSegment, type SegmenterOptions } from './vad.js';
+import { SileroVad, VAD_FRAME } from './vad.js';
+import { Segmenter, type ClosedSegment, type SegmenterOptions } from './segmenter.js';
 import { music, silence, whiteNoise } from '../../../test/lib/synth.js';
 
 const FIXTURES = path.join(path.dirname(fileURLToPath(import.meta.url)), '../../../test/fixtures/');
