@@ -8,7 +8,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { z } from 'zod';
 import type { Logger } from '../log.js';
 import {
-  AnalysisResult, CATEGORIES, EMOTIONS, EvidenceLevel, FEEDBACK_TYPES, TEMPORAL_ASPECTS, Tone,
+  AnalysisResult, CATEGORIES, EMOTIONS, EvidenceLevel, FEEDBACK_TYPES, TEMPORAL_ASPECTS, Tone, emptyForNull,
   type AnalysisSubject, type Analyzer,
 } from './result.js';
 import { retryAfterMs } from '../http.js';
@@ -211,16 +211,6 @@ export class LlmAnalyzer implements Analyzer {
     }
     return { ok: true, answer: parsed.data };
   }
-}
-
-/** The string fields a model may still answer null for: "" is what the document answers for "none". */
-const EMPTY_WHEN_NULL = ['result_name', 'result_problem', 'result_temporal_aspect', 'result_call_to_action'] as const;
-
-function emptyForNull(json: unknown): unknown {
-  if (!json || typeof json !== 'object' || Array.isArray(json)) return json;
-  const o = { ...(json as Record<string, unknown>) };
-  for (const k of EMPTY_WHEN_NULL) if (o[k] === null) o[k] = '';
-  return o;
 }
 
 function describe(err: unknown): string {

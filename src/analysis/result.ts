@@ -44,12 +44,18 @@ export const AnalysisResult = z.object({
   result_tldr: z.string(),
   /** The product, service or thing the feedback names; "" when none is named. */
   result_name: z.string(),
-  result_category: Category,
-  result_type_of_feedback: FeedbackType,
+  /**
+   * The document's types: a string ("product", "service", ...; its example answers "product"). callscribe's
+   * analyzers answer one of CATEGORIES; an external Voiceponce may answer any string.
+   */
+  result_category: z.string(),
+  /** A string (the document: "complaint, praise, suggestion", its example "похвала за апгрейд"); ours: FEEDBACK_TYPES. */
+  result_type_of_feedback: z.string(),
   /** The problem described, in the reviewer's words; "" when there is none (as the document's example). */
   result_problem: z.string(),
   result_evidence_level: EvidenceLevel,
-  result_temporal_aspect: TemporalAspect,
+  /** A string (the document: "the stated temporal aspect or duration of use"); ours: TEMPORAL_ASPECTS or "". */
+  result_temporal_aspect: z.string(),
   result_keywords: z.array(z.string()).max(20),
   result_tone: Tone,
   result_emotions: z.array(Emotion).max(EMOTIONS.length),
@@ -57,6 +63,17 @@ export const AnalysisResult = z.object({
   result_call_to_action: z.string(),
 });
 export type AnalysisResult = z.infer<typeof AnalysisResult>;
+
+/** The text fields whose empty value is "" (the document's example); a model or an older server may answer null. */
+const EMPTY_WHEN_NULL = ['result_name', 'result_problem', 'result_temporal_aspect', 'result_call_to_action'] as const;
+
+/** An answer with null in those fields read as "": to run before AnalysisResult.parse on what others send. */
+export function emptyForNull(json: unknown): unknown {
+  if (!json || typeof json !== 'object' || Array.isArray(json)) return json;
+  const o = { ...(json as Record<string, unknown>) };
+  for (const k of EMPTY_WHEN_NULL) if (o[k] === null) o[k] = '';
+  return o;
+}
 
 /** What an analyzer is given besides the text: the subject_* fields of the record, when there are any. */
 export interface AnalysisSubject {
