@@ -328,7 +328,7 @@ export class Gateway {
     const accounts = await AccountBook.open(this.config.analysis.accounts, auth);
     this.voiceponceAdmin = accounts.generated;
     const signer = await TokenSigner.open(auth, this.config.analysis.tokenTtlMs);
-    this.voiceponce = new VoiceponceApi({ accounts, tokens: signer, store: transcriptions, config: this.config, log: this.log });
+    this.voiceponce = new VoiceponceApi({ accounts, tokens: signer, store: transcriptions, config: this.config, log: this.log, harfTokens: this.tokens });
     const remote = this.config.analysis.remote;
     const handoff: AnalysisHandoff = remote ? new RemoteHandoff(remote, this.log) : new BuiltinHandoff(transcriptions);
     this.analysis = { handoff, timeoutMs: this.config.analysis.timeoutMs, webhookUrl: this.config.analysis.webhookUrl };

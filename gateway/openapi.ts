@@ -29,7 +29,7 @@ export function buildOpenApi(version: string): Json {
   const answer = (description: string, s: z.ZodType) => ({ description, content: jsonBody(s) });
   const vpErrors = {
     401: answer('`Invalid authentication credentials` or `Authentication token has expired`', DetailError),
-    403: answer('`Not enough permissions` (viewer accounts read only)', DetailError),
+    403: answer('`Account has no permission to edit the project` (a viewer creating or deleting), `Only service accounts can get transcriptions` (a bearer that is a callscribe API token, no service account)', DetailError),
     404: answer('`Transcription not found` (also for another project\'s records)', DetailError),
     400: answer('`No projects found for the account`, or a body that is not JSON/multipart', DetailError),
   };
@@ -51,7 +51,7 @@ export function buildOpenApi(version: string): Json {
       },
     },
     '/api/v1/version': {
-      get: { tags: ['Voiceponce'], summary: 'The API version (no auth)', responses: { 200: answer('A version string', z.string().meta({ example: VOICEPONCE_API_VERSION })) } },
+      get: { tags: ['Voiceponce'], summary: 'The API version (no auth), as text', responses: { 200: { description: 'A version string, e.g. `v0.0.1`', content: { 'text/plain': { schema: { type: 'string', example: VOICEPONCE_API_VERSION } } } } } },
     },
     '/api/v1/transcriptions': {
       post: {

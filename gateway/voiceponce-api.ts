@@ -11,9 +11,9 @@ import type { z } from 'zod';
 import type { Config } from '../src/config.js';
 import type { Logger } from '../src/log.js';
 import { type Account, type AccountBook, type Role, type TokenSigner } from '../src/analysis/accounts.js';
-import { EMPTY_RESULT, newRecord, publicRecord, type Transcription, type TranscriptionStore } from '../src/analysis/records.js';
+import { STATUS_DETAIL, newRecord, publicRecord, resultFields, type Transcription, type TranscriptionStore } from '../src/analysis/records.js';
 import {
-  TEXT_EXTENSIONS, TokenRequest, TranscriptionForm, TranscriptionJson, VOICEPONCE_API_VERSION, validationIssues, type ValidationIssue,
+  TEXT_EXTENSIONS, TokenRequest, TranscriptionForm, TranscriptionJson, VOICEPONCE_API_VERSION, missingField, validationIssues, type ValidationIssue,
 } from '../src/protocol/voiceponce.js';
 import type { AnyReply, HttpReply, UpgradeRequest } from './server.js';
 import { type FormFile, parseMultipart, readAll, safeName } from './body.js';
@@ -29,6 +29,19 @@ const json = (status: number, body: unknown, headers?: Record<string, string>): 
 const detail = (status: number, message: string, headers?: Record<string, string>): HttpReply => json(status, { detail: message }, headers);
 const unprocessable = (issues: ValidationIssue[]): HttpReply => json(422, { detail: issues });
 
+/**
+ * The record's body with the ratings as the document writes them (`"subject_rating": 4.0`): JSON.stringify
+ * drops the ".0" of a whole number, which a Python client would read as an int rather than a float.
+ */
+function recordReply(record: Record<string, unknown>): HttpReply {
+  const body = JSON.stringify(record).replace(/"(subject_rating|subject_max_rating)":(-?\d+)(?=[,}])/g, '"$1":$2.0');
+  return { status: 200, body };
+}
+
+/** The document's 403 bodies: a credential that is no service account, and an account that may only read. */
+const NOT_A_SERVICE_ACCOUNT = 'Only service accounts can get transcriptions';
+const CANNOT_EDIT = 'Account has no permission to edit the project';
+
 /** A request the handler refuses: the reply is already shaped. */
 class Refused extends Error {
   constructor(readonly reply: HttpReply) {
@@ -39,11 +52,18 @@ class Refused extends Error {
 const CAN_WRITE: readonly Role[] = ['editor', 'admin'];
 
 export class VoiceponceApi {
-  constructor(private readonly deps: { accounts: AccountBook; tokens: TokenSigner; store: TranscriptionStore; config: Config; log: Logger }) {}
+  /**
+   * `harfTokens`: callscribe's other API tokens. Sent as a Voiceponce bearer they name a client callscribe
+   * knows but no service account, which the document answers with 403, not 401.
+   */
+  constructor(private readonly deps: {
+    accounts: AccountBook; tokens: TokenSigner; store: TranscriptionStore; config: Config; log: Logger;
+    harfTokens?: { check(token: string): boolean };
+  }) {}
 
-  /** `GET /api/v1/version`: no auth. */
+  /** `GET /api/v1/version`: no auth; "a text string with the version" (the document: `v0.0.1`), not JSON. */
   version(): HttpReply {
-    return json(200, VOICEPONCE_API_VERSION);
+    return { status: 200, type: 'text/plain; charset=utf-8', body: VOICEPONCE_API_VERSION };
   }
 
   /** `POST /api/v1/token`: form `username`, `password`. */
@@ -100,23 +120,22 @@ export class VoiceponceApi {
   async status(req: UpgradeRequest, id: string): Promise<AnyReply> {
     return this.guard(async () => {
       const t = await this.find(req, id);
-      return json(200, { id: t.id, status: t.status });
+      return json(200, { detail: STATUS_DETAIL[t.status], status: t.status, id: t.id });
     });
   }
 
-  /** `GET /api/v1/transcriptions/{id}/result`: every result_* field, null until completed. */
+  /** `GET /api/v1/transcriptions/{id}/result`: detail and every result_* field (null until completed), then id, status, note. */
   async result(req: UpgradeRequest, id: string): Promise<AnyReply> {
     return this.guard(async () => {
       const t = await this.find(req, id);
-      const out: Record<string, unknown> = { id: t.id, status: t.status, note: t.note };
-      for (const k of Object.keys(EMPTY_RESULT)) out[k] = t.status === 'completed' ? t[k as keyof Transcription] : null;
-      return json(200, out);
+      const detailText = t.status === 'completed' ? 'Transcription result provided' : STATUS_DETAIL[t.status];
+      return json(200, { detail: detailText, ...resultFields(t), id: t.id, status: t.status, note: t.note });
     });
   }
 
   /** `GET /api/v1/transcriptions/{id}`: the full record. */
   async get(req: UpgradeRequest, id: string): Promise<AnyReply> {
-    return this.guard(async () => json(200, publicRecord(await this.find(req, id))));
+    return this.guard(async () => recordReply(publicRecord(await this.find(req, id))));
   }
 
   /** `DELETE /api/v1/transcriptions/{id}`. */
@@ -143,13 +162,14 @@ export class VoiceponceApi {
   private authorize(req: UpgradeRequest, roles?: readonly Role[]): { account: Account; project: string } {
     const m = /^Bearer\s+(\S+)\s*$/i.exec(req.header('authorization'));
     const check = m ? this.deps.tokens.check(m[1]!) : ({ ok: false, reason: 'invalid' } as const);
+    if (!check.ok && check.reason !== 'expired' && m && this.deps.harfTokens?.check(m[1]!)) throw new Refused(detail(403, NOT_A_SERVICE_ACCOUNT));
     if (!check.ok) {
       const message = check.reason === 'expired' ? 'Authentication token has expired' : 'Invalid authentication credentials';
       throw new Refused(detail(401, message, { 'WWW-Authenticate': 'Bearer' }));
     }
     const account = this.deps.accounts.get(check.username);
     if (!account) throw new Refused(detail(401, 'Invalid authentication credentials', { 'WWW-Authenticate': 'Bearer' }));
-    if (roles && !roles.includes(account.role)) throw new Refused(detail(403, 'Not enough permissions'));
+    if (roles && !roles.includes(account.role)) throw new Refused(detail(403, CANNOT_EDIT));
     if (account.project === null) throw new Refused(detail(400, 'No projects found for the account'));
     return { account, project: account.project };
   }
@@ -198,10 +218,16 @@ export class VoiceponceApi {
     const r = TranscriptionJson.safeParse(parsed);
     if (!r.success) throw new Refused(unprocessable(validationIssues(r.error)));
     const { input, input_extension: ext, language, ...subject } = r.data;
-    const base = { id, project_id: project, created_by: account.username, language, ...subjectFields(subject) };
-    if (!ext) return newRecord({ ...base, input_type: 'text', input_text: this.text(Buffer.from(input, 'utf8'), ['body', 'input']) });
+    const base = { id, project_id: project, created_by: account.username, language: language ?? null, ...subjectFields(subject) };
+    if (!ext) {
+      // The document: `input` is the review's text, or a base64 text file (its `0J7Rgt...` example is
+      // "Отличный товар!"); an audio file needs `input_extension`.
+      const sniffed = base64Text(input);
+      if (sniffed === 'binary') throw new Refused(unprocessable([missingField('input_extension')]));
+      return newRecord({ ...base, input_type: 'text', input_text: this.text(sniffed ?? Buffer.from(input, 'utf8'), ['body', 'input']) });
+    }
     const bytes = decodeBase64(input);
-    if (!bytes) throw new Refused(unprocessable([{ loc: ['body', 'input'], msg: 'Input should be base64 when input_extension is given', type: 'base64_decode' }]));
+    if (!bytes) throw new Refused(unprocessable([{ loc: ['body', 'input'], msg: 'input is not base64 (input_extension says it is a file)', type: 'value_error.base64' }]));
     const extension = ext.toLowerCase();
     if ((TEXT_EXTENSIONS as readonly string[]).includes(extension)) {
       return newRecord({ ...base, input_type: 'text', input_text: this.text(bytes, ['body', 'input']), input_filename: `input.${extension}` });
@@ -236,7 +262,7 @@ export class VoiceponceApi {
     }
     const r = TranscriptionForm.safeParse(fields);
     const issues = r.success ? [] : validationIssues(r.error);
-    if (!f && fields.input === undefined) issues.unshift({ loc: ['body', 'input'], msg: 'Field required', type: 'missing' });
+    if (!f && fields.input === undefined) issues.unshift(missingField('input'));
     if (issues.length > 0 || extraFile || f?.truncated()) {
       if (f) await this.deps.store.deleteInput(f.object);
       if (issues.length > 0) throw new Refused(unprocessable(issues));
@@ -244,7 +270,7 @@ export class VoiceponceApi {
       throw new Refused(detail(413, 'The input file is over the size limit'));
     }
     const { language, ...subject } = r.data!;
-    const base = { id, project_id: project, created_by: account.username, language, ...subjectFields(subject) };
+    const base = { id, project_id: project, created_by: account.username, language: language ?? null, ...subjectFields(subject) };
     if (!f) return newRecord({ ...base, input_type: 'text', input_text: this.text(Buffer.from(fields.input!, 'utf8'), ['body', 'input']) });
     if (f.text) {
       // The text is kept in the record, never as an object: removed whatever its reading gives.
@@ -266,9 +292,9 @@ export class VoiceponceApi {
     try {
       s = new TextDecoder('utf-8', { fatal: true }).decode(bytes).replace(/^\uFEFF/, '').trim();
     } catch {
-      throw new Refused(unprocessable([{ loc, msg: 'Input should be UTF-8 text', type: 'string_unicode' }]));
+      throw new Refused(unprocessable([{ loc, msg: 'input is not UTF-8 text', type: 'value_error.unicode' }]));
     }
-    if (!s) throw new Refused(unprocessable([{ loc, msg: 'String should have at least 1 character', type: 'string_too_short' }]));
+    if (!s) throw new Refused(unprocessable([{ loc, msg: 'ensure this value has at least 1 characters', type: 'value_error.any_str.min_length' }]));
     return s;
   }
 
@@ -305,6 +331,31 @@ function decodeBase64(s: string): Buffer | null {
   if (!/^[A-Za-z0-9+/_-]*={0,2}$/.test(b64) || b64.length % 4 === 1) return null;
   const bytes = Buffer.from(b64, 'base64');
   return bytes.length > 0 ? bytes : null;
+}
+
+/** Long enough that an ordinary one-word review ("Good", "Nice") is never taken for base64. */
+const MIN_BASE64_TEXT = 8;
+/** A base64 run this long that decodes to no text is a file sent without its input_extension. */
+const MIN_BASE64_FILE = 64;
+
+/**
+ * What a JSON `input` without `input_extension` holds: the decoded bytes when it is strict, padded
+ * standard base64 of UTF-8 text (a text file); 'binary' when it is a long base64 run of something else
+ * (an audio file without its extension); null when it is the review's text itself. Text with a space or
+ * punctuation other than + / = is never base64, so a review is not mistaken for one.
+ */
+export function base64Text(s: string): Buffer | 'binary' | null {
+  if (s.length < MIN_BASE64_TEXT || s.length % 4 !== 0 || !/^[A-Za-z0-9+/]+={0,2}$/.test(s)) return null;
+  const bytes = Buffer.from(s, 'base64');
+  let text: string;
+  try {
+    text = new TextDecoder('utf-8', { fatal: true }).decode(bytes);
+  } catch {
+    return s.length >= MIN_BASE64_FILE ? 'binary' : null;
+  }
+  // Text: letters, and no control characters but tab and line breaks.
+  if (/\p{L}/u.test(text) && !/[\u0000-\u0008\u000B\u000C\u000E-\u001F\u007F]/u.test(text)) return bytes;
+  return s.length >= MIN_BASE64_FILE ? 'binary' : null;
 }
 
 function subjectFields(s: z.infer<typeof TranscriptionForm> extends infer T ? Omit<T & object, 'language'> : never): Partial<Transcription> {

@@ -111,7 +111,7 @@ describe('voiceponce - the API as documented', () => {
 
     const version = curl([`${base}/api/v1/version`]);
     expect(version.status).toBe(200);
-    expect(version.body).toMatch(/^\d+\.\d+\.\d+$/);
+    expect(version.body).toMatch(/^v\d+\.\d+\.\d+$/);
 
     const file = path.join(fs.mkdtempSync(path.join(app.dataDir, 'vp-')), 'review.txt');
     fs.writeFileSync(file, RU_TEXT);
@@ -132,7 +132,8 @@ describe('voiceponce - the API as documented', () => {
 
     const result = curl([`${base}/api/v1/transcriptions/${id}/result`, ...auth]);
     expect(result.status).toBe(200);
-    const { id: _i, status: _s, note: _n, ...fields } = result.body;
+    const { detail, id: _i, status: _s, note: _n, ...fields } = result.body;
+    expect(detail).toBe('Transcription result provided');
     const r = AnalysisResult.parse(fields);
     expect(r.result_text).toBe(RU_TEXT);
     expect(r.result_tone).not.toBe('positive');
@@ -153,7 +154,7 @@ describe('voiceponce - the API as documented', () => {
     expect(curl([`${base}/api/v1/transcriptions/${id}/status`, ...auth])).toEqual({ status: 404, body: { detail: 'Transcription not found' } });
   });
 
-  it('voiceponce - JSON inputs: plain text (language defaults to ru), a base64 text file decoded to its text', async () => {
+  it('voiceponce - JSON inputs: plain text (no language: null, analyzed as ru), a base64 text file decoded to its text', async () => {
     const tok = await token('boss', 'boss-pw');
     const plain = await api('POST', '/api/v1/transcriptions', tok, { input: 'Отличное приложение, всё работает быстро. Спасибо!' });
     expect(plain.status).toBe(200);
@@ -165,7 +166,7 @@ describe('voiceponce - the API as documented', () => {
     expect(await settle(plain.body.id, ['boss', 'boss-pw'])).toBe('completed');
     expect(await settle(b64.body.id, ['boss', 'boss-pw'])).toBe('completed');
     const p = (await api('GET', `/api/v1/transcriptions/${plain.body.id}`, tok)).body;
-    expect(p.language).toBe('ru');
+    expect(p.language).toBeNull();
     expect(p.result_tone).toBe('positive');
     const b = (await api('GET', `/api/v1/transcriptions/${b64.body.id}/result`, tok)).body;
     expect(b.result_text).toMatch(/^The delivery was two days late/);
@@ -204,7 +205,7 @@ describe('voiceponce - the API as documented', () => {
     const a = await (await fetch(`${base}/api/v1/transcriptions`, { method: 'POST', headers: { authorization: `Bearer ${tok}`, connection: 'close' }, body: ru })).json();
     expect(await settle(a.id, ['ed', 'ed-pw'])).toBe('failed');
     const rec = (await api('GET', `/api/v1/transcriptions/${a.id}`, await token('ed', 'ed-pw'))).body;
-    expect(rec.language).toBe('ru');
+    expect(rec.language).toBeNull();
     expect(rec.note).toMatch(/no speech engine serves language "ru"/);
     expect(rec.result_text).toBeNull();
 
@@ -218,9 +219,9 @@ describe('voiceponce - the API as documented', () => {
     const editor = await token('ed', 'ed-pw');
     const created = await api('POST', '/api/v1/transcriptions', editor, { input: 'Nice service.', language: 'en' });
     expect(created.status).toBe(200);
-    expect(await api('POST', '/api/v1/transcriptions', viewer, { input: 'Nice service.' })).toEqual({ status: 403, body: { detail: 'Not enough permissions' } });
+    expect(await api('POST', '/api/v1/transcriptions', viewer, { input: 'Nice service.' })).toEqual({ status: 403, body: { detail: 'Account has no permission to edit the project' } });
     expect((await api('GET', `/api/v1/transcriptions/${created.body.id}/status`, viewer)).status).toBe(200);
-    expect(await api('DELETE', `/api/v1/transcriptions/${created.body.id}`, viewer)).toEqual({ status: 403, body: { detail: 'Not enough permissions' } });
+    expect(await api('DELETE', `/api/v1/transcriptions/${created.body.id}`, viewer)).toEqual({ status: 403, body: { detail: 'Account has no permission to edit the project' } });
     expect((await api('DELETE', `/api/v1/transcriptions/${created.body.id}`, await token('boss', 'boss-pw'))).status).toBe(200);
   });
 
@@ -246,7 +247,7 @@ describe('voiceponce - the API as documented', () => {
     expect(unknown.status).toBe(401);
     const missing = await fetch(`${base}/api/v1/token`, { method: 'POST', headers: { connection: 'close' }, body: new URLSearchParams({ username: 'ed' }) });
     expect(missing.status).toBe(422);
-    expect(await missing.json()).toEqual({ detail: [{ loc: ['body', 'password'], msg: 'Field required', type: 'missing' }] });
+    expect(await missing.json()).toEqual({ detail: [{ loc: ['body', 'password'], msg: 'field required', type: 'value_error.missing' }] });
 
     expect(await api('GET', '/api/v1/transcriptions/x/status', null)).toEqual({ status: 401, body: { detail: 'Invalid authentication credentials' } });
     expect(await api('GET', '/api/v1/transcriptions/x/status', 'forged.token')).toEqual({ status: 401, body: { detail: 'Invalid authentication credentials' } });
@@ -259,10 +260,10 @@ describe('voiceponce - the API as documented', () => {
   it('voiceponce - bad bodies: 422 with loc/msg/type for missing or invalid fields, 400 for what is not JSON', async () => {
     const tok = await token('ed', 'ed-pw');
     const noInput = await api('POST', '/api/v1/transcriptions', tok, { language: 'en' });
-    expect(noInput).toEqual({ status: 422, body: { detail: [{ loc: ['body', 'input'], msg: 'Field required', type: 'missing' }] } });
+    expect(noInput).toEqual({ status: 422, body: { detail: [{ loc: ['body', 'input'], msg: 'field required', type: 'value_error.missing' }] } });
     const badRating = await api('POST', '/api/v1/transcriptions', tok, { input: 'ok', subject_rating: 'five' });
     expect(badRating.status).toBe(422);
-    expect(badRating.body.detail[0].loc).toEqual(['body', 'subject_rating']);
+    expect(badRating.body.detail[0]).toEqual({ loc: ['body', 'subject_rating'], msg: 'value is not a valid float', type: 'type_error.float' });
     const badB64 = await api('POST', '/api/v1/transcriptions', tok, { input: '%%% not base64 %%%', input_extension: 'wav' });
     expect(badB64.status).toBe(422);
     const notJson = await fetch(`${base}/api/v1/transcriptions`, { method: 'POST', headers: { authorization: `Bearer ${tok}`, 'content-type': 'application/json', connection: 'close' }, body: '{"input": ' });
@@ -272,7 +273,7 @@ describe('voiceponce - the API as documented', () => {
     noFile.set('language', 'en');
     const mp = await fetch(`${base}/api/v1/transcriptions`, { method: 'POST', headers: { authorization: `Bearer ${tok}`, connection: 'close' }, body: noFile });
     expect(mp.status).toBe(422);
-    expect((await mp.json()).detail[0]).toEqual({ loc: ['body', 'input'], msg: 'Field required', type: 'missing' });
+    expect((await mp.json()).detail[0]).toEqual({ loc: ['body', 'input'], msg: 'field required', type: 'value_error.missing' });
     // The process is still there.
     expect((await fetch(`${base}/healthz`, { headers: { connection: 'close' } })).status).toBe(200);
   });
@@ -346,6 +347,11 @@ describe('voiceponce - OpenAPI and docs', () => {
     expect(schema.required).toEqual(['input']);
     expect(schema.properties.language.default).toBe('ru');
     expect(doc.components.schemas.ResultResponse.properties.result_emotions).toBeDefined();
+    // The document's 12 emotions, its order; the version as text.
+    const emotions = JSON.stringify(doc.components.schemas.ResultResponse.properties.result_emotions);
+    expect(emotions).toContain(JSON.stringify(EMOTIONS));
+    expect(EMOTIONS).toEqual(['delight', 'joy', 'trust', 'gratitude', 'satisfaction', 'indifference', 'surprise', 'uncertainty', 'concern', 'disappointment', 'irritation', 'anger']);
+    expect(Object.keys(doc.paths['/api/v1/version'].get.responses[200].content)).toEqual(['text/plain']);
     // Every $ref resolves.
     const refs = JSON.stringify(doc).match(/"#\/components\/schemas\/[^"]+"/g) ?? [];
     for (const r of refs) expect(doc.components.schemas[r.slice(22, -1)], r).toBeDefined();

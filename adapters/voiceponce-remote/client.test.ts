@@ -17,7 +17,7 @@ function analysisOf(text: string): AnalysisResult {
     result_text: text,
     result_revised_text: 'The courier was two days late and nobody called me back.',
     result_tldr: 'A late delivery with no call back.',
-    result_name: null,
+    result_name: '',
     result_category: 'delivery',
     result_type_of_feedback: 'complaint',
     result_problem: 'the courier was two days late',
@@ -25,10 +25,28 @@ function analysisOf(text: string): AnalysisResult {
     result_temporal_aspect: 'past',
     result_keywords: ['courier', 'late', 'call back'],
     result_tone: 'negative',
-    result_emotions: ['frustration', 'disappointment'],
-    result_call_to_action: null,
+    result_emotions: ['irritation', 'disappointment'],
+    result_call_to_action: '',
   };
 }
+
+/** The result example of the Voiceponce document (`GET /api/v1/transcriptions/ID/result`): free-text category and type. */
+const DOC_RESULT = {
+  detail: 'Transcription result provided',
+  result_text: 'Вещь классная. У меня около дома настольная лампа, а оценя такой апгрейд за небольшие деньги. Полностью доволен, светит достаточно ярко.',
+  result_revised_text: 'Вещь классная. У меня около дома настольная лампа, а оценя такой апгрейд за небольшие деньги. Полностью доволен, светит достаточно ярко.',
+  result_tldr: 'Этот отзыв положительный: пользователь испытывает удовлетворение из-за удачного апгрейда настольной лампы за небольшие деньги.',
+  result_name: 'настольная лампа',
+  result_category: 'product',
+  result_type_of_feedback: 'похвала за апгрейд',
+  result_problem: '',
+  result_evidence_level: 'medium',
+  result_temporal_aspect: '',
+  result_keywords: ['настольная лампа', 'апгрейд', 'небольшие деньги', 'доволен', 'яркий свет'],
+  result_tone: 'positive',
+  result_emotions: ['delight', 'joy'],
+  result_call_to_action: '',
+};
 const NULL_RESULT = Object.fromEntries(Object.keys(analysisOf('')).map((k) => [k, null]));
 
 type Route = 'token' | 'submit' | 'status' | 'result';
@@ -43,6 +61,10 @@ interface Behaviour {
   failNote?: string;
   /** A completed result with a field out of its enumeration. */
   badResult?: boolean;
+  /** The completed result is the document's own example. */
+  documentResult?: boolean;
+  /** The completed result has null for its empty text fields (an older server). */
+  nullEmpties?: boolean;
   /** At this status poll (1-based) every token issued so far expires. */
   expireTokensAtPoll?: number;
   /** Every status poll expires every token first (a server that never accepts one). */
@@ -139,16 +161,18 @@ class StandIn {
     if (route === 'status') {
       job.polls++;
       const status = job.polls > this.b.pollsToFinish ? end : job.polls === 1 ? 'new' : 'processing';
-      return void send(200, { id, status });
+      return void send(200, { detail: status === 'completed' ? 'Transcription completed successfully' : 'Transcription queued', status });
     }
     const status = job.polls > this.b.pollsToFinish ? end : job.polls === 0 ? 'new' : 'processing';
     // result: every result_* field, null until completed
     if (status !== 'completed') {
       return void send(200, { id, status, note: this.b.failNote ?? null, ...NULL_RESULT });
     }
+    if (this.b.documentResult) return void send(200, DOC_RESULT);
     const result: Record<string, unknown> = { ...analysisOf(job.body.input as string) };
     if (this.b.badResult) result.result_tone = 'furious';
-    return void send(200, { id, status, note: null, language: job.body.language, ...result });
+    if (this.b.nullEmpties) Object.assign(result, { result_name: null, result_problem: null, result_temporal_aspect: null, result_call_to_action: null });
+    return void send(200, { detail: 'Transcription result provided', ...result });
   }
 }
 
@@ -185,6 +209,19 @@ async function rejection(p: Promise<unknown>): Promise<Error & { code?: string }
 }
 
 describe('voiceponce-remote client', () => {
+  it('voiceponce-remote - the document\'s own result example is accepted as is (free-text category and type of feedback)', async () => {
+    const s = await standIn({ pollsToFinish: 1, documentResult: true });
+    const r = await client(s).analyze(TEXT, 'ru');
+    const { detail: _d, ...fields } = DOC_RESULT;
+    expect(r.result).toEqual(fields);
+  });
+
+  it('voiceponce-remote - null for an empty text field is read as "" (the document\'s empty value)', async () => {
+    const s = await standIn({ pollsToFinish: 1, nullEmpties: true });
+    const r = await client(s).analyze(TEXT, 'en');
+    expect(r.result).toEqual({ ...analysisOf(TEXT), result_problem: '', result_temporal_aspect: '' });
+  });
+
   it('voiceponce-remote - happy path: one login, submit, status polls, result', async () => {
     const s = await standIn({ pollsToFinish: 3 });
     const c = client(s);

@@ -8,7 +8,7 @@
  */
 import { setTimeout as sleep } from 'node:timers/promises';
 import { z } from 'zod';
-import { AnalysisResult } from '../../src/analysis/result.js';
+import { AnalysisResult, emptyForNull } from '../../src/analysis/result.js';
 import { TimeoutError } from '../../src/errors.js';
 import type { Logger } from '../../src/log.js';
 import {
@@ -68,6 +68,8 @@ const QueuedResponse = z.object({ id: Id });
 export const TranscriptionStatus = z.enum(['new', 'processing', 'completed', 'failed']);
 const StatusResponse = z.object({ status: TranscriptionStatus });
 const FailedResponse = z.object({ note: z.string().nullish() });
+/** The result as the document gives it (extra fields such as `detail` dropped); null for "" tolerated. */
+const ResultResponse = z.preprocess(emptyForNull, AnalysisResult);
 const ErrorDetail = z.object({
   detail: z.union([
     z.string(),
@@ -127,7 +129,7 @@ export class VoiceponceClient {
         throw new AnalysisFailedError(`transcription ${id} failed: ${note ?? 'no note given'}`, { transcriptionId: id, note: note ?? null });
       }
     }
-    const result = await this.call('GET', `${path}/result`, undefined, AnalysisResult, ctx);
+    const result = await this.call('GET', `${path}/result`, undefined, ResultResponse, ctx);
     this.opts.log.debug({ transcription: id }, 'voiceponce analysis received');
     return { id, result };
   }

@@ -12,7 +12,7 @@ const TEXT = 'um the the delivery was late again and I want a refund';
 const ANSWER = {
   result_revised_text: 'The delivery was late again and I want a refund.',
   result_tldr: 'The delivery was late again; the customer wants a refund.',
-  result_name: null,
+  result_name: '',
   result_category: 'delivery',
   result_type_of_feedback: 'complaint',
   result_problem: 'the delivery was late again',
@@ -20,7 +20,7 @@ const ANSWER = {
   result_temporal_aspect: 'recurring',
   result_keywords: ['delivery', 'late', 'refund'],
   result_tone: 'negative',
-  result_emotions: ['frustration'],
+  result_emotions: ['irritation'],
   result_call_to_action: 'a refund',
 };
 
@@ -138,6 +138,14 @@ describe('llm analyzer', () => {
     expect(r).toEqual({ ...ANSWER, result_text: TEXT });
     expect(fb.calls).toBe(0);
     expect(outcomes).toEqual(['ok']);
+  });
+
+  it('llm - null for an empty text field (name, problem, time, request) is taken as "", the document\'s empty value', async () => {
+    const s = await standIn([json(JSON.stringify({ ...ANSWER, result_name: null, result_problem: null, result_temporal_aspect: null, result_call_to_action: null }))]);
+    const { a, fb } = analyzer(s.base);
+    const r = await a.analyze(TEXT, 'en');
+    expect(r).toEqual({ ...ANSWER, result_text: TEXT, result_name: '', result_problem: '', result_temporal_aspect: '', result_call_to_action: '' });
+    expect(fb.calls).toBe(0);
   });
 
   it('llm - fenced JSON and JSON wrapped in prose are accepted', async () => {

@@ -8,7 +8,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { z } from 'zod';
 import type { Logger } from '../log.js';
 import {
-  AnalysisResult, CATEGORIES, EMOTIONS, EvidenceLevel, FEEDBACK_TYPES, TEMPORAL_ASPECTS, Tone,
+  AnalysisResult, CATEGORIES, EMOTIONS, EvidenceLevel, FEEDBACK_TYPES, TEMPORAL_ASPECTS, Tone, emptyForNull,
   type AnalysisSubject, type Analyzer,
 } from './result.js';
 import { retryAfterMs } from '../http.js';
@@ -61,15 +61,15 @@ const FIELD_GUIDE: Record<keyof LlmAnswer, string> = {
     'string: the text with fillers (um, uh, er, like, you know), false starts and accidental repeats removed, sentences ' +
     'capitalized and punctuated; same language and same meaning; never translate, summarize, add or reorder content',
   result_tldr: 'string: one or two sentences saying what the feedback is about, in the language of the text',
-  result_name: 'string or null: the product, service or thing the feedback names, as named; null when none is named',
+  result_name: 'string: the product, service or thing the feedback names, as named; "" when none is named',
   result_category: `one of ${list(CATEGORIES)}: what the feedback is about`,
   result_type_of_feedback: `one of ${list(FEEDBACK_TYPES)}`,
-  result_problem: "string or null: the problem described, in the reviewer's own words; null when there is none",
+  result_problem: 'string: the problem described, in the reviewer\'s own words; "" when there is none',
   result_evidence_level:
     `one of ${list(EvidenceLevel.options)}: how concrete the feedback is ` +
     '(low: vague opinion; medium: some specifics; high: precise facts such as dates, amounts, order numbers)',
   result_temporal_aspect:
-    `one of ${list(TEMPORAL_ASPECTS)}: when what is described happens ` +
+    `one of ${list(TEMPORAL_ASPECTS)}, or "" when the text states none: when what is described happens ` +
     '(past: it happened; present: it is happening; future: it will or may happen; recurring: it keeps happening)',
   result_keywords:
     `array of at most ${maxItems('result_keywords')} strings: the key words and short phrases of the text, ` +
@@ -79,7 +79,7 @@ const FIELD_GUIDE: Record<keyof LlmAnswer, string> = {
     `array of distinct values taken only from ${list(EMOTIONS)}: the emotions the reviewer expresses; ` +
     'an empty array when none is expressed; never any other word',
   result_call_to_action:
-    'string or null: what the reviewer asks for (a refund, a fix, a call back); null when nothing is asked',
+    'string: what the reviewer asks for (a refund, a fix, a call back); "" when nothing is asked',
 };
 
 export const SYSTEM_PROMPT = [
@@ -204,7 +204,7 @@ export class LlmAnalyzer implements Analyzer {
     const content = completion.choices[0].message.content ?? '';
     const json = extractJsonObject(content);
     if (json === undefined) return { ok: false, status: res.status, reason: 'content holds no JSON object', delayMs: 0 };
-    const parsed = LlmAnswer.safeParse(json);
+    const parsed = LlmAnswer.safeParse(emptyForNull(json));
     if (!parsed.success) {
       const issues = parsed.error.issues.slice(0, 5).map((i) => `${i.path.join('.')}: ${i.message}`).join('; ');
       return { ok: false, status: res.status, reason: `answer does not match the schema: ${issues}`, delayMs: 0 };

@@ -43,7 +43,8 @@ export const Transcription = z.object({
   project_id: z.string(),
   created_by: z.string(),
   status: TranscriptionStatus,
-  language: z.string(),
+  /** As the client gave it; null when it gave none (the document's record shows null), analyzed as DEFAULT_LANGUAGE. */
+  language: z.string().nullable(),
   input_type: z.enum(['text', 'audio']),
   /** The text given (text inputs); audio inputs keep their bytes in the object store. */
   input_text: z.string().nullable(),
@@ -60,10 +61,44 @@ export const Transcription = z.object({
 }).extend(SubjectFields.shape).extend(NullableResult.shape);
 export type Transcription = z.infer<typeof Transcription>;
 
-/** The full record as `GET /api/v1/transcriptions/{id}` shows it: internal fields left out. */
-export function publicRecord(t: Transcription): Omit<Transcription, 'input_object' | 'attempts'> {
-  const { input_object: _o, attempts: _a, ...rest } = t;
-  return rest;
+/** The document: "if the language is not given, the service takes the review to be Russian". */
+export const DEFAULT_LANGUAGE = 'ru';
+
+/** The language a record is transcribed and analyzed in. */
+export function languageOf(t: Pick<Transcription, 'language'>): string {
+  return t.language ?? DEFAULT_LANGUAGE;
+}
+
+/** The `detail` of a status (the document gives the completed one; the others say the same of theirs). */
+export const STATUS_DETAIL: Readonly<Record<TranscriptionStatus, string>> = Object.freeze({
+  new: 'Transcription queued',
+  processing: 'Transcription is being processed',
+  completed: 'Transcription completed successfully',
+  failed: 'Transcription failed',
+});
+
+/** The result_* fields in the document's order: the analysis once completed, null before. */
+export function resultFields(t: Transcription): z.infer<typeof NullableResult> {
+  const out: Record<string, unknown> = {};
+  for (const k of Object.keys(AnalysisResult.shape)) out[k] = t.status === 'completed' ? t[k as keyof Transcription] : null;
+  return out as z.infer<typeof NullableResult>;
+}
+
+/**
+ * The full record as `GET /api/v1/transcriptions/{id}` shows it: the document's fields in its order
+ * (detail, id, status, result_*, project_id, language, subject_*, note), then callscribe's own
+ * (created_by, input_type, input_text, input_filename, call_id, timestamps); internal ones left out.
+ */
+export function publicRecord(t: Transcription): Record<string, unknown> {
+  return {
+    detail: STATUS_DETAIL[t.status], id: t.id, status: t.status, ...resultFields(t),
+    project_id: t.project_id, language: t.language,
+    subject_user_id: t.subject_user_id, subject_title: t.subject_title, subject_description: t.subject_description,
+    subject_rating: t.subject_rating, subject_max_rating: t.subject_max_rating, subject_url: t.subject_url, subject_article: t.subject_article,
+    note: t.note,
+    created_by: t.created_by, input_type: t.input_type, input_text: t.input_text, input_filename: t.input_filename, call_id: t.call_id,
+    created_at: t.created_at, updated_at: t.updated_at, completed_at: t.completed_at,
+  };
 }
 
 export const JOBS_STREAM = 'VOICEPONCE_JOBS';

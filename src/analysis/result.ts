@@ -4,10 +4,13 @@
  */
 import { z } from 'zod';
 
-/** The 12 emotions an analysis may name; nothing else is ever answered. */
+/**
+ * The 12 emotions an analysis may name, in the Voiceponce document's order (its `result_emotions` list);
+ * nothing else is ever answered.
+ */
 export const EMOTIONS = [
-  'joy', 'gratitude', 'satisfaction', 'admiration', 'hope', 'surprise',
-  'anger', 'frustration', 'disappointment', 'sadness', 'fear', 'confusion',
+  'delight', 'joy', 'trust', 'gratitude', 'satisfaction', 'indifference',
+  'surprise', 'uncertainty', 'concern', 'disappointment', 'irritation', 'anger',
 ] as const;
 export const Emotion = z.enum(EMOTIONS);
 export type Emotion = z.infer<typeof Emotion>;
@@ -26,7 +29,8 @@ export const FeedbackType = z.enum(FEEDBACK_TYPES);
 
 /** When what is described happens: it happened (past), is happening (present), will or may (future), keeps happening (recurring). */
 export const TEMPORAL_ASPECTS = ['past', 'present', 'future', 'recurring'] as const;
-export const TemporalAspect = z.enum(TEMPORAL_ASPECTS);
+/** `""` when the text states none (the Voiceponce document's example answers `""`). */
+export const TemporalAspect = z.union([z.enum(TEMPORAL_ASPECTS), z.literal('')]);
 
 /** The languages the built-in analyzer knows; others are analyzed with the English rules. */
 export const ANALYZER_LANGUAGES = ['ru', 'en', 'fa'] as const;
@@ -38,21 +42,38 @@ export const AnalysisResult = z.object({
   result_revised_text: z.string(),
   /** One or two sentences. */
   result_tldr: z.string(),
-  /** The product, service or thing the feedback names; null when none is named. */
-  result_name: z.string().nullable(),
-  result_category: Category,
-  result_type_of_feedback: FeedbackType,
-  /** The problem described, in the reviewer's words; null when there is none. */
-  result_problem: z.string().nullable(),
+  /** The product, service or thing the feedback names; "" when none is named. */
+  result_name: z.string(),
+  /**
+   * The document's types: a string ("product", "service", ...; its example answers "product"). callscribe's
+   * analyzers answer one of CATEGORIES; an external Voiceponce may answer any string.
+   */
+  result_category: z.string(),
+  /** A string (the document: "complaint, praise, suggestion", its example "похвала за апгрейд"); ours: FEEDBACK_TYPES. */
+  result_type_of_feedback: z.string(),
+  /** The problem described, in the reviewer's words; "" when there is none (as the document's example). */
+  result_problem: z.string(),
   result_evidence_level: EvidenceLevel,
-  result_temporal_aspect: TemporalAspect,
+  /** A string (the document: "the stated temporal aspect or duration of use"); ours: TEMPORAL_ASPECTS or "". */
+  result_temporal_aspect: z.string(),
   result_keywords: z.array(z.string()).max(20),
   result_tone: Tone,
   result_emotions: z.array(Emotion).max(EMOTIONS.length),
-  /** What the reviewer asks for (a refund, a fix, a call back); null when nothing is asked. */
-  result_call_to_action: z.string().nullable(),
+  /** What the reviewer asks for (a refund, a fix, a call back); "" when nothing is asked. */
+  result_call_to_action: z.string(),
 });
 export type AnalysisResult = z.infer<typeof AnalysisResult>;
+
+/** The text fields whose empty value is "" (the document's example); a model or an older server may answer null. */
+const EMPTY_WHEN_NULL = ['result_name', 'result_problem', 'result_temporal_aspect', 'result_call_to_action'] as const;
+
+/** An answer with null in those fields read as "": to run before AnalysisResult.parse on what others send. */
+export function emptyForNull(json: unknown): unknown {
+  if (!json || typeof json !== 'object' || Array.isArray(json)) return json;
+  const o = { ...(json as Record<string, unknown>) };
+  for (const k of EMPTY_WHEN_NULL) if (o[k] === null) o[k] = '';
+  return o;
+}
 
 /** What an analyzer is given besides the text: the subject_* fields of the record, when there are any. */
 export interface AnalysisSubject {

@@ -18,7 +18,7 @@ import { CallscribeError, NoWorkerError, asCallscribeError } from '../errors.js'
 import type { AsrClient } from '../bus/asr-client.js';
 import { ChunkedTranscriber } from '../files/chunked-transcriber.js';
 import { decodeToPcm16k } from '../files/decode.js';
-import { JOBS_CONSUMER, JOBS_STREAM, type Transcription, type TranscriptionStore } from './records.js';
+import { JOBS_CONSUMER, JOBS_STREAM, languageOf, type Transcription, type TranscriptionStore } from './records.js';
 import type { Analyzer } from './result.js';
 
 /**
@@ -110,7 +110,7 @@ export class AnalysisWorker {
       await this.kv(() => this.deps.store.put(t));
       const started = Date.now();
       const text = t.input_type === 'text' ? (t.input_text ?? '') : await this.transcribe(t);
-      const result = await this.deps.analyzer.analyze(text, t.language, {
+      const result = await this.deps.analyzer.analyze(text, languageOf(t), {
         title: t.subject_title, description: t.subject_description, rating: t.subject_rating, maxRating: t.subject_max_rating,
       });
       // Deleted while we worked: nothing to write (a read that fails is not a deletion: retried).
@@ -206,12 +206,13 @@ export class AnalysisWorker {
 
   /** Audio input → text, on the ASR workers serving the record's language. */
   private async transcribe(t: Transcription): Promise<string> {
-    if (!(t.language in this.deps.config.languages)) {
+    const lang = languageOf(t);
+    if (!(lang in this.deps.config.languages)) {
       const served = Object.keys(this.deps.config.languages).join(', ');
-      throw new PermanentAnalysisError(`no speech engine serves language "${t.language}" (served: ${served}); send the text instead, or route "${t.language}" to a Harf-compatible engine with CALLSCRIBE_LANGUAGES=${t.language}:harf-ws`);
+      throw new PermanentAnalysisError(`no speech engine serves language "${lang}" (served: ${served}); send the text instead, or give "${lang}" an engine: CALLSCRIBE_LANGUAGES=${lang}:whisper with a multilingual CALLSCRIBE_WHISPER_MODEL, or ${lang}:harf-ws`);
     }
     if (!this.transcriber || !this.deps.asr) throw new CallscribeError('this analysis worker has no ASR client');
-    await this.workerFor(t.language);
+    await this.workerFor(languageOf(t));
     const input = t.input_object ? await this.deps.store.getInput(t.input_object) : null;
     if (!input) throw new PermanentAnalysisError('the uploaded audio is gone');
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'callscribe-vp-'));
@@ -226,7 +227,7 @@ export class AnalysisWorker {
         throw new PermanentAnalysisError(`the input is not audio ffmpeg can decode: ${asCallscribeError(err).message}`);
       }
       // Busy workers are waited for (a live call holds the slots); past this the attempt fails and is retried.
-      const r = await this.transcriber.transcribe(decoded.pcm, t.language, { deadline: Date.now() + TRANSCRIBE_WAIT_MS, signal: this.stopping.signal });
+      const r = await this.transcriber.transcribe(decoded.pcm, languageOf(t), { deadline: Date.now() + TRANSCRIBE_WAIT_MS, signal: this.stopping.signal });
       return r.segments.map((s) => s.text).filter(Boolean).join(' ');
     } finally {
       fs.rmSync(dir, { recursive: true, force: true });

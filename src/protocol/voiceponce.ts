@@ -6,8 +6,8 @@ import { z } from 'zod';
 import { AnalysisResult } from '../analysis/result.js';
 import { NullableResult, SubjectFields, TranscriptionStatus } from '../analysis/records.js';
 
-/** The version `GET /api/v1/version` answers. */
-export const VOICEPONCE_API_VERSION = '1.0.0';
+/** The version `GET /api/v1/version` answers, as text (the document: `v0.0.1`). */
+export const VOICEPONCE_API_VERSION = 'v1.0.0';
 
 /** A form field as text: forms give strings; JSON may give numbers for the numeric ones. */
 const formNumber = z.union([z.number(), z.string().trim().regex(/^-?\d+(\.\d+)?$/, 'Input should be a valid number').transform(Number)]);
@@ -35,7 +35,9 @@ export const SubjectInput = z.object({
   subject_article: optionalText(200),
 });
 
-const language = z.string().regex(/^[a-z]{2,3}$/, 'String should be a two- or three-letter language code').default('ru');
+/** Absent: the record keeps null (as the document's record shows) and is analyzed as Russian. */
+const language = z.string().regex(/^[a-z]{2,3}$/, 'String should be a two- or three-letter language code').optional()
+  .meta({ description: 'e.g. ru or en; when absent the review is taken to be Russian (ru)', default: 'ru' });
 
 /** Audio extensions a base64 `input` may name; text ones decode to text. */
 export const TEXT_EXTENSIONS = ['txt', 'text', 'md'] as const;
@@ -55,15 +57,21 @@ export const TranscriptionMultipart = z.object({
 }).extend(SubjectInput.shape).meta({ id: 'TranscriptionMultipartRequest' });
 
 export const QueuedResponse = z.object({ detail: z.literal('Transcription queued'), id: z.string() }).meta({ id: 'QueuedResponse' });
-export const StatusResponse = z.object({ id: z.string(), status: TranscriptionStatus }).meta({ id: 'StatusResponse' });
-export const ResultResponse = z.object({ id: z.string(), status: TranscriptionStatus, note: z.string().nullable() })
-  .extend(NullableResult.shape).meta({ id: 'ResultResponse', description: 'Every result_* field; null until completed' });
-export const RecordResponse = z.object({
-  id: z.string(), project_id: z.string(), created_by: z.string(), status: TranscriptionStatus, language: z.string(),
-  input_type: z.enum(['text', 'audio']), input_text: z.string().nullable(), input_filename: z.string().nullable(),
-  note: z.string().nullable(), call_id: z.string().nullable(),
-  created_at: z.string(), updated_at: z.string(), completed_at: z.string().nullable(),
-}).extend(SubjectFields.shape).extend(NullableResult.shape).meta({ id: 'TranscriptionRecord' });
+// The answers: the document's fields in its order, then callscribe's own (which a client of the document ignores).
+export const StatusResponse = z.object({ detail: z.string(), status: TranscriptionStatus, id: z.string() })
+  .meta({ id: 'StatusResponse', example: { detail: 'Transcription completed successfully', status: 'completed', id: 'ID' } });
+export const ResultResponse = z.object({ detail: z.string() }).extend(NullableResult.shape)
+  .extend({ id: z.string(), status: TranscriptionStatus, note: z.string().nullable() })
+  .meta({ id: 'ResultResponse', description: 'Every result_* field; null until completed. detail: "Transcription result provided" once completed' });
+export const RecordResponse = z.object({ detail: z.string(), id: z.string(), status: TranscriptionStatus })
+  .extend(NullableResult.shape)
+  .extend({ project_id: z.string(), language: z.string().nullable() })
+  .extend(SubjectFields.shape)
+  .extend({
+    note: z.string().nullable(),
+    created_by: z.string(), input_type: z.enum(['text', 'audio']), input_text: z.string().nullable(), input_filename: z.string().nullable(),
+    call_id: z.string().nullable(), created_at: z.string(), updated_at: z.string(), completed_at: z.string().nullable(),
+  }).meta({ id: 'TranscriptionRecord' });
 export const DeletedResponse = z.object({ detail: z.literal('Transcription deleted.') }).meta({ id: 'DeletedResponse' });
 export const DetailError = z.object({ detail: z.string() }).meta({ id: 'DetailError' });
 export const ValidationError = z.object({
@@ -81,11 +89,37 @@ export type AnalysisMessage = z.infer<typeof AnalysisMessage>;
 
 export type ValidationIssue = { loc: (string | number)[]; msg: string; type: string };
 
-/** zod issues as FastAPI's 422 items: `loc` from "body", "Field required"/"missing" for absent fields. */
+/** The document's 422 item for an absent field: `{"loc": ["body", name], "msg": "field required", "type": "value_error.missing"}`. */
+export function missingField(name: string, where: 'body' | 'query' = 'body'): ValidationIssue {
+  return { loc: [where, name], msg: 'field required', type: 'value_error.missing' };
+}
+
+/**
+ * zod issues as the document's 422 items (FastAPI on pydantic 1: `"msg": "field required", "type":
+ * "value_error.missing"`), with pydantic 1's messages and types for the other failures.
+ */
 export function validationIssues(error: z.ZodError, where: 'body' | 'query' = 'body'): ValidationIssue[] {
-  return error.issues.map((i) => {
-    const loc = [where, ...i.path.map((p) => (typeof p === 'symbol' ? String(p) : p))];
-    if (i.code === 'invalid_type' && /received undefined/.test(i.message)) return { loc, msg: 'Field required', type: 'missing' };
-    return { loc, msg: i.message, type: i.code };
+  return error.issues.map((i): ValidationIssue => {
+    const path = i.path.map((p) => (typeof p === 'symbol' ? String(p) : p));
+    const loc = [where, ...path];
+    switch (i.code) {
+      case 'invalid_type':
+        if (/received undefined/.test(i.message)) return { loc, msg: 'field required', type: 'value_error.missing' };
+        if (path.length === 0) return { loc, msg: 'value is not a valid dict', type: 'type_error.dict' };
+        if (i.expected === 'number') return { loc, msg: 'value is not a valid float', type: 'type_error.float' };
+        return { loc, msg: 'str type expected', type: 'type_error.str' };
+      case 'invalid_union':
+        // formNumber: a number, or a string holding one
+        return { loc, msg: 'value is not a valid float', type: 'type_error.float' };
+      case 'too_small':
+        return { loc, msg: `ensure this value has at least ${String(i.minimum)} characters`, type: 'value_error.any_str.min_length' };
+      case 'too_big':
+        return { loc, msg: `ensure this value has at most ${String(i.maximum)} characters`, type: 'value_error.any_str.max_length' };
+      case 'invalid_format':
+        if (path[0] === 'subject_rating' || path[0] === 'subject_max_rating') return { loc, msg: 'value is not a valid float', type: 'type_error.float' };
+        return { loc, msg: `string does not match regex "${'pattern' in i ? String(i.pattern) : ''}"`, type: 'value_error.str.regex' };
+      default:
+        return { loc, msg: i.message, type: 'value_error' };
+    }
   });
 }

@@ -30,8 +30,8 @@ describe('builtin analyzer - contract', () => {
       result_keywords: [],
       result_tone: 'neutral',
       result_emotions: [],
-      result_problem: null,
-      result_call_to_action: null,
+      result_problem: '',
+      result_call_to_action: '',
     });
   });
 

@@ -15,7 +15,7 @@ export type FeedbackType = 'complaint' | 'praise' | 'suggestion' | 'question' | 
 /** See `EvidenceLevel` in `../result.ts`. */
 export type Evidence = 'low' | 'medium' | 'high';
 /** See `TEMPORAL_ASPECTS` in `../result.ts`. */
-export type Temporal = 'past' | 'present' | 'future' | 'recurring';
+export type Temporal = 'past' | 'present' | 'future' | 'recurring' | '';
 
 /** Tie order: the more specific topic wins ("the app's payment page" is application, not price). */
 const CATEGORY_ORDER: readonly CueCategory[] = ['application', 'delivery', 'support', 'price', 'product', 'service'];
@@ -195,5 +195,6 @@ export function temporalAspect(doc: Doc): Temporal {
   }
   if (votes.future > 0 && votes.future >= votes.past && votes.future >= votes.present) return 'future';
   if (votes.past > votes.present) return 'past';
-  return 'present';
+  // No cue and no tense at all: the text states no temporal aspect ("" as the Voiceponce document answers).
+  return votes.present > 0 ? 'present' : '';
 }

@@ -1,13 +1,14 @@
 /**
- * Emotions from cue lexicons, limited to the 12 values of EMOTIONS. A negated positive cue ("не
- * доволен", "not happy", "راضی نیستم") reads as disappointment; some cues ("every time", "опять",
- * "دوباره") signal frustration only inside a negative sentence. A strongly polar text without any
- * cue gets the mildest emotion of its side; a flat text gets none.
+ * Emotions from cue lexicons, limited to the 12 values of the Voiceponce document (EMOTIONS). A negated
+ * positive cue ("не доволен", "not happy", "راضی نیستم") reads as disappointment; some cues ("every
+ * time", "опять", "دوباره") signal irritation only inside a negative sentence, "hope" there is concern.
+ * A strongly polar text without any cue gets the mildest emotion of its side; a flat text gets none.
  */
 import { EMOTIONS, type Emotion } from '../result.js';
 import type { Doc } from './document.js';
 
-const POSITIVE: ReadonlySet<Emotion> = new Set(['joy', 'gratitude', 'satisfaction', 'admiration', 'hope']);
+const POSITIVE: ReadonlySet<Emotion> = new Set(['delight', 'joy', 'trust', 'gratitude', 'satisfaction']);
+const NEGATIVE: ReadonlySet<Emotion> = new Set(['concern', 'disappointment', 'irritation', 'anger']);
 const MAX_EMOTIONS = 4;
 const STRONG = 0.5;
 
@@ -31,7 +32,8 @@ export function detectEmotions(doc: Doc): Emotion[] {
   const tone = doc.sentiment.tone;
   // an emotion against the tone of the whole text needs a second cue
   for (const [e, w] of weight) {
-    const against = (tone === 'negative' && POSITIVE.has(e) && e !== 'hope') || (tone === 'positive' && !POSITIVE.has(e) && e !== 'surprise');
+    // indifference is the absence of a verdict: a polar text needs two cues of it too
+    const against = (tone === 'negative' && POSITIVE.has(e)) || (tone === 'positive' && NEGATIVE.has(e)) || (tone !== 'neutral' && e === 'indifference');
     if (against && w < 2) weight.delete(e);
   }
   if (weight.size === 0) {

@@ -93,10 +93,10 @@ describe('builtin analyzer - English text fields', () => {
     expect(r.result_name).toBe('the app');
     expect(r.result_evidence_level).toBe('high');
     expect(r.result_temporal_aspect).toBe('recurring');
-    expect(r.result_emotions).toContain('frustration');
+    expect(r.result_emotions).toContain('irritation');
 
     const q = en('How can I change the delivery address for my order?');
-    expect(q).toMatchObject({ result_type_of_feedback: 'question', result_category: 'delivery', result_tone: 'neutral', result_problem: null, result_call_to_action: null, result_emotions: [] });
+    expect(q).toMatchObject({ result_type_of_feedback: 'question', result_category: 'delivery', result_tone: 'neutral', result_problem: '', result_call_to_action: '', result_emotions: [] });
 
     const s = en('It would be nice to have a dark mode in the app.');
     expect(s.result_type_of_feedback).toBe('suggestion');

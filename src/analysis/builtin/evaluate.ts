@@ -1,6 +1,7 @@
 /**
- * Tone accuracy of the built-in analyzer on a labelled JSONL set, per language and overall, so a
- * lexicon change can be judged by numbers rather than by a few hand-picked sentences.
+ * Tone accuracy of the built-in analyzer on a labelled JSONL set, per language and overall, and the
+ * precision and recall of each of the 12 emotions on the rows labelled with `emotions`, so a lexicon
+ * change can be judged by numbers rather than by a few hand-picked sentences.
  *
  *   node dist/src/analysis/builtin/evaluate.js test/fixtures/reviews.jsonl
  * prints a table and then one JSON line.
@@ -8,7 +9,7 @@
 import { readFileSync } from 'node:fs';
 import { pathToFileURL } from 'node:url';
 import { z } from 'zod';
-import { Tone } from '../result.js';
+import { EMOTIONS, Emotion, Tone } from '../result.js';
 import { analyzeText } from './index.js';
 
 /** One labelled review. */
@@ -17,6 +18,8 @@ export const LabelledReview = z.object({
   tone: Tone,
   text: z.string(),
   category: z.string().optional(),
+  /** Every emotion the review expresses (the document's 12); rows without it are not scored for emotions. */
+  emotions: z.array(Emotion).optional(),
 });
 /** One line of a labelled JSONL set. */
 export type LabelledReview = z.infer<typeof LabelledReview>;
@@ -64,6 +67,41 @@ export function toneAccuracy(rows: readonly LabelledReview[], misses?: Miss[]): 
   return { ...out, overall: cell(n, correct) };
 }
 
+/** One emotion's counts over the emotion-labelled rows; precision/recall 3 decimals (1 when nothing to divide). */
+export interface EmotionCell {
+  labelled: number;
+  predicted: number;
+  hits: number;
+  precision: number;
+  recall: number;
+}
+
+export type EmotionScores = Record<Emotion, EmotionCell> & { rows: number };
+
+const ratio = (a: number, b: number): number => (b === 0 ? 1 : Math.round((a / b) * 1000) / 1000);
+
+/** Per-emotion precision and recall over the rows that carry an `emotions` label. */
+export function emotionScores(rows: readonly LabelledReview[]): EmotionScores {
+  const t = Object.fromEntries(EMOTIONS.map((e) => [e, { labelled: 0, predicted: 0, hits: 0 }])) as Record<Emotion, { labelled: number; predicted: number; hits: number }>;
+  let n = 0;
+  for (const row of rows) {
+    if (!row.emotions) continue;
+    n += 1;
+    const gold = new Set(row.emotions);
+    const got = new Set(analyzeText(row.text, row.language).result_emotions);
+    for (const e of gold) t[e].labelled += 1;
+    for (const e of got) {
+      t[e].predicted += 1;
+      if (gold.has(e)) t[e].hits += 1;
+    }
+  }
+  const out = Object.fromEntries(EMOTIONS.map((e) => {
+    const c = t[e];
+    return [e, { ...c, precision: ratio(c.hits, c.predicted), recall: ratio(c.hits, c.labelled) }];
+  })) as Record<Emotion, EmotionCell>;
+  return { ...out, rows: n };
+}
+
 /** Reads a JSONL file of labelled reviews; blank lines are skipped, a bad line throws with its number. */
 export function readReviews(path: string): LabelledReview[] {
   return readFileSync(path, 'utf8')
@@ -100,6 +138,12 @@ function main(argv: readonly string[]): number {
   console.log(formatTable(acc));
   for (const m of misses) console.log(`miss [${m.language}] expected ${m.expected}, got ${m.got}: ${m.text}`);
   console.log(JSON.stringify({ tone_accuracy: acc }));
+  const em = emotionScores(rows);
+  console.log('emotion          n  predicted  precision  recall');
+  for (const e of EMOTIONS) {
+    const c = em[e];
+    console.log(`${e.padEnd(15)}${String(c.labelled).padStart(3)}${String(c.predicted).padStart(11)}${c.precision.toFixed(3).padStart(11)}${c.recall.toFixed(3).padStart(8)}`);
+  }
   return 0;
 }
 

@@ -90,7 +90,7 @@ describe('builtin analyzer - Persian text fields', () => {
     expect(['medium', 'high']).toContain(r.result_evidence_level);
     const app = fa('برنامه هر بار موقع پرداخت بسته می‌شود. لطفا درستش کنید.');
     expect(app).toMatchObject({ result_category: 'application', result_temporal_aspect: 'recurring', result_name: 'برنامه' });
-    expect(fa('چطور می‌توانم آدرس ارسال را تغییر بدهم؟')).toMatchObject({ result_type_of_feedback: 'question', result_tone: 'neutral', result_call_to_action: null });
+    expect(fa('چطور می‌توانم آدرس ارسال را تغییر بدهم؟')).toMatchObject({ result_type_of_feedback: 'question', result_tone: 'neutral', result_call_to_action: '' });
     const thanks = fa('ارسال سریع بود و پیک خیلی مودب بود. ممنونم!');
     expect(thanks).toMatchObject({ result_tone: 'positive', result_type_of_feedback: 'praise' });
     expect(thanks.result_emotions).toContain('gratitude');

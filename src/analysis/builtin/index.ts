@@ -20,7 +20,7 @@ export { resolveLanguage } from './tokenize.js';
 export type { Lang } from './tokenize.js';
 
 function emptyResult(text: string, subject?: AnalysisSubject): AnalysisResult {
-  const title = typeof subject?.title === 'string' && subject.title.trim().length > 0 ? subject.title.trim() : null;
+  const title = typeof subject?.title === 'string' ? subject.title.trim() : '';
   return {
     result_text: text,
     result_revised_text: '',
@@ -28,13 +28,13 @@ function emptyResult(text: string, subject?: AnalysisSubject): AnalysisResult {
     result_name: title,
     result_category: 'other',
     result_type_of_feedback: 'neutral',
-    result_problem: null,
+    result_problem: '',
     result_evidence_level: 'low',
-    result_temporal_aspect: 'present',
+    result_temporal_aspect: '',
     result_keywords: [],
     result_tone: 'neutral',
     result_emotions: [],
-    result_call_to_action: null,
+    result_call_to_action: '',
   };
 }
 
@@ -73,16 +73,16 @@ export function analyzeText(text: string, language: string, subject?: AnalysisSu
     result_text: source,
     result_revised_text: doc.sentences.map((s) => s.text).join(' '),
     result_tldr: summarize(doc, kw.weights, emphasis),
-    result_name: findName(doc, subject),
+    result_name: findName(doc, subject) ?? '',
     result_category: categorize(doc),
     result_type_of_feedback: feedbackType(doc),
-    result_problem: problem?.text ?? null,
+    result_problem: problem?.text ?? '',
     result_evidence_level: evidenceLevel(doc),
     result_temporal_aspect: temporalAspect(doc),
     result_keywords: [...kw.keywords],
     result_tone: doc.sentiment.tone,
     result_emotions: detectEmotions(doc),
-    result_call_to_action: cta?.text ?? null,
+    result_call_to_action: cta?.text ?? '',
   });
 }
 

@@ -58,7 +58,7 @@ export interface LexiconSource {
   /** Verbs of buying/ordering: the noun phrase after (ru/en) or before (fa) them is what was bought. */
   readonly purchaseVerbs: readonly string[];
   readonly emotions: Readonly<Partial<Record<Emotion, readonly string[]>>>;
-  /** Emotions only meant when the sentence they are in is negative ("every time" → frustration). */
+  /** Emotions only meant when the sentence they are in is negative ("every time" → irritation). */
   readonly negativeContextEmotions: Readonly<Partial<Record<Emotion, readonly string[]>>>;
   readonly temporal: {
     readonly recurring: readonly string[];
