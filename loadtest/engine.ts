@@ -37,6 +37,7 @@ import { PROJECT_ROOT } from '../src/paths.js';
 import { normalizeWords, wer } from '../src/quality/wer.js';
 import { CLK_TCK, type Child, machine, machineBusyMs, pctSorted, procSample, r2, sleep, startNats, startRole, waitFor200 } from './procs.js';
 import { prng } from '../src/quality/prng.js';
+import { decodeWav } from '../src/audio/wav.js';
 
 const USAGE = 'usage: npm run loadtest:engine -- [--engine whisper|pocketsphinx|both] [--streams 4,8,12] [--seconds 60] [--raw-streams 2] [--seed 1] [--quiet-cpu PCT] [--cpu-prof DIR] [--json]';
 const FILE = path.join(PROJECT_ROOT, 'test/fixtures/call-en-16k.wav');
@@ -129,11 +130,7 @@ const MiB = (b: number | null) => (b === null ? null : Math.round((b / 2 ** 20) 
 /* Audio                                                                                              */
 
 function filePcm(): Int16Array {
-  const wav = fs.readFileSync(FILE);
-  const data = wav.subarray(wav.indexOf('data') + 8);
-  const out = new Int16Array(data.length >> 1);
-  for (let i = 0; i < out.length; i++) out[i] = data.readInt16LE(2 * i);
-  return out;
+  return decodeWav(fs.readFileSync(FILE)).samples;
 }
 
 /** How many times the file is played for a stream of about `seconds`. */
@@ -665,8 +662,9 @@ interface RawComparison {
 
 async function rawComparison(stack: Stack, n: number): Promise<RawComparison> {
   const la = loadavg();
-  const pcm = (() => { const wav = fs.readFileSync(FILE); return wav.subarray(wav.indexOf('data') + 8); })();
-  const audio = (pcm.length / 2 / RATE) * n;
+  const samples = filePcm();
+  const pcm = Buffer.from(samples.buffer, samples.byteOffset, samples.byteLength);
+  const audio = (samples.length / RATE) * n;
   log(`pocketsphinx raw comparison: ${n} x pocketsphinx_continuous (load average ${la.join(' ')})`);
   let t0 = performance.now();
   const raw = await Promise.all(Array.from({ length: n }, rawRun));

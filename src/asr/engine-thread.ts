@@ -1,6 +1,7 @@
 import { parentPort, workerData } from 'node:worker_threads';
 import fs from 'node:fs';
 import { CallscribeError } from '../errors.js';
+import { decodeWav } from '../audio/wav.js';
 import { PsDecoder, PsRecognizer, modelArgs } from './pocketsphinx.js';
 import type { ToThread, FromThread } from './engine-thread-protocol.js';
 
@@ -63,8 +64,7 @@ port.on('message', (m: ToThread) => {
         break;
       case 'bench': {
         // Real-time factor on real speech: decode the calibration clip once.
-        const bytes = fs.readFileSync(m.file);
-        const pcm = new Int16Array(bytes.buffer.slice(bytes.byteOffset + 44, bytes.byteOffset + bytes.length - (bytes.length % 2)));
+        const pcm = decodeWav(fs.readFileSync(m.file)).samples;
         // Twice, keeping the faster: the first run also pays for faulting the model's pages in.
         let best = Infinity;
         for (let run = 0; run < 2; run++) {

@@ -6,6 +6,7 @@ import prism from 'prism-media';
 import { describe, expect, it } from 'vitest';
 import { CallscribeError } from '../errors.js';
 import { ContainerOpusDecoder, OpusPacketDecoder } from './opus.js';
+import { decodeWav } from './wav.js';
 
 const FIXTURES = fileURLToPath(new URL('../../test/fixtures/', import.meta.url));
 const OGG = new Uint8Array(readFileSync(`${FIXTURES}call-en-48k.ogg`));
@@ -53,13 +54,7 @@ function bitExact(a: Int16Array, b: Int16Array): boolean {
 }
 
 function wav16k(): Int16Array {
-  const b = readFileSync(`${FIXTURES}call-en-16k.wav`);
-  for (let o = 12; o + 8 <= b.length; o += 8 + b.readUInt32LE(o + 4)) {
-    if (b.toString('latin1', o, o + 4) === 'data') {
-      return new Int16Array(new Uint8Array(b.subarray(o + 8, o + 8 + b.readUInt32LE(o + 4))).buffer);
-    }
-  }
-  throw new Error('no data chunk');
+  return decodeWav(readFileSync(`${FIXTURES}call-en-16k.wav`)).samples;
 }
 
 /** Normalized cross-correlation of x[i + lag] with ref[i] over the overlap, every `step`-th sample. */

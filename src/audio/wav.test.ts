@@ -4,7 +4,7 @@ import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { CallscribeError } from '../errors.js';
 import { ALAW_TO_PCM, MULAW_TO_PCM } from './g711.js';
-import { WavStreamDecoder, isRiffStart, type WavFormat } from './wav.js';
+import { WavStreamDecoder, decodeWav, isRiffStart, type WavFormat } from './wav.js';
 
 const FIXTURES = fileURLToPath(new URL('../../test/fixtures/', import.meta.url));
 const PCM_GUID_TAIL = [0x00, 0x00, 0x00, 0x00, 0x10, 0x00, 0x80, 0x00, 0x00, 0xaa, 0x00, 0x38, 0x9b, 0x71];
@@ -341,4 +341,27 @@ describe('wav - fixtures', () => {
       }
     });
   }
+});
+
+describe('wav - decodeWav, a whole file at once', () => {
+  it('wav - decodeWav gives the samples the streaming decoder gives, for a fixture with extra chunks and for G.711', () => {
+    for (const name of ['call-en-16k.wav', 'call-en-8k-mulaw.wav', 'call-en-stereo-44k.wav']) {
+      const bytes = readFileSync(fileURLToPath(new URL(`../../test/fixtures/${name}`, import.meta.url)));
+      const whole = decodeWav(bytes);
+      const d = new WavStreamDecoder();
+      const parts: number[] = [];
+      for (let off = 0; off < bytes.length; off += 4093) parts.push(...d.push(bytes.subarray(off, off + 4093)));
+      d.end();
+      expect(whole.format).toEqual(d.format);
+      expect(whole.samples.length).toBe(parts.length);
+      expect(Array.from(whole.samples.subarray(0, 1000))).toEqual(parts.slice(0, 1000));
+      expect(whole.samples.length).toBeGreaterThan(whole.format.sampleRate * 10);
+    }
+  });
+
+  it('wav - decodeWav throws on a cut header and on bytes that are not a WAV', () => {
+    expect(() => decodeWav(new Uint8Array(0))).toThrow(CallscribeError);
+    expect(() => decodeWav(new TextEncoder().encode('RIFF\x00\x00'))).toThrow(CallscribeError);
+    expect(() => decodeWav(new TextEncoder().encode('hello, not a wav file at all'))).toThrow(CallscribeError);
+  });
 });

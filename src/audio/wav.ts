@@ -323,3 +323,16 @@ export class WavStreamDecoder {
     for (let i = from, end = from + bytes; i < end; i++) out[at++] = table[src[i]];
   }
 }
+
+/**
+ * A whole WAV file already in memory: its format and every sample (interleaved Int16), through the same
+ * decoder the sockets use, so that every tool reads a WAV as callscribe does (any chunk layout before
+ * `data`, PCM or G.711, mono or stereo). Throws as WavStreamDecoder.push and end do.
+ */
+export function decodeWav(bytes: Uint8Array): { format: WavFormat; samples: Int16Array } {
+  // Every sample fits: PCM 16 has a sample per 2 bytes, G.711 one per byte.
+  const d = new WavStreamDecoder({ maxSamplesPerPush: Math.max(1, bytes.length) });
+  const samples = d.push(bytes);
+  d.end();
+  return { format: d.format!, samples };
+}

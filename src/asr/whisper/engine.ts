@@ -4,6 +4,7 @@ import path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { Worker } from 'node:worker_threads';
 import { EngineError } from '../../errors.js';
+import { decodeWav } from '../../audio/wav.js';
 import type { Logger } from '../../log.js';
 import { metrics } from '../../metrics.js';
 import type { WhisperConfig } from '../../config.js';
@@ -383,13 +384,11 @@ class WhisperStream implements EngineStream {
   }
 }
 
-/** A 16 kHz mono s16 WAV (44-byte header) as float samples. */
+/** A 16 kHz mono WAV as float samples. */
 function readWav16(file: string): Float32Array {
-  const b = fs.readFileSync(file);
-  const data = b.indexOf('data') + 8;
-  const n = Math.floor((b.length - data) / 2);
-  const out = new Float32Array(n);
-  for (let i = 0; i < n; i++) out[i] = b.readInt16LE(data + 2 * i) / 32768;
+  const { samples } = decodeWav(fs.readFileSync(file));
+  const out = new Float32Array(samples.length);
+  for (let i = 0; i < samples.length; i++) out[i] = samples[i]! / 32768;
   return out;
 }
 

@@ -3,6 +3,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { SileroVad, VAD_FRAME } from './vad.js';
+import { decodeWav } from '../../audio/wav.js';
 import { Segmenter, type ClosedSegment, type SegmenterOptions } from './segmenter.js';
 import { music, silence, whiteNoise } from '../../../test/lib/synth.js';
 
@@ -11,13 +12,7 @@ const SR = 16_000;
 
 /** The call fixture: 28 s, 16 kHz mono s16, five LibriVox utterances joined by 0.8 s of digital silence. */
 function callPcm(): Int16Array {
-  const b = readFileSync(`${FIXTURES}call-en-16k.wav`);
-  for (let o = 12; o + 8 <= b.length; o += 8 + b.readUInt32LE(o + 4)) {
-    if (b.toString('latin1', o, o + 4) === 'data') {
-      return new Int16Array(new Uint8Array(b.subarray(o + 8, o + 8 + b.readUInt32LE(o + 4))).buffer);
-    }
-  }
-  throw new Error('no data chunk');
+  return decodeWav(readFileSync(`${FIXTURES}call-en-16k.wav`)).samples;
 }
 
 function concat(...parts: Int16Array[]): Int16Array {
