@@ -5,29 +5,38 @@ import { HARF_MAX_MESSAGE_BYTES, HarfAnswer, streamingWavHeader } from '../src/p
 import type { Call, CallEvent } from '../src/calls/call.js';
 import { HarfSocketSession } from './harf-socket.js';
 
-/** The part of a Call the session uses, recording what it was given (the e2e suites run the real one). */
-function standInCall() {
+/**
+ * The part of a Call the session uses, recording what it was given (the e2e suites run the real one).
+ * `progress`: a worker that decodes at once, its partial segment ending where the audio does.
+ */
+function standInCall(progress: boolean) {
   const pushes: number[] = [];
   const log: string[] = [];
   let listener: ((ev: CallEvent) => void) | null = null;
+  let heardMs = 0;
   const call = {
     id: 'c1',
     on: (l: (ev: CallEvent) => void) => { listener = l; return () => { listener = null; }; },
-    pushAudio: (pcm: Int16Array) => { pushes.push(pcm.length); log.push('audio'); },
+    pushAudio: (pcm: Int16Array) => {
+      pushes.push(pcm.length);
+      log.push('audio');
+      heardMs += pcm.length / 16;
+      if (progress) queueMicrotask(() => emit({ id: 1, text: 'x', final: false, endMs: heardMs }));
+    },
     markDiscontinuity: () => log.push('discontinuity'),
     finalize: async () => { log.push('finalize'); },
     analysisSettled: () => null,
     close: (reason: string) => log.push(`close ${reason}`),
   };
-  const emit = (s: { id: number; text: string; final: boolean; start?: string; end?: string }) => listener?.({
+  const emit = (s: { id: number; text: string; final: boolean; start?: string; end?: string; endMs?: number }) => listener?.({
     type: 'segment', segment_id: s.id, channel: 0, text: s.text, start: s.start ?? '0:00:00', end: s.end ?? '0:00:01',
-    start_ms: 0, end_ms: 1000, final: s.final,
+    start_ms: 0, end_ms: s.endMs ?? 1000, final: s.final,
   });
   return { call: call as unknown as Call, pushes, log, emit };
 }
 
-function session(realtime = false) {
-  const c = standInCall();
+function session(realtime = false, progress = true) {
+  const c = standInCall(progress);
   const sent: string[] = [];
   const closes: { code: number; reason?: string }[] = [];
   const sink = { send: (t: string) => { sent.push(t); return true; }, close: (code: number, reason?: string) => { closes.push({ code, reason }); } };
@@ -60,7 +69,24 @@ describe('harf socket session', () => {
     while (t.sent.length === 0) await turns();
     expect(Math.max(...t.pushes)).toBeLessThanOrEqual(32 * 1024);
     expect(t.pushes.reduce((a, b) => a + b, 0)).toBe(30 * 16_000);
-    expect(t.sent).toEqual(['{"state":"PENDING"}']);
+    // One answer: the segment the worker grew meanwhile (one segment changed, one message).
+    expect(t.sent).toEqual(['{"segment_id":1,"text":"x","start":"0:00:00","end":"0:00:01"}']);
+  });
+
+  it('harf socket session - issue 14: a whole file is fed at the worker\'s pace: at most the lead (CALLSCRIBE_BURST_MS) ahead of its last segment', async () => {
+    const t = session(false, false);
+    t.s.onBinary(wav(60));
+    await turns(200);
+    const fedMs = () => t.pushes.reduce((a, b) => a + b, 0) / 16;
+    // 10 s ahead of a worker that has shown nothing (and real time since, on a busy test machine: a little).
+    expect(fedMs()).toBeGreaterThanOrEqual(10_000);
+    expect(fedMs()).toBeLessThan(20_000);
+    // The worker says it has decoded 30 s: 10 s past that may go.
+    t.emit({ id: 1, text: 'x', final: false, endMs: 30_000 });
+    await turns(200);
+    expect(fedMs()).toBeGreaterThanOrEqual(40_000);
+    expect(fedMs()).toBeLessThan(50_000);
+    t.s.onClose(1000);
   });
 
   it('harf socket session - each changed segment is its own message, in id order, the document fields only', async () => {

@@ -12,6 +12,13 @@ import { CallSocketSession } from './call-socket.js';
 export type { SocketSink };
 
 /**
+ * How far the audio fed to the worker may run ahead of what the worker has shown it decoded, at least.
+ * The worker's engine thread queues what it gets in order, shared with the other sessions on that thread:
+ * a whole file dropped on it at once would make every live call there wait behind it.
+ */
+const MIN_LEAD_MS = 2000;
+
+/**
  * Bytes of a message decoded per turn of the event loop: a message up to this is decoded at once; a bigger
  * one (a whole file) is copied once and decoded a slice per turn, so the decoder's output never grows past
  * one slice, the bus writes and the other sessions get their turns, and nothing waits whole in a buffer twice.
@@ -49,10 +56,32 @@ export class HarfSocketSession extends CallSocketSession {
   private pumping: NodeJS.Immediate | null = null;
   /** `finalize` came while messages were still waiting: it runs after the last of them. */
   private finalizeAfterQueue = false;
+  /** Audio fed to the call, ms; how far the worker has shown it decoded (its segments' ends), ms. */
+  private fedMs = 0;
+  private heardMs = 0;
+  /** What the worker has decoded at the least: its segments, or real time since the last check (see `ahead`). */
+  private floorMs = 0;
+  private floorAt = performance.now();
+  private readonly leadMs: number;
+  private paceTimer: NodeJS.Timeout | null = null;
 
   /** `call` is a one-channel call whose worker is already claimed (at the upgrade); `realtime`: held to the rate ceiling. */
   constructor(deps: { config: Config; log: Logger }, sink: SocketSink, call: Call, realtime = false) {
     super(deps, sink, call, 'harf', realtime);
+    this.leadMs = Math.max(MIN_LEAD_MS, deps.config.burstMs);
+  }
+
+  /**
+   * True when the audio fed is `leadMs` or more ahead of what the worker has decoded: the rest waits here,
+   * read at the worker's pace. The worker's position is its segments' ends, and never less than real time
+   * since audio was waiting for it (a worker slot decodes at least at real time: slots are sized so), which
+   * carries the pace through silence, where no segment comes.
+   */
+  private ahead(): boolean {
+    const now = performance.now();
+    this.floorMs = Math.min(this.fedMs, Math.max(this.floorMs + (now - this.floorAt), this.heardMs));
+    this.floorAt = now;
+    return this.fedMs - this.floorMs >= this.leadMs;
   }
 
   protected override get maxMessageBytes(): number {
@@ -67,7 +96,7 @@ export class HarfSocketSession extends CallSocketSession {
       return;
     }
     if (!this.acceptAudio(data)) return;
-    if (this.queue.length === 0 && data.length <= SLICE_BYTES) {
+    if (this.queue.length === 0 && data.length <= SLICE_BYTES && !this.ahead()) {
       this.decodeMessage(data);
       return;
     }
@@ -77,7 +106,20 @@ export class HarfSocketSession extends CallSocketSession {
     }
     this.queue.push(data.slice());
     this.queuedBytes += data.length;
-    this.pumping ??= setImmediate(this.pump);
+    this.schedule();
+  }
+
+  /** The pump runs at the next turn, or, while the worker is behind, at its next segment or when real time has passed. */
+  private schedule(): void {
+    if (this.pumping || this.paceTimer || this.queue.length === 0 || this.state !== 'open') return;
+    if (!this.ahead()) {
+      this.pumping = setImmediate(this.pump);
+      return;
+    }
+    this.paceTimer = setTimeout(() => {
+      this.paceTimer = null;
+      this.schedule();
+    }, Math.max(20, this.fedMs - this.floorMs - this.leadMs + 20));
   }
 
   /** Decodes one slice of the queue's head per turn; a message wholly decoded is answered. */
@@ -98,7 +140,7 @@ export class HarfSocketSession extends CallSocketSession {
       this.answer(false);
     }
     if (this.state !== 'open') return;
-    if (this.queue.length > 0) this.pumping = setImmediate(this.pump);
+    if (this.queue.length > 0) this.schedule();
     else if (this.finalizeAfterQueue) void this.finalize();
   };
 
@@ -117,7 +159,11 @@ export class HarfSocketSession extends CallSocketSession {
       }
       this.bytesIn += data.length;
       const samples = this.decoder.push(data);
-      if (samples.length > 0) this.pushAudio(samples, this.decoder.format!.channels, this.decoder.format!.sampleRate);
+      if (samples.length > 0) {
+        const { channels, sampleRate } = this.decoder.format!;
+        this.fedMs += (samples.length * 1000) / (channels * sampleRate);
+        this.pushAudio(samples, channels, sampleRate);
+      }
     } catch (err) {
       this.fail(asCallscribeError(err));
       return false;
@@ -151,7 +197,9 @@ export class HarfSocketSession extends CallSocketSession {
 
   protected override ended(): void {
     if (this.pumping) clearImmediate(this.pumping);
+    if (this.paceTimer) clearTimeout(this.paceTimer);
     this.pumping = null;
+    this.paceTimer = null;
     this.queue.length = 0;
     this.queuedBytes = 0;
   }
@@ -172,6 +220,15 @@ export class HarfSocketSession extends CallSocketSession {
     s.end = ev.end;
     s.final = ev.final;
     this.changed.add(ev.segment_id);
+    // The worker has decoded this far: audio waiting for it may go on.
+    if (ev.end_ms > this.heardMs) {
+      this.heardMs = ev.end_ms;
+      if (this.paceTimer && !this.ahead()) {
+        clearTimeout(this.paceTimer);
+        this.paceTimer = null;
+        this.schedule();
+      }
+    }
   }
 
   /**

@@ -6,6 +6,7 @@ import WebSocket from 'ws';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { FIXTURES, ROOT, pocketsphinxDirect, refusedUpgrade, startCallscribe, type Running } from './lib/proc.js';
 import { type HarfRun, streamWav } from './lib/harf-client.js';
+import { wavPrefix } from './lib/listen-client.js';
 import { normalizeWords, wer } from '../src/quality/wer.js';
 import { HarfAnswer } from '../src/protocol/harf.js';
 import {
@@ -23,6 +24,9 @@ let url: string;
 /** The file sent in real time (one run shared by the tests that compare with it). */
 let realtimeRun: Promise<HarfRun> | null = null;
 const realtime = () => (realtimeRun ??= streamWav(url, CALL16, { token: TOKEN, chunkMs: 100, pace: 1 }));
+/** The same file as one message. */
+let wholeRun: Promise<HarfRun> | null = null;
+const wholeFile = () => (wholeRun ??= streamWav(url, CALL16, { token: TOKEN, whole: true }));
 
 /** Opens a socket and sends the given messages; resolves with every answer and the close code. */
 async function exchange(messages: (Buffer | string)[], opts: { token?: string } = {}) {
@@ -139,7 +143,7 @@ describe('harf socket - end to end', () => {
   });
 
   it('harf socket - issue 14: a whole WAV file sent in one message is transcribed word for word as the same file sent in real time', async () => {
-    const whole = await streamWav(url, CALL16, { token: TOKEN, whole: true });
+    const whole = await wholeFile();
     const live = await realtime();
     console.log(JSON.stringify({ whole: whole.text, realtime: live.text }));
     expect(whole.closeCode).toBe(1000);
@@ -177,7 +181,7 @@ describe('harf socket - end to end', () => {
 describe('harf socket - the document', () => {
   it('harf socket - document: each segment is one message, an object with the fields of the document in its order', async () => {
     const doc = JSON.parse(DOC_SEGMENT);
-    const r = await streamWav(url, CALL16, { token: TOKEN, whole: true });
+    const r = await wholeFile();
     const segs = r.answers.filter((a) => 'segment_id' in a);
     expect(segs.length).toBeGreaterThan(3);
     for (const s of segs) {
@@ -204,7 +208,7 @@ describe('harf socket - the document', () => {
   });
 
   it('harf socket - document: "finalize" ends the process and the last results come before the close', async () => {
-    const r = await exchange([fs.readFileSync(CALL16), DOC_FINALIZE]);
+    const r = await exchange([wavPrefix(CALL16, 12), DOC_FINALIZE]);
     // The whole file was one message: its answer is the first; the segments decoded after it come at the end.
     expect(r.answers.length).toBeGreaterThan(1);
     const last = r.answers.at(-1);
