@@ -46,6 +46,11 @@ export abstract class CallSocketSession implements SocketSession {
   /** The protocol's last words after a finalize, before the close with 1000. */
   protected abstract lastWords(): void;
 
+  /** The largest audio message (CALLSCRIBE_MAX_MESSAGE_BYTES; a protocol whose messages are whole files says its own). */
+  protected get maxMessageBytes(): number {
+    return this.deps.config.maxMessageBytes;
+  }
+
   /**
    * Admission of one audio message: after a finalize it is dropped (counted); over the size limit the
    * session ends with CS_ERR_MESSAGE_TOO_LARGE (1009). True when the protocol should decode it.
@@ -55,7 +60,7 @@ export abstract class CallSocketSession implements SocketSession {
       if (this.state === 'finalizing') metrics.droppedFrames.labels('after_finalize').inc();
       return false;
     }
-    const limit = this.deps.config.maxMessageBytes;
+    const limit = this.maxMessageBytes;
     if (data.length <= limit) return true;
     this.fail(new MessageTooLargeError(`message of ${data.length} bytes is over the limit of ${limit}`));
     return false;

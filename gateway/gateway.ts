@@ -4,7 +4,7 @@ import type { Logger } from '../src/log.js';
 import { registry, metrics } from '../src/metrics.js';
 import { AsrClient } from '../src/bus/asr-client.js';
 import { BadParameterError, CallExistsError, type CallscribeError, OriginNotAllowedError, ResumeNotFoundError, TooManySessionsError, UnauthorizedError, UnsupportedLanguageError, asCallscribeError } from '../src/errors.js';
-import { parseListenParams, realtimeParam, type ListenParams } from '../src/protocol/listen.js';
+import { parseListenParams, type ListenParams } from '../src/protocol/listen.js';
 import { Call, type CallOptions } from '../src/calls/call.js';
 import { CallStore } from '../src/calls/store.js';
 import { LiveRecordSweeper, liveRecordTimings } from '../src/calls/sweeper.js';
@@ -16,6 +16,7 @@ import { TaskRunner } from '../src/files/task-runner.js';
 import { TokenStore, tokenFrom } from './auth.js';
 import { OriginPolicy } from './origin.js';
 import { HarfSocketSession } from './harf-socket.js';
+import { HARF_TRANSPORT_MAX_BYTES, harfRealtimeParam } from '../src/protocol/harf.js';
 import { ListenSession, type ResumePoint } from './listen-socket.js';
 import { ResumeRegistry } from './resume.js';
 import { AudioHookSession } from '../adapters/audiohook/audiohook.js';
@@ -104,6 +105,8 @@ export class Gateway {
     };
     const harfRoute: WsRoute<{ call: Call; realtime: boolean }> = {
       ...limits,
+      // The Harf document sends the whole WAV file as binary: this socket's messages may be whole files.
+      maxPayloadLength: HARF_TRANSPORT_MAX_BYTES,
       prepare: (req) => this.prepareHarf(req),
       open: (sink, ctx) => new HarfSocketSession({ config, log }, sink, ctx.call, ctx.realtime),
       abandon: (ctx) => ctx.call.close('client gone during upgrade'),
@@ -256,11 +259,11 @@ export class Gateway {
     };
   }
 
-  /** The Harf socket: `?language=`, `?analyze=true`, `?realtime=false` (a batch upload), then the call. */
+  /** The Harf socket: `?language=`, `?analyze=true`, `?realtime=true` (a live caller held to the rate ceiling), then the call. */
   private async prepareHarf(req: UpgradeRequest): Promise<Refusal | { context: { call: Call; realtime: boolean } }> {
     let realtime: boolean;
     try {
-      realtime = realtimeParam(req.query);
+      realtime = harfRealtimeParam(req.query);
     } catch (err) {
       return refusal(asCallscribeError(err));
     }

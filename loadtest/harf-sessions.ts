@@ -181,11 +181,12 @@ async function runSession(url: string, token: string, audio: Audio, delayMs: num
     try { parsed = JSON.parse(isBinary ? '' : String(d)); } catch { return; }
     const a = HarfAnswer.safeParse(parsed);
     if (!a.success) return;
-    if (!Array.isArray(a.data)) {
+    if ('state' in a.data) {
       if (a.data.state === 'FAILURE') failure = a.data.error.code;
       return;
     }
-    for (const s of a.data) {
+    // One segment per message (the document's shape).
+    for (const s of [a.data]) {
       res.firstSegmentMs ??= now - tConnect;
       // The message that carried the audio up to the segment's end (whole seconds: an upper bound).
       const idx = Math.ceil((parseHms(s.end) / 1000) * audio.byteRate / audio.chunk) - 1;

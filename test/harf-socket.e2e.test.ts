@@ -1,10 +1,19 @@
+import { execFile } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
+import { promisify } from 'node:util';
 import WebSocket from 'ws';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { FIXTURES, pocketsphinxDirect, refusedUpgrade, startCallscribe, type Running } from './lib/proc.js';
-import { streamWav } from './lib/harf-client.js';
-import { wer } from '../src/quality/wer.js';
+import { FIXTURES, ROOT, pocketsphinxDirect, refusedUpgrade, startCallscribe, type Running } from './lib/proc.js';
+import { type HarfRun, streamWav } from './lib/harf-client.js';
+import { wavPrefix } from './lib/listen-client.js';
+import { normalizeWords, wer } from '../src/quality/wer.js';
+import { HarfAnswer } from '../src/protocol/harf.js';
+import {
+  DOC_FINALIZE, DOC_PENDING, DOC_SAMPLE_REQUEST, DOC_SAMPLE_RESPONSE, DOC_SEGMENT, DOC_SEGMENT_FIELDS, DOC_SOCKET_PATH,
+} from './harf-socket.doc.js';
+
+const run = promisify(execFile);
 
 const TOKEN = 'e2e-token-1';
 const REF = fs.readFileSync(path.join(FIXTURES, 'call-en.ref'), 'utf8').trim();
@@ -12,6 +21,12 @@ const CALL16 = path.join(FIXTURES, 'call-en-16k.wav');
 
 let app: Running;
 let url: string;
+/** The file sent in real time (one run shared by the tests that compare with it). */
+let realtimeRun: Promise<HarfRun> | null = null;
+const realtime = () => (realtimeRun ??= streamWav(url, CALL16, { token: TOKEN, chunkMs: 100, pace: 1 }));
+/** The same file as one message. */
+let wholeRun: Promise<HarfRun> | null = null;
+const wholeFile = () => (wholeRun ??= streamWav(url, CALL16, { token: TOKEN, whole: true }));
 
 /** Opens a socket and sends the given messages; resolves with every answer and the close code. */
 async function exchange(messages: (Buffer | string)[], opts: { token?: string } = {}) {
@@ -38,7 +53,7 @@ function wavHeader(fmt: { tag?: number; rate?: number; channels?: number; bits?:
 
 beforeAll(async () => {
   app = await startCallscribe('all', { CALLSCRIBE_HARF_TOKENS: TOKEN });
-  url = `ws://127.0.0.1:${app.ready.port}/ws_api/transcribe_files/wav/sync/`;
+  url = `ws://127.0.0.1:${app.ready.port}${DOC_SOCKET_PATH}`;
 });
 
 afterAll(async () => {
@@ -61,15 +76,16 @@ describe('harf socket - end to end', () => {
       await new Promise((r) => setTimeout(r, 3000));
       return Promise.all([
         exchange([Buffer.from('this is not a wav file at all, it is text in a binary frame')]),
-        exchange([Buffer.alloc(70 * 1024)]),
+        exchange([wavHeader().subarray(0, 20), 'finalize']),
         exchange([wavHeader(), 'hello']),
       ]);
     })();
-    const run = await streamWav(url, CALL16, { token: TOKEN, chunkMs: 100, pace: 1 });
+    const run = await realtime();
     const badResults = await bad;
-    expect(badResults.map((r) => r.code)).toEqual([1003, 1009, 1008]);
+    expect(badResults.map((r) => r.code)).toEqual([1003, 1003, 1008]);
 
     expect(run.closeCode).toBe(1000);
+    expect(run.strays).toEqual([]);
     expect(run.idsBeforeFinalize.size).toBeGreaterThanOrEqual(3);
     const ids = [...run.segments.keys()];
     expect(ids).toEqual(ids.map((_, i) => i + 1)); // ids grow from 1 without holes
@@ -77,8 +93,8 @@ describe('harf socket - end to end', () => {
       expect(s.start).toMatch(/^\d+:\d\d:\d\d$/);
       expect(s.end).toMatch(/^\d+:\d\d:\d\d$/);
     }
-    // Segments were re-sent while they grew: more segment answers than segments.
-    const segmentAnswers = run.answers.filter(Array.isArray).flat().length;
+    // Segments were re-sent while they grew: more segment messages than segments.
+    const segmentAnswers = run.answers.filter((a) => typeof a.segment_id === 'number').length;
     expect(segmentAnswers).toBeGreaterThan(run.segments.size);
     expect(run.answers.some((a: any) => a.state === 'PENDING')).toBe(true);
 
@@ -110,7 +126,7 @@ describe('harf socket - end to end', () => {
       ['float wav', [wavHeader({ tag: 3, bits: 32 })], 'CS_ERR_UNSUPPORTED_FORMAT', 1003],
       ['96 kHz', [wavHeader({ rate: 96000 })], 'CS_ERR_UNSUPPORTED_FORMAT', 1003],
       ['lying header', [Buffer.concat([wavHeader().subarray(0, 32), Buffer.from([3, 0]), wavHeader().subarray(34)])], 'CS_ERR_BAD_WAV_HEADER', 1003],
-      ['too big', [wavHeader(), Buffer.alloc(64 * 1024 + 2)], 'CS_ERR_MESSAGE_TOO_LARGE', 1009],
+      ['too big', [wavHeader(), Buffer.alloc(64 * 1024 * 1024 + 2)], 'CS_ERR_MESSAGE_TOO_LARGE', 1009],
       ['other text', [wavHeader(), 'start'], 'CS_ERR_BAD_MESSAGE', 1008],
       ['truncated header at finalize', [wavHeader().subarray(0, 20), 'finalize'], 'CS_ERR_BAD_WAV_HEADER', 1003],
     ];
@@ -126,6 +142,29 @@ describe('harf socket - end to end', () => {
     expect(health.status).toBe(200);
   });
 
+  it('harf socket - issue 14: a whole WAV file sent in one message is transcribed word for word as the same file sent in real time', async () => {
+    const whole = await wholeFile();
+    const live = await realtime();
+    console.log(JSON.stringify({ whole: whole.text, realtime: live.text }));
+    expect(whole.closeCode).toBe(1000);
+    expect(whole.strays).toEqual([]);
+    expect(normalizeWords(whole.text).length).toBeGreaterThan(20);
+    expect(normalizeWords(whole.text)).toEqual(normalizeWords(live.text));
+  });
+
+  it('harf socket - issue 14: a file sent as 32 KB messages at network speed (no realtime parameter) is transcribed whole', async () => {
+    const fast = await streamWav(url, CALL16, { token: TOKEN, chunkBytes: 32 * 1024, pace: 0 });
+    expect(fast.closeCode).toBe(1000);
+    expect(fast.answers.filter((a) => a.state === 'FAILURE')).toEqual([]);
+    expect(normalizeWords(fast.text)).toEqual(normalizeWords((await realtime()).text));
+  });
+
+  it('harf socket - ?realtime=true holds a live caller to the rate ceiling: a file at network speed gets CS_ERR_RATE_LIMITED', async () => {
+    const r = await streamWav(`${url}?realtime=true`, CALL16, { token: TOKEN, chunkBytes: 32 * 1024, pace: 0 });
+    expect(r.answers.at(-1)).toMatchObject({ state: 'FAILURE', error: { code: 'CS_ERR_RATE_LIMITED' } });
+    expect(r.closeCode).toBe(1008);
+  });
+
   it('harf socket - operations endpoints: metrics, healthz, readyz', async () => {
     const base = `http://127.0.0.1:${app.ready.port}`;
     const ready = await fetch(`${base}/readyz`);
@@ -137,4 +176,59 @@ describe('harf socket - end to end', () => {
     }
     expect(m).toMatch(/callscribe_unauthorized_total \d+/);
   });
+});
+
+describe('harf socket - the document', () => {
+  it('harf socket - document: each segment is one message, an object with the fields of the document in its order', async () => {
+    const doc = JSON.parse(DOC_SEGMENT);
+    const r = await wholeFile();
+    const segs = r.answers.filter((a) => 'segment_id' in a);
+    expect(segs.length).toBeGreaterThan(3);
+    for (const s of segs) {
+      expect(Object.keys(s)).toEqual(DOC_SEGMENT_FIELDS);
+      for (const k of DOC_SEGMENT_FIELDS) expect(typeof s[k], k).toBe(typeof doc[k]);
+      expect(s.start).toMatch(/^\d+:\d\d:\d\d$/);
+      expect(HarfAnswer.parse(s)).toEqual(s);
+    }
+    // And the document's own segment passes the same schema.
+    expect(HarfAnswer.parse(doc)).toEqual(doc);
+  });
+
+  it('harf socket - document: a message whose answer is not ready is answered {"state": "PENDING"}', async () => {
+    const r = await exchange([wavHeader(), DOC_FINALIZE]);
+    expect(r.answers[0]).toEqual(JSON.parse(DOC_PENDING));
+    expect(r.code).toBe(1000);
+  });
+
+  it('harf socket - document: the sample request "" is answered with the sample response {"state":"PENDING"}', async () => {
+    // As text, as the sample writes it, and as an empty binary message; the session carries on.
+    const r = await exchange([DOC_SAMPLE_REQUEST, '', Buffer.alloc(0), DOC_FINALIZE]);
+    expect(r.answers).toEqual([JSON.parse(DOC_SAMPLE_RESPONSE), JSON.parse(DOC_SAMPLE_RESPONSE), JSON.parse(DOC_SAMPLE_RESPONSE)]);
+    expect(r.code).toBe(1000);
+  });
+
+  it('harf socket - document: "finalize" ends the process and the last results come before the close', async () => {
+    const r = await exchange([wavPrefix(CALL16, 12), DOC_FINALIZE]);
+    // The whole file was one message: its answer is the first; the segments decoded after it come at the end.
+    expect(r.answers.length).toBeGreaterThan(1);
+    const last = r.answers.at(-1);
+    expect(typeof last.segment_id).toBe('number');
+    expect(r.code).toBe(1000);
+  });
+
+  for (const [name, cmd, script] of [['Python', 'python3', 'examples/harf-socket-python.py'], ['Node', process.execPath, 'examples/harf-socket-node.mjs']] as const) {
+    it(`harf socket - document: the ${name} sample client (examples/) transcribes a file against the gateway`, async () => {
+      const { stdout, stderr } = await run(cmd, [path.join(ROOT, script), CALL16, TOKEN], {
+        cwd: ROOT, env: { ...process.env, HARF_HOST: `127.0.0.1:${app.ready.port}` }, timeout: 60_000,
+      });
+      const answers = stdout.trim().split('\n').map((l) => JSON.parse(l));
+      for (const a of answers) expect(HarfAnswer.safeParse(a).success, JSON.stringify(a)).toBe(true);
+      const segs = new Map<number, string>();
+      for (const a of answers) if ('segment_id' in a) segs.set(a.segment_id, a.text);
+      const text = [...segs.entries()].sort((a, b) => a[0] - b[0]).map(([, t]) => t).join(' ');
+      expect(normalizeWords(text)).toEqual(normalizeWords((await realtime()).text));
+      expect(stderr).toContain('closed 1000');
+    });
+  }
+
 });

@@ -277,12 +277,51 @@ async function socketRunOnce(url: string, messages: (Buffer | string)[], headers
 const ANSWERED = [1000, 1003, 1005, 1007, 1008, 1009];
 
 describe('hostile input - sockets', () => {
-  it('hostile input - a 16 MB message gets CS_ERR_MESSAGE_TOO_LARGE with 1009, on the Harf socket and /v1/listen', async () => {
-    const big = Buffer.alloc(16 * 1024 * 1024, 1);
-    for (const url of [`${ws}${HARF}?token=${TOKEN}`, `${ws}/v1/listen?token=${TOKEN}&encoding=linear16`]) {
-      const r = await socketRun(url, [big]);
-      expect(r.code).toBe(1009);
-      expect(r.errors).toContain('CS_ERR_MESSAGE_TOO_LARGE');
+  it('hostile input - a message over the limit gets CS_ERR_MESSAGE_TOO_LARGE with 1009: 16 MB on /v1/listen, 64 MiB + 1 on the Harf socket', async () => {
+    const r = await socketRun(`${ws}/v1/listen?token=${TOKEN}&encoding=linear16`, [Buffer.alloc(16 * 1024 * 1024, 1)]);
+    expect(r.code).toBe(1009);
+    expect(r.errors).toContain('CS_ERR_MESSAGE_TOO_LARGE');
+    // The Harf socket takes whole files: its limit is 64 MiB (a WAV header, then data past it).
+    const big = Buffer.alloc(64 * 1024 * 1024 + 1, 1);
+    fs.readFileSync(CALL16).copy(big, 0, 0, 44);
+    const h = await socketRun(`${ws}${HARF}?token=${TOKEN}`, [big]);
+    expect(h.code).toBe(1009);
+    expect(h.errors).toContain('CS_ERR_MESSAGE_TOO_LARGE');
+    await alive();
+  });
+
+  it('hostile input - the Harf socket, issue 14: whole files cut at any byte, changed, non-WAV, with text frames between, get a documented close', async () => {
+    const wav = fs.readFileSync(CALL16);
+    const texts = fc.constantFrom('finalize', 'hello', '', '""', '{"state":"PENDING"}', 'finalize ');
+    await fc.assert(fc.asyncProperty(
+      fc.integer({ min: 1, max: wav.length - 1 }), fc.option(fc.tuple(fc.integer({ min: 0, max: 59 }), fc.integer({ min: 0, max: 255 }))), fc.option(texts),
+      async (cut, flip, text) => {
+        const head = Buffer.from(wav.subarray(0, cut));
+        if (flip && flip[0] < head.length) head[flip[0]] = flip[1];
+        const msgs: (Buffer | string)[] = [head, ...(text === null ? [] : [text]), wav.subarray(cut), 'finalize'];
+        const r = await socketRun(`${ws}${HARF}?token=${TOKEN}`, msgs);
+        expect(ANSWERED, `cut ${cut} flip ${JSON.stringify(flip)} text ${text}: ${r.code} ${r.errors}`).toContain(r.code);
+      },
+    ), { numRuns: 8 });
+    // A megabyte of noise in one message, and one that starts like a WAV then is noise.
+    const noise = Buffer.from(Array.from({ length: 1024 * 1024 }, (_, i) => (i * 2654435761) >>> 24));
+    const r = await socketRun(`${ws}${HARF}?token=${TOKEN}`, [noise]);
+    expect(r.code).toBe(1003);
+    expect(r.errors).toContain('CS_ERR_NOT_WAV');
+    const riffNoise = Buffer.concat([wav.subarray(0, 12), noise]);
+    const r2 = await socketRun(`${ws}${HARF}?token=${TOKEN}`, [riffNoise]);
+    expect(ANSWERED, `${r2.code} ${r2.errors}`).toContain(r2.code);
+    await alive();
+  });
+
+  it('hostile input - the Harf socket, issue 14: clients that vanish mid-file (a whole file sent, then the connection cut) leave nothing behind', async () => {
+    const wav = fs.readFileSync(CALL16);
+    for (const whole of [wav, Buffer.concat([wav, wav, wav, wav])]) {
+      const sock = new WebSocket(`${ws}${HARF}?token=${TOKEN}`);
+      await new Promise<void>((resolve, reject) => { sock.once('open', () => resolve()); sock.once('error', reject); });
+      sock.send(whole);
+      await new Promise((r) => setTimeout(r, 20));
+      sock.terminate();
     }
     await alive();
   });

@@ -1,7 +1,7 @@
 import WebSocket from 'ws';
 import { type CallscribeError, EngineError, errorFromCode } from '../errors.js';
 import type { Logger } from '../log.js';
-import { HARF_FINALIZE, HarfAnswer, parseHms, streamingWavHeader } from '../protocol/harf.js';
+import { HARF_FINALIZE, type HarfAnswer, HarfEngineAnswer, type HarfSegment, parseHms, streamingWavHeader } from '../protocol/harf.js';
 import type { Engine, EngineStream, EngineStreamHandlers, SegmentUpdate } from './engine.js';
 
 /**
@@ -48,18 +48,19 @@ export class HarfWsEngine implements Engine {
 
     ws.on('message', (data, isBinary) => {
       if (isBinary) return;
-      let answer: HarfAnswer;
+      let answer: HarfAnswer | HarfSegment[];
       try {
-        answer = HarfAnswer.parse(JSON.parse(data.toString()));
+        answer = HarfEngineAnswer.parse(JSON.parse(data.toString()));
       } catch {
         this.opts.log.warn({ session: session.session }, 'harf-ws: malformed answer dropped');
         return;
       }
-      if (!Array.isArray(answer)) {
+      if ('state' in answer) {
         if (answer.state === 'FAILURE') fail(errorFromCode(answer.error.code, answer.error.message));
         return;
       }
-      for (const seg of answer) {
+      // The document: one segment per message; an array of them (callscribe before issue 14) is read too.
+      for (const seg of Array.isArray(answer) ? answer : [answer]) {
         let lid = remoteToLocal.get(seg.segment_id);
         if (lid === undefined) {
           finalizeUpTo(seg.segment_id);

@@ -378,6 +378,9 @@ export class AsrSession {
           // Kept from the start of this final utterance: the warm-up of a failover.
           this.replay.commit(this.lastFinalStart);
         }
+        // After a finalize, a worker still sending segments is working through a backlog (a whole file
+        // sent faster than real time), not stuck: the finalize timeout counts from its last answer.
+        this.finalizeTimer?.refresh();
         this.handlers?.segment(out, lat);
         break;
       }

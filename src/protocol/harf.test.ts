@@ -1,7 +1,7 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { WavStreamDecoder } from '../audio/wav.js';
-import { HarfAnswer, HarfSegment, PENDING_JSON, failureJson, formatHms, parseHms, streamingWavHeader } from './harf.js';
+import { HarfAnswer, HarfEngineAnswer, HarfSegment, PENDING_JSON, failureJson, formatHms, harfRealtimeParam, parseHms, segmentJson, streamingWavHeader } from './harf.js';
 
 describe('harf', () => {
   it('harf - formatHms writes H:MM:SS, rounding down to whole seconds', () => {
@@ -71,40 +71,58 @@ describe('harf', () => {
     expect(dec.format).toMatchObject({ encoding: 'pcm16', sampleRate: 8000, channels: 2, blockAlign: 4, dataBytes: null });
   });
 
-  it('harf - the answer schema accepts segments, PENDING and FAILURE', () => {
-    const segments = [
-      { segment_id: 1, text: 'hello there', start: '0:00:00', end: '0:00:02' },
-      { segment_id: 2, text: '', start: '0:00:02', end: '10:00:00' },
-    ];
-    expect(HarfAnswer.parse(segments)).toEqual(segments);
-    expect(HarfAnswer.parse([])).toEqual([]);
+  it('harf - the answer schema accepts one segment, PENDING or FAILURE per message', () => {
+    const seg = { segment_id: 1, text: 'hello there', start: '0:00:00', end: '0:00:02' };
+    expect(HarfAnswer.parse(seg)).toEqual(seg);
+    expect(HarfAnswer.parse({ segment_id: 2, text: '', start: '0:00:02', end: '10:00:00' })).toMatchObject({ segment_id: 2 });
     expect(HarfAnswer.parse(JSON.parse(PENDING_JSON))).toEqual({ state: 'PENDING' });
     const failure = JSON.parse(failureJson('CS_ERR_NO_WORKER', 'no worker'));
     expect(HarfAnswer.parse(failure)).toEqual({ state: 'FAILURE', error: { code: 'CS_ERR_NO_WORKER', message: 'no worker' } });
   });
 
-  it('harf - the answer schema rejects malformed answers', () => {
+  it('harf - the answer schema rejects malformed answers and arrays (one object per message)', () => {
     const seg = { segment_id: 1, text: 'a', start: '0:00:00', end: '0:00:01' };
     const bad: unknown[] = [
       null,
       'PENDING',
       {},
+      [],
+      [seg],
       { state: 'DONE' },
       { state: 'pending' },
       { state: 'FAILURE' },
       { state: 'FAILURE', error: { code: 'X' } },
       { state: 'FAILURE', error: { code: 1, message: 'm' } },
-      [{ ...seg, segment_id: 0 }],
-      [{ ...seg, segment_id: -1 }],
-      [{ ...seg, segment_id: 1.5 }],
-      [{ ...seg, segment_id: '1' }],
-      [{ ...seg, text: null }],
-      [{ ...seg, start: '00:00' }],
-      [{ ...seg, end: '0:0:01' }],
-      [{ ...seg, end: 1000 }],
-      [{ segment_id: 1, text: 'a', start: '0:00:00' }],
-      [seg, 'x'],
+      { ...seg, segment_id: 0 },
+      { ...seg, segment_id: -1 },
+      { ...seg, segment_id: 1.5 },
+      { ...seg, segment_id: '1' },
+      { ...seg, text: null },
+      { ...seg, start: '00:00' },
+      { ...seg, end: '0:0:01' },
+      { ...seg, end: 1000 },
+      { segment_id: 1, text: 'a', start: '0:00:00' },
     ];
     for (const b of bad) expect(HarfAnswer.safeParse(b).success, JSON.stringify(b)).toBe(false);
+  });
+
+  it('harf - the harf-ws engine also reads an array of segments (callscribe before issue 14)', () => {
+    const seg = { segment_id: 1, text: 'a', start: '0:00:00', end: '0:00:01' };
+    expect(HarfEngineAnswer.parse([seg])).toEqual([seg]);
+    expect(HarfEngineAnswer.parse(seg)).toEqual(seg);
+    expect(HarfEngineAnswer.safeParse([seg, 'x']).success).toBe(false);
+  });
+
+  it('harf - segmentJson writes the fields in the document order', () => {
+    const json = segmentJson({ end: '0:00:05', start: '0:00:00', text: 'x "y"', segment_id: 3 } as never);
+    expect(Object.keys(JSON.parse(json))).toEqual(['segment_id', 'text', 'start', 'end']);
+    expect(json).toBe('{"segment_id":3,"text":"x \\"y\\"","start":"0:00:00","end":"0:00:05"}');
+  });
+
+  it('harf - ?realtime= on the Harf socket: a file at network speed by default, true for a live caller', () => {
+    const q = (v?: string) => (k: string) => (k === 'realtime' ? v : undefined);
+    for (const v of [undefined, '', 'false', '0']) expect(harfRealtimeParam(q(v))).toBe(false);
+    for (const v of ['true', '1']) expect(harfRealtimeParam(q(v))).toBe(true);
+    for (const v of ['yes', 'TRUE', '2']) expect(() => harfRealtimeParam(q(v))).toThrow(expect.objectContaining({ code: 'CS_ERR_BAD_PARAMETER' }));
   });
 });

@@ -1,13 +1,28 @@
 import { z } from 'zod';
+import { BadParameterError } from '../errors.js';
 
 /**
  * The Harf streaming socket (`/ws_api/transcribe_files/wav/sync/`), as its document describes it:
- * binary messages carry a WAV file (the first one its RIFF header); each binary message is answered with
- * the segments that changed since the last answer (a JSON array) or `{"state":"PENDING"}`; the text
- * message `finalize` flushes, sends the remaining final segments and closes with 1000.
- * Errors: `{"state":"FAILURE","error":{"code","message"}}` then a close.
+ * "the file, in wav format, is sent to the server as binary" (any split, the whole file in one message
+ * too); the server answers with one JSON object per message, a segment
+ * `{"segment_id": 1, "text": "...", "start": "0:00:00", "end": "0:00:05"}` or, when no answer is ready,
+ * `{"state": "PENDING"}`; at the end the client sends the text "finalize" and gets the last results.
+ * callscribe answers each binary message with one message per segment that changed since the last answer
+ * (PENDING when none did), and closes with 1000 after the last results.
+ * Errors (callscribe's, in the document's state form): `{"state":"FAILURE","error":{"code","message"}}`, then a close.
  */
 export const HARF_FINALIZE = 'finalize';
+
+/**
+ * The largest binary message of the Harf socket: a whole WAV file of the longest duration a message may
+ * carry, 30 minutes of 16 kHz mono 16-bit PCM (57.6 MB; 8 kHz mono: 60 min, G.711: 2 h), with room to spare.
+ */
+export const HARF_MAX_MESSAGE_BYTES = 64 * 1024 * 1024;
+/**
+ * What the socket library assembles at all on the Harf socket: between the limit and this a message is
+ * answered CS_ERR_MESSAGE_TOO_LARGE (1009); past it uWS cuts the connection (1006), ws closes 1009.
+ */
+export const HARF_TRANSPORT_MAX_BYTES = HARF_MAX_MESSAGE_BYTES + 16 * 1024 * 1024;
 
 export const HarfSegment = z.object({
   segment_id: z.number().int().positive(),
@@ -19,10 +34,30 @@ export type HarfSegment = z.infer<typeof HarfSegment>;
 
 export const HarfPending = z.object({ state: z.literal('PENDING') });
 export const HarfFailure = z.object({ state: z.literal('FAILURE'), error: z.object({ code: z.string(), message: z.string() }) });
-export const HarfAnswer = z.union([z.array(HarfSegment), HarfPending, HarfFailure]);
+/** One message of the socket: a segment, PENDING, or FAILURE. */
+export const HarfAnswer = z.union([HarfSegment, HarfPending, HarfFailure]);
 export type HarfAnswer = z.infer<typeof HarfAnswer>;
 
+/** What the harf-ws engine reads from an external engine: also an array of segments (callscribe before issue 14). */
+export const HarfEngineAnswer = z.union([HarfSegment, z.array(HarfSegment), HarfPending, HarfFailure]);
+
 export const PENDING_JSON = '{"state":"PENDING"}';
+
+/** A segment message, its fields in the document's order. */
+export function segmentJson(s: HarfSegment): string {
+  return JSON.stringify({ segment_id: s.segment_id, text: s.text, start: s.start, end: s.end });
+}
+
+/**
+ * `?realtime=` on the Harf socket: no Harf client sends it, so a file sent as fast as the network allows is
+ * the default; `realtime=true` holds a live caller to the rate ceiling.
+ */
+export function harfRealtimeParam(query: (k: string) => string | undefined): boolean {
+  const v = query('realtime');
+  if (v === undefined || v === '' || v === 'false' || v === '0') return false;
+  if (v === 'true' || v === '1') return true;
+  throw new BadParameterError('realtime must be true or false');
+}
 
 /** Milliseconds to Harf's `H:MM:SS` (whole seconds, rounded down). */
 export function formatHms(ms: number): string {
