@@ -3,7 +3,7 @@ import { loadConfig } from '../src/config.js';
 import { createLogger } from '../src/log.js';
 import { HARF_MAX_MESSAGE_BYTES, HarfAnswer, streamingWavHeader } from '../src/protocol/harf.js';
 import type { Call, CallEvent } from '../src/calls/call.js';
-import { HarfSocketSession } from './harf-socket.js';
+import { HarfSocketSession, harfQueuedBytes } from './harf-socket.js';
 
 /**
  * The part of a Call the session uses, recording what it was given (the e2e suites run the real one).
@@ -35,12 +35,12 @@ function standInCall(progress: boolean) {
   return { call: call as unknown as Call, pushes, log, emit };
 }
 
-function session(realtime = false, progress = true) {
+function session(realtime = false, progress = true, env: Record<string, string> = {}) {
   const c = standInCall(progress);
   const sent: string[] = [];
   const closes: { code: number; reason?: string }[] = [];
   const sink = { send: (t: string) => { sent.push(t); return true; }, close: (code: number, reason?: string) => { closes.push({ code, reason }); } };
-  const s = new HarfSocketSession({ config: loadConfig({}), log: createLogger('silent') }, sink, c.call, realtime);
+  const s = new HarfSocketSession({ config: loadConfig(env), log: createLogger('silent') }, sink, c.call, realtime);
   return { s, sent, closes, ...c };
 }
 
@@ -138,6 +138,29 @@ describe('harf socket session', () => {
     t.s.onBinary(big);
     expect(JSON.parse(t.sent.at(-1)!)).toMatchObject({ state: 'FAILURE', error: { code: 'CS_ERR_MESSAGE_TOO_LARGE' } });
     expect(t.closes).toEqual([{ code: 1009, reason: 'CS_ERR_MESSAGE_TOO_LARGE' }]);
+  });
+
+  it('harf socket session - past CALLSCRIBE_HARF_QUEUE_BYTES waiting in the whole gateway, a file is refused with CS_ERR_GATEWAY_BUSY; the others go on', async () => {
+    const base = harfQueuedBytes(); // 0 unless an earlier test left a session with audio waiting
+    const env = { CALLSCRIBE_HARF_QUEUE_BYTES: String(base + 2 * 1024 * 1024) };
+    const a = session(false, false, env); // a worker that shows no progress: A's file waits
+    a.s.onBinary(wav(40)); // 1.28 MB
+    expect(harfQueuedBytes()).toBe(base + 40 * 32_000 + 44);
+    const b = session(false, false, env);
+    b.s.onBinary(wav(40)); // 2.56 MB in all: over 2 MiB
+    expect(JSON.parse(b.sent.at(-1)!)).toMatchObject({ state: 'FAILURE', error: { code: 'CS_ERR_GATEWAY_BUSY' } });
+    expect(b.closes).toEqual([{ code: 1013, reason: 'CS_ERR_GATEWAY_BUSY' }]);
+    expect(a.closes).toEqual([]);
+    expect(harfQueuedBytes()).toBe(base + 40 * 32_000 + 44);
+    // A's client goes: its bytes leave the gateway's count, and the next file is taken
+    a.s.onClose(1006);
+    expect(harfQueuedBytes()).toBe(base);
+    const c = session(false, false, env);
+    c.s.onBinary(wav(40));
+    expect(c.closes).toEqual([]);
+    c.s.onClose(1006);
+    await turns(2);
+    expect(harfQueuedBytes()).toBe(base);
   });
 
   it('harf socket session - a message over the limit is refused before it is copied', () => {

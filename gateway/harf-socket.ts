@@ -1,6 +1,6 @@
 import type { Config } from '../src/config.js';
 import type { Logger } from '../src/log.js';
-import { BadMessageError, type CallscribeError, MessageTooLargeError, asCallscribeError } from '../src/errors.js';
+import { BadMessageError, type CallscribeError, GatewayBusyError, MessageTooLargeError, asCallscribeError } from '../src/errors.js';
 import { HARF_FINALIZE, HARF_MAX_MESSAGE_BYTES, PENDING_JSON, failureJson, segmentJson } from '../src/protocol/harf.js';
 import { metrics } from '../src/metrics.js';
 import { FLAG_DISCONTINUITY } from '../src/audio/frames.js';
@@ -24,6 +24,18 @@ const MIN_LEAD_MS = 2000;
  * one slice, the bus writes and the other sessions get their turns, and nothing waits whole in a buffer twice.
  */
 const SLICE_BYTES = 64 * 1024;
+
+/**
+ * Audio waiting to be decoded from every Harf socket of this process together: a few clients sending whole
+ * files at once must not take the gateway's memory (its pod has 1 GiB), so past CALLSCRIBE_HARF_QUEUE_BYTES
+ * (256 MiB) a message that would wait is refused with CS_ERR_GATEWAY_BUSY (1013), and other sessions go on.
+ */
+let gatewayQueuedBytes = 0;
+
+/** Bytes waiting in all Harf sockets of this process (metrics, tests). */
+export function harfQueuedBytes(): number {
+  return gatewayQueuedBytes;
+}
 
 interface SegmentState {
   id: number;
@@ -63,12 +75,14 @@ export class HarfSocketSession extends CallSocketSession {
   private floorMs = 0;
   private floorAt = performance.now();
   private readonly leadMs: number;
+  private readonly gatewayQueueBytes: number;
   private paceTimer: NodeJS.Timeout | null = null;
 
   /** `call` is a one-channel call whose worker is already claimed (at the upgrade); `realtime`: held to the rate ceiling. */
   constructor(deps: { config: Config; log: Logger }, sink: SocketSink, call: Call, realtime = false) {
     super(deps, sink, call, 'harf', realtime);
     this.leadMs = Math.max(MIN_LEAD_MS, deps.config.burstMs);
+    this.gatewayQueueBytes = deps.config.harfQueueBytes;
   }
 
   /**
@@ -82,6 +96,12 @@ export class HarfSocketSession extends CallSocketSession {
     this.floorMs = Math.min(this.fedMs, Math.max(this.floorMs + (now - this.floorAt), this.heardMs));
     this.floorAt = now;
     return this.fedMs - this.floorMs >= this.leadMs;
+  }
+
+  /** This session's waiting audio and the gateway's total change together. */
+  private queued(delta: number): void {
+    this.queuedBytes += delta;
+    gatewayQueuedBytes += delta;
   }
 
   protected override get maxMessageBytes(): number {
@@ -104,8 +124,11 @@ export class HarfSocketSession extends CallSocketSession {
     if (this.queuedBytes + data.length > HARF_MAX_MESSAGE_BYTES) {
       return this.fail(new MessageTooLargeError(`more than ${HARF_MAX_MESSAGE_BYTES} bytes of audio are waiting to be decoded`));
     }
+    if (gatewayQueuedBytes + data.length > this.gatewayQueueBytes) {
+      return this.fail(new GatewayBusyError(`the gateway holds ${gatewayQueuedBytes} bytes of audio waiting to be decoded from Harf sockets (CALLSCRIBE_HARF_QUEUE_BYTES ${this.gatewayQueueBytes}); try again later`));
+    }
     this.queue.push(data.slice());
-    this.queuedBytes += data.length;
+    this.queued(data.length);
     this.schedule();
   }
 
@@ -136,7 +159,7 @@ export class HarfSocketSession extends CallSocketSession {
     } else {
       this.queue.shift();
       this.headAt = 0;
-      this.queuedBytes -= msg.length;
+      this.queued(-msg.length);
       this.answer(false);
     }
     if (this.state !== 'open') return;
@@ -201,7 +224,7 @@ export class HarfSocketSession extends CallSocketSession {
     this.pumping = null;
     this.paceTimer = null;
     this.queue.length = 0;
-    this.queuedBytes = 0;
+    this.queued(-this.queuedBytes);
   }
 
   protected errorJson(err: CallscribeError): string {

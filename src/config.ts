@@ -70,6 +70,8 @@ const EnvSchema = z.object({
   CALLSCRIBE_MAX_RATE: z.coerce.number().min(0).max(1000).default(2)
     .refine((r) => r === 0 || r >= 1, 'want 0 (no ceiling) or at least 1 (real time)'),
   CALLSCRIBE_BURST_MS: int(10_000, 0, 3_600_000), // audio a live socket may send ahead of real time
+  // Audio waiting to be decoded from all Harf sockets of a gateway together (whole files sent faster than decoded)
+  CALLSCRIBE_HARF_QUEUE_BYTES: int(256 * 1024 * 1024, 1024 * 1024),
   CALLSCRIBE_ALLOWED_ORIGINS: list, // browser Origins allowed (`*` or empty: any); the request's own Host always is
   CALLSCRIBE_SOCKET_IMPL: z.enum(['uws', 'ws']).default('uws'), // ws: the same gateway on the ws library, a benchmark baseline; uws is faster
   CALLSCRIBE_CLAIM_TIMEOUT_MS: int(3000, 100),
@@ -152,6 +154,8 @@ export interface Config {
   /** Live sockets' audio-rate ceiling, × real time after `burstMs` of audio ahead (0: none). */
   readonly maxRate: number;
   readonly burstMs: number;
+  /** Audio waiting to be decoded from all Harf sockets together, bytes (CS_ERR_GATEWAY_BUSY past it). */
+  readonly harfQueueBytes: number;
   /** Lower-case `scheme://host[:port]` origins a browser may come from; null: any. */
   readonly allowedOrigins: readonly string[] | null;
   /** The gateway's socket library: uWebSockets.js, or `ws` (the benchmark's baseline, server-ws.ts). */
@@ -310,6 +314,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     idleTimeoutMs: e.CALLSCRIBE_IDLE_TIMEOUT_MS,
     maxRate: e.CALLSCRIBE_MAX_RATE,
     burstMs: e.CALLSCRIBE_BURST_MS,
+    harfQueueBytes: e.CALLSCRIBE_HARF_QUEUE_BYTES,
     allowedOrigins: origins && origins.length > 0 ? Object.freeze(origins) : null,
     socketImpl: e.CALLSCRIBE_SOCKET_IMPL,
     claimTimeoutMs: e.CALLSCRIBE_CLAIM_TIMEOUT_MS,

@@ -98,6 +98,16 @@ export class NoWorkerError extends CallscribeError {
   override readonly status = 503;
 }
 
+/**
+ * The gateway already holds CALLSCRIBE_HARF_QUEUE_BYTES of audio waiting to be decoded from Harf sockets
+ * (whole files sent faster than their workers decode them): this message would pass it.
+ */
+export class GatewayBusyError extends CallscribeError {
+  override readonly code = 'CS_ERR_GATEWAY_BUSY';
+  override readonly closeCode = 1013; // RFC 6455 "Try Again Later"
+  override readonly status = 503;
+}
+
 /** The gateway holds its maximum of live sessions (CALLSCRIBE_MAX_SESSIONS). */
 export class TooManySessionsError extends CallscribeError {
   override readonly code = 'CS_ERR_TOO_MANY_SESSIONS';
@@ -269,6 +279,7 @@ export function errorFromCode(code: string, message: string): CallscribeError {
     CS_ERR_URL_NOT_ALLOWED: UrlNotAllowedError,
     CS_ERR_MEDIA_TOO_LARGE: MediaTooLargeError,
     CS_ERR_URL_UNREACHABLE: UrlUnreachableError,
+    CS_ERR_GATEWAY_BUSY: GatewayBusyError,
   };
   const Cls = known[code];
   return Cls ? new Cls(message) : new EngineError(`${code}: ${message}`);
