@@ -72,6 +72,13 @@ describe('auth', () => {
     expect(tokenFrom('Token from-header', 'from-query')).toBe('from-header');
   });
 
+  it('auth - tokenFrom reads `Token<key>` without the space (the Harf document\'s C# upload sample)', () => {
+    expect(tokenFrom('Tokenabc123', undefined)).toBe('abc123');
+    expect(tokenFrom('tokenabc123', undefined)).toBe('abc123');
+    expect(tokenFrom('Bearerabc123', undefined)).toBeNull();
+    expect(tokenFrom('Tokena b', undefined)).toBeNull();
+  });
+
   it('auth - tokenFrom falls back to the query token', () => {
     expect(tokenFrom('', 'from-query')).toBe('from-query');
     expect(tokenFrom('Basic dXNlcjpwYXNz', 'from-query')).toBe('from-query');
@@ -83,7 +90,6 @@ describe('auth', () => {
     expect(tokenFrom('', undefined)).toBeNull();
     expect(tokenFrom('', '')).toBeNull();
     expect(tokenFrom('Basic dXNlcjpwYXNz', undefined)).toBeNull();
-    expect(tokenFrom('Tokenabc', undefined)).toBeNull();
     expect(tokenFrom('Token ', undefined)).toBeNull();
   });
 });

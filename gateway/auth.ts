@@ -46,9 +46,13 @@ function digest(s: string): Buffer {
   return createHash('sha256').update(s).digest();
 }
 
-/** `Authorization: Token <key>` (also `Bearer`), else the `token` query parameter (browsers cannot set headers on WebSockets). */
+/**
+ * `Authorization: Token <key>` (also `Bearer <key>`, as the Harf document's PHP upload sample sends it, and
+ * `Token<key>` without the space, as its C# upload sample builds it: `"Token" + _bearerToken`), else the
+ * `token` query parameter (browsers cannot set headers on WebSockets).
+ */
 export function tokenFrom(authorization: string, queryToken: string | undefined): string | null {
-  const m = /^(?:Token|Bearer)\s+(\S+)\s*$/i.exec(authorization);
+  const m = /^(?:(?:Token|Bearer)\s+|Token(?=\S))(\S+)\s*$/i.exec(authorization);
   if (m) return m[1]!;
   return queryToken || null;
 }

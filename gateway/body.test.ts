@@ -1,7 +1,7 @@
 import { Readable } from 'node:stream';
 import { describe, expect, it } from 'vitest';
 import { PayloadTooLargeError } from '../src/errors.js';
-import { parseMultipart, readAll } from './body.js';
+import { parseMultipart, readAll, requoteHeader } from './body.js';
 import { RequestBody } from './http-core.js';
 
 const TYPE = 'multipart/form-data; boundary=B';
@@ -114,5 +114,77 @@ describe('body - request bodies (issue 12)', () => {
     const ready = body.finish();
     body.abort();
     expect(await ready).toBe(false);
+  });
+});
+
+/** Parses `body` leniently; the files' names and bytes and the fields, or the error's code. */
+async function lenient(body: Buffer | string, type = TYPE, chunk = 0): Promise<{ files: [string, string | undefined, string][]; fields: Record<string, string> } | string> {
+  const buf = Buffer.isBuffer(body) ? body : Buffer.from(body, 'latin1');
+  const chunks = chunk > 0 ? Array.from({ length: Math.ceil(buf.length / chunk) }, (_, i) => buf.subarray(i * chunk, (i + 1) * chunk)) : [buf];
+  const files: [string, string | undefined, string][] = [];
+  const fields: Record<string, string> = {};
+  return parseMultipart(type, Readable.from(chunks), {
+    limits: {}, lenient: true,
+    onField: (k, v) => { fields[k] = v; },
+    onFile: async (f) => {
+      const parts: Buffer[] = [];
+      for await (const d of f.stream) parts.push(d as Buffer);
+      files.push([f.field, f.info.filename, Buffer.concat(parts).toString('latin1')]);
+    },
+  }).then(() => ({ files, fields }), (e: { code?: string }) => e.code ?? String(e));
+}
+
+// The Harf document's raw upload sample, with its placeholders filled in: LF line endings, single quotes, no closing `--`.
+const DOC_RAW = "--B\nContent-Disposition: form-data; name='document'; filename='FILE NAME'\nContent-Type: text/plain (according to the type of the uploaded file)\n\nRIFF\r\n--not-it\n--B\n";
+
+describe('body - lenient multipart forms (the Harf document\'s samples)', () => {
+  it('body - the document\'s raw LF sample: one file, its bytes exactly (a CR before the LF delimiter is content)', async () => {
+    expect(await lenient(DOC_RAW)).toEqual({ files: [['document', 'FILE NAME', 'RIFF\r\n--not-it']], fields: {} });
+    // Fed a byte at a time: delimiters split across chunks are still found.
+    expect(await lenient(DOC_RAW, TYPE, 1)).toEqual({ files: [['document', 'FILE NAME', 'RIFF\r\n--not-it']], fields: {} });
+    // With the RFC's closing `--`, and with a preamble.
+    expect(await lenient(`preamble\n${DOC_RAW.slice(0, -1)}--\n`)).toEqual({ files: [['document', 'FILE NAME', 'RIFF\r\n--not-it']], fields: {} });
+  });
+
+  it('body - LF forms with fields, PHP\'s path-named files and a quoted boundary; CRLF forms parse exactly as without lenient', async () => {
+    const lf = '--B\nContent-Disposition: form-data; name="f1"\n\nvalue1\n--B\nContent-Disposition: form-data; name="FILE_PATH_1"; filename="FILE_PATH_1"\nContent-Type: image/png\nContent-Transfer-Encoding: binary\n\nxy\n--B--\n';
+    expect(await lenient(lf, 'multipart/form-data; boundary="B"')).toEqual({ files: [['FILE_PATH_1', 'FILE_PATH_1', 'xy']], fields: { f1: 'value1' } });
+    expect(await lenient(form('zz\n--B'))).toEqual({ files: [['f', 'a.bin', 'zz\n--B']], fields: { username: 'ed' } });
+    // .NET's MultipartFormDataContent: unquoted name, filename and filename*.
+    const net = "--B\r\nContent-Disposition: form-data; name=file; filename=a.wav; filename*=utf-8''a.wav\r\n\r\nq\r\n--B--\r\n";
+    expect(await lenient(net)).toEqual({ files: [['file', 'a.wav', 'q']], fields: {} });
+  });
+
+  it('body - lenient forms cut at every byte: 400 CS_ERR_BAD_REQUEST, or the parts whole before the cut, never a hang or a cut file', async () => {
+    const lf = Buffer.from('--B\nContent-Disposition: form-data; name="wait"\n\nfalse\n--B\nContent-Disposition: form-data; name=\'document\'; filename=\'a b.wav\'\n\nRIFFdata\n--B\n', 'latin1');
+    for (let cut = 0; cut < lf.length; cut++) {
+      const r = await lenient(lf.subarray(0, cut));
+      if (typeof r === 'string') {
+        expect(r, `cut at ${cut}`).toBe('CS_ERR_BAD_REQUEST');
+        continue;
+      }
+      // Only a cut right after a delimiter line reads as a whole LF form: every file in it is whole.
+      expect(lf.subarray(0, cut).toString('latin1'), `cut at ${cut}`).toMatch(/(^|\n)--B\n?$/);
+      for (const f of r.files) expect(f[2]).toBe('RIFFdata');
+    }
+    // CRLF forms keep the RFC's rule: without their closing `--`, they are cut.
+    const crlf = Buffer.from(form('xxxx', '\r\n--B\r\n'));
+    for (let cut = 0; cut <= crlf.length; cut++) expect(await lenient(crlf.subarray(0, cut)), `cut at ${cut}`).toBe('CS_ERR_BAD_REQUEST');
+  });
+
+  it('body - malformed lenient framing: text after a boundary, endless delimiter lines or part headers: 400', async () => {
+    expect(await lenient('--Bxyz\nContent-Disposition: form-data; name="a"\n\nb\n--B--\n')).toBe('CS_ERR_BAD_REQUEST');
+    expect(await lenient(`--B${' '.repeat(5000)}`)).toBe('CS_ERR_BAD_REQUEST');
+    expect(await lenient(`--B\nX-A: ${'a'.repeat(40_000)}`)).toBe('CS_ERR_BAD_REQUEST');
+    expect(await lenient('')).toBe('CS_ERR_BAD_REQUEST');
+    expect(await lenient('no form at all\n')).toBe('CS_ERR_BAD_REQUEST');
+  });
+
+  it('body - requoteHeader: single quotes become RFC 7578 double quotes; other headers and quoted values are kept', () => {
+    expect(requoteHeader("Content-Disposition: form-data; name='document'; filename='FILE NAME'"))
+      .toBe('Content-Disposition: form-data; name="document"; filename="FILE NAME"');
+    expect(requoteHeader("content-disposition: form-data; name='a\"b'; filename=\"x;'y\"")).toBe('content-disposition: form-data; name="a\\"b"; filename="x;\'y"');
+    expect(requoteHeader("Content-Type: text/plain (it's)")).toBe("Content-Type: text/plain (it's)");
+    expect(requoteHeader("Content-Disposition: form-data; name=file; filename*=utf-8''a.wav")).toBe("Content-Disposition: form-data; name=file; filename*=utf-8''a.wav");
   });
 });

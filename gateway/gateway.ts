@@ -8,7 +8,7 @@ import { parseListenParams, type ListenParams } from '../src/protocol/listen.js'
 import { Call, type CallOptions } from '../src/calls/call.js';
 import { CallStore } from '../src/calls/store.js';
 import { LiveRecordSweeper, liveRecordTimings } from '../src/calls/sweeper.js';
-import { HttpServer, type AnyReply, type GatewayServer, type HttpReply, type Refusal, type UpgradeRequest, type WsRoute } from './server.js';
+import { HttpServer, type AnyReply, type BodyHandler, type GatewayServer, type HttpReply, type Refusal, type UpgradeRequest, type WsRoute } from './server.js';
 import { WsHttpServer } from './server-ws.js';
 import { HarfFilesApi } from './harf-files.js';
 import { TaskStore } from '../src/files/tasks.js';
@@ -135,6 +135,7 @@ export class Gateway {
     // Body limits per route: a multipart upload may carry files up to CALLSCRIBE_MAX_MEDIA_BYTES (the form's
     // own bytes on top); a Voiceponce JSON body may carry a base64 file; every other POST takes 1 MiB.
     const upload = { maxBodyBytes: config.files.maxMediaBytes + FORM_OVERHEAD_BYTES };
+    const harfFiles: BodyHandler = (req, body, gone) => this.authorized(req, () => this.files!.post(req, body, gone));
     const reviews = { maxBodyBytes: Math.max(config.files.maxMediaBytes, VOICEPONCE_MAX_JSON_BYTES) + FORM_OVERHEAD_BYTES };
     this.server
       .ws(LISTEN_PATH, listenRoute)
@@ -145,8 +146,11 @@ export class Gateway {
       .ws('/v1/audiohook', this.adapterRoute((sink) => new AudioHookSession(this.adapterDeps, sink), 'x-api-key'))
       .get('/', publicFiles.index).get('/static/:file', (req) => publicFiles.file(req.param(0)))
       .ws('/v1/twilio', this.adapterRoute((sink) => new TwilioMediaSession(this.adapterDeps, sink)))
-      .post('/api/transcribe_files/', (req, body) => this.authorized(req, () => this.files!.post(req, body)), upload)
-      .post('/api/transcribe_files', (req, body) => this.authorized(req, () => this.files!.post(req, body)), upload)
+      .post('/api/transcribe_files/', harfFiles, upload)
+      .post('/api/transcribe_files', harfFiles, upload)
+      // The Harf document's upload samples post to `/api/read_document/` (curl: without the slash).
+      .post('/api/read_document/', harfFiles, upload)
+      .post('/api/read_document', harfFiles, upload)
       .get('/media/files/:task/:name', (req) => this.authorized(req, () => this.files!.media(`${req.param(0)}/${req.param(1)}`)))
       // Voiceponce (its own bearer tokens, checked inside)
       .post('/api/v1/token', (req, body) => this.voiceponce!.token(req, body), { maxBodyBytes: MAX_FORM_BYTES })

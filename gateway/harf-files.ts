@@ -1,13 +1,16 @@
 /**
- * The Harf file API: `POST /api/transcribe_files/` with media URLs (JSON) or uploads (multipart,
- * under `media` or, as the document's own samples send it, `document`), sync (`wait`, the default)
- * or async (`task_ids`, also spelled `tasks_ids` by the document's example), and the uploads served
- * back under `/media/files/...`.
+ * The Harf file API: `POST /api/transcribe_files/` (and `/api/read_document/`, where the document's
+ * upload samples send their files) with media URLs (JSON) or uploads (multipart: `media` as the document
+ * names it, or any other file field as its samples send them: `document`, C#'s `file`, PHP's file paths),
+ * sync (`wait`, the default) or async (`task_ids`, also spelled `tasks_ids` by the document's example;
+ * `"wait": true` holds a poll until the result is ready), and the uploads served back under
+ * `/media/files/...`.
  */
 import type { Readable } from 'node:stream';
 import { z } from 'zod';
 import type { Config } from '../src/config.js';
 import type { Logger } from '../src/log.js';
+import { metrics } from '../src/metrics.js';
 import { BadRequestError, CallscribeError, MediaTooLargeError, PayloadTooLargeError, UnsupportedLanguageError, asCallscribeError } from '../src/errors.js';
 import type { Task, TaskItem, TaskStore } from '../src/files/tasks.js';
 import type { TaskRunner } from '../src/files/task-runner.js';
@@ -16,6 +19,8 @@ import { parseMultipart, readAll, safeName } from './body.js';
 
 /** A JSON body larger than this is not a list of URLs. */
 const MAX_JSON_BYTES = 1024 * 1024;
+/** A held poll re-reads tasks run by other gateways this often (its own gateway's end wakes it at once). */
+const WAIT_POLL_MS = 1000;
 const MAX_FILES = 20;
 const MAX_URLS = 100;
 
@@ -32,6 +37,8 @@ export const HarfFilesRequest = z.object({
   tasks_ids: z.array(z.string()).min(1).max(MAX_URLS).optional(),
   wait: Wait.optional(),
   language: z.string().optional(),
+  /** callscribe's own opt-in: a PENDING poll answer carries `progress` (0..1). Never sent unasked. */
+  progress: z.boolean().optional(),
 }).meta({ id: 'HarfFilesRequest' });
 
 const HarfSegment = z.object({ start: z.string(), end: z.string(), text: z.string() });
@@ -53,22 +60,17 @@ export class HarfFilesApi {
   constructor(private readonly store: TaskStore, private readonly runner: TaskRunner, private readonly config: Config,
               private readonly log: Logger) {}
 
-  /** The POST: a status query, or new files by URL or upload. */
-  async post(req: UpgradeRequest, body: Readable): Promise<AnyReply> {
+  /** The POST: a status query, or new files by URL or upload. `gone`: the client left (a held poll stops). */
+  async post(req: UpgradeRequest, body: Readable, gone?: AbortSignal): Promise<AnyReply> {
     const type = req.header('content-type').toLowerCase();
     try {
       if (type.startsWith('multipart/form-data')) return await this.upload(req, body);
-      const raw = await readAll(body, MAX_JSON_BYTES);
-      let parsed: unknown;
-      try {
-        parsed = JSON.parse(raw.toString('utf8'));
-      } catch {
-        throw new BadRequestError('the body is not JSON (or send multipart/form-data with a `media` file)');
-      }
-      const r = HarfFilesRequest.safeParse(parsed);
+      const r = HarfFilesRequest.safeParse(parseJsonBody(await readAll(body, MAX_JSON_BYTES)));
       if (!r.success) throw new BadRequestError(`bad request: ${r.error.issues[0]?.path.join('.') || 'body'}: ${r.error.issues[0]?.message}`);
       const ids = r.data.task_ids ?? r.data.tasks_ids;
-      if (ids) return await this.status(ids);
+      // A poll answers at once unless it asks to wait: the document's polls send `"wait": false`, and a
+      // client polling in a loop must not be held a minute per turn.
+      if (ids) return await this.status(ids, { wait: r.data.wait ?? false, progress: r.data.progress ?? false, gone });
       if (!r.data.media_urls) throw new BadRequestError('give `media_urls`, `task_ids`, or upload a file under `media`');
       const items = r.data.media_urls.map((url): Omit<TaskItem, 'status' | 'progress'> => ({ media_url: url, source: { kind: 'url', url } }));
       return await this.start(items, this.language(r.data.language), r.data.wait ?? true);
@@ -99,13 +101,13 @@ export class HarfFilesApi {
     try {
       await parseMultipart(req.header('content-type'), body, {
         limits: { fileSize: this.config.files.maxMediaBytes, files: MAX_FILES, fields: 20, fieldSize: 1024 },
+        // The document's own form is lenient: LF line endings, single-quoted names, no closing `--`.
+        lenient: true,
         onField: (name, value) => { fields[name] = value; },
         onLimit: (what) => { problem ??= new BadRequestError(`too many ${what} (at most ${MAX_FILES} files per request)`); },
-        onFile: ({ field, stream, info }) => {
-          if (field !== 'media' && field !== 'document') {
-            problem ??= new BadRequestError(`unexpected file field "${field}" (send the file as \`media\`)`);
-            return;
-          }
+        // Every file part is a file to transcribe, whatever its field: the document names it `media`, its
+        // samples send `document`, `file` (C#) and the files' own paths (PHP's build_data_files).
+        onFile: ({ stream, info }) => {
           const filename = safeName(info.filename || `media-${items.length + 1}`);
           const object = `${taskId}/${items.length + 1}-${filename}`;
           items.push({ media_url: `${base}/media/files/${object.split('/').map(encodeURIComponent).join('/')}`, source: { kind: 'upload', object, filename } });
@@ -144,31 +146,101 @@ export class HarfFilesApi {
     return json(200, done.items.map(itemResult));
   }
 
-  /** Polling: PENDING while any runs, TIMEOUT or FAILURE if any ended so, else every result in order. */
-  private async status(ids: string[]): Promise<HttpReply> {
+  /**
+   * Polling. `wait`: held until no task is PENDING, CALLSCRIBE_WAIT_MS passed or the client left. The
+   * end of a run in this gateway wakes it at once; tasks run by other gateways are re-read every second.
+   */
+  private async status(ids: string[], o: { wait: boolean; progress: boolean; gone?: AbortSignal }): Promise<HttpReply> {
+    const until = Date.now() + this.config.files.waitMs;
+    let held = false;
+    try {
+      for (;;) {
+        const r = await this.statusOnce(ids, o.progress);
+        const left = until - Date.now();
+        if (!o.wait || !r.pending || left <= 0 || o.gone?.aborted) return r.reply;
+        if (!held) metrics.filePollsHeld.inc();
+        held = true;
+        await this.changed(ids, Math.min(WAIT_POLL_MS, left), o.gone);
+      }
+    } finally {
+      if (held) metrics.filePollsHeld.dec();
+    }
+  }
+
+  /** Resolves after `ms`, at the end of a run here of one of `ids`, or when the client left; leaves nothing behind. */
+  private changed(ids: string[], ms: number, gone?: AbortSignal): Promise<void> {
+    return new Promise<void>((resolve) => {
+      const offs: (() => void)[] = [];
+      const done = () => {
+        clearTimeout(timer);
+        gone?.removeEventListener('abort', done);
+        for (const off of offs) off();
+        resolve();
+      };
+      const timer = setTimeout(done, ms);
+      gone?.addEventListener('abort', done, { once: true });
+      for (const id of ids) offs.push(this.runner.onEnded(id, done));
+    });
+  }
+
+  /** One look: PENDING while any runs, TIMEOUT or FAILURE if any ended so, else every result in order. */
+  private async statusOnce(ids: string[], withProgress: boolean): Promise<{ pending: boolean; reply: HttpReply }> {
     const tasks: Task[] = [];
     for (const id of ids) {
       const t = await this.store.get(id);
-      if (!t) return json(404, { state: 'FAILURE', error: { code: 'CS_ERR_TASK_NOT_FOUND', message: `no task "${id.slice(0, 64)}"` } });
+      if (!t) return { pending: false, reply: json(404, { state: 'FAILURE', error: { code: 'CS_ERR_TASK_NOT_FOUND', message: `no task "${id.slice(0, 64)}"` } }) };
       tasks.push(t);
     }
-    if (tasks.some((t) => t.state === 'PENDING')) {
-      const items = tasks.flatMap((t) => t.items);
-      const progress = items.reduce((n, i) => n + i.progress, 0) / items.length;
-      return json(200, { state: 'PENDING', progress: Number(progress.toFixed(3)) });
-    }
-    if (tasks.some((t) => t.state === 'TIMEOUT')) return json(200, { state: 'TIMEOUT' });
-    const items = tasks.flatMap((t) => t.items);
-    const failed = items.find((i) => i.status === 'failed');
-    if (failed) return json(200, { state: 'FAILURE', error: failed.error, results: items.map(itemResult) });
-    return json(200, items.map(itemResult));
+    return { pending: tasks.some((t) => t.state === 'PENDING'), reply: answer(tasks, withProgress) };
   }
+
 
   /** `GET /media/files/{task}/{name}`: a stored upload, streamed. */
   async media(object: string): Promise<AnyReply> {
     const m = /^[A-Za-z0-9-]{1,64}\/[^/]{1,300}$/.test(object) ? await this.store.getMedia(object) : null;
     if (!m) return json(404, { code: 'CS_ERR_NOT_FOUND', message: 'no such media' });
     return { status: 200, type: 'application/octet-stream', headers: { 'Content-Disposition': 'attachment' }, stream: m.stream };
+  }
+}
+
+/**
+ * The poll answer of finished or running tasks. PENDING is `{"state": "PENDING"}` exactly as the document
+ * shows it (`progress` only when the client asked for it); FAILURE adds `error` and `results` beside
+ * `state` (a client reading `state` sees the document's value; the others are extra keys).
+ */
+function answer(tasks: Task[], withProgress: boolean): HttpReply {
+  const items = tasks.flatMap((t) => t.items);
+  if (tasks.some((t) => t.state === 'PENDING')) {
+    if (!withProgress) return json(200, { state: 'PENDING' });
+    const progress = items.reduce((n, i) => n + i.progress, 0) / Math.max(1, items.length);
+    return json(200, { state: 'PENDING', progress: Number(progress.toFixed(3)) });
+  }
+  if (tasks.some((t) => t.state === 'TIMEOUT')) return json(200, { state: 'TIMEOUT' });
+  const failed = items.find((i) => i.status === 'failed');
+  if (failed) return json(200, { state: 'FAILURE', error: failed.error, results: items.map(itemResult) });
+  return json(200, items.map(itemResult));
+}
+
+/**
+ * A JSON body as the document's samples send it: plain JSON (curl, Python, Java, C#: a leading newline
+ * and a UTF-8 BOM are whitespace here), or JSON whose value is that JSON as a string, which is what the
+ * PHP sample's `json_encode('{...}')` sends (escaped slashes `\/`, `\uXXXX`, quotes): it is parsed again.
+ */
+function parseJsonBody(raw: Buffer): unknown {
+  let text = raw.toString('utf8');
+  if (text.charCodeAt(0) === 0xfeff) text = text.slice(1);
+  const bad = (cause?: unknown) => new BadRequestError('the body is not JSON (or send multipart/form-data with a `media` file)', { cause });
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(text);
+  } catch (err) {
+    throw bad(err);
+  }
+  if (typeof parsed !== 'string') return parsed;
+  try {
+    return JSON.parse(parsed);
+  } catch (err) {
+    throw bad(err);
   }
 }
 

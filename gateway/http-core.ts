@@ -70,7 +70,8 @@ export interface StreamReply {
 export type AnyReply = HttpReply | StreamReply;
 
 export type Handler = (req: UpgradeRequest) => AnyReply | Promise<AnyReply>;
-export type BodyHandler = (req: UpgradeRequest, body: Readable) => AnyReply | Promise<AnyReply>;
+/** `gone` is aborted when the client leaves before the reply is out (a held request stops waiting). */
+export type BodyHandler = (req: UpgradeRequest, body: Readable, gone: AbortSignal) => AnyReply | Promise<AnyReply>;
 
 /** A POST route's limits. */
 export interface PostOptions {
@@ -168,6 +169,11 @@ export class RequestBody {
     return this.state === 'ended';
   }
   private settle: ((complete: boolean) => void) | null = null;
+  /** Aborted once the client left, read whole or not: the handler's signal. */
+  private readonly left = new AbortController();
+  get gone(): AbortSignal {
+    return this.left.signal;
+  }
 
   constructor(private readonly max: number, private readonly flow: BodyFlow) {
     this.stream = new Readable({
@@ -215,7 +221,9 @@ export class RequestBody {
     }
   }
 
+  /** The client left (before or after the whole body came). */
   abort(): void {
+    this.left.abort();
     if (this.state === 'ended' || this.state === 'aborted') return;
     if (this.state === 'reading') this.stream.destroy(new CallscribeError('client aborted the request'));
     this.state = 'aborted';

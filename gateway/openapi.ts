@@ -39,6 +39,24 @@ export function buildOpenApi(version: string): Json {
   const callError = z.object({ code: z.string(), message: z.string() }).meta({ id: 'ErrorBody' });
   const harfFailure = z.object({ state: z.literal('FAILURE'), error: callError }).meta({ id: 'FailureBody' });
 
+  const harfFiles = (summary: string): Json => ({
+    post: {
+      tags: ['Harf files'], summary, security: harf,
+      requestBody: { required: true, content: {
+        'application/json': { schema: schema(HarfFilesRequest, 'input') },
+        'multipart/form-data': { schema: { type: 'object', properties: {
+          media: { type: 'string', format: 'binary', description: 'The file (any file field is taken: the document\'s samples send `document`, `file`, or the file\'s path)' },
+          wait: { type: 'string', enum: ['true', 'false'] }, language: { type: 'string' },
+        } } },
+      } },
+      responses: {
+        200: answer('The results (one item per file), or the task state (`{"state":"PENDING"}` while running)', HarfFilesResponse),
+        400: answer('Malformed or cut JSON or multipart, missing fields, no file', harfFailure), 401: answer('Missing or wrong token', harfFailure),
+        404: answer('Unknown task id', harfFailure), 413: answer('A file over CALLSCRIBE_MAX_MEDIA_BYTES, JSON over 1 MiB', harfFailure),
+      },
+    },
+  });
+
   const paths: Json = {
     '/api/v1/token': {
       post: {
@@ -73,23 +91,8 @@ export function buildOpenApi(version: string): Json {
       get: { tags: ['Voiceponce'], summary: 'The full record', security: bearer, parameters: idParam, responses: { 200: answer('The record', RecordResponse), ...vpErrors } },
       delete: { tags: ['Voiceponce'], summary: 'Delete a record (editor, admin)', security: bearer, parameters: idParam, responses: { 200: answer('Deleted', DeletedResponse), ...vpErrors } },
     },
-    '/api/transcribe_files/': {
-      post: {
-        tags: ['Harf files'], summary: 'Transcribe files by URL or upload, sync (`wait`, default) or async (`task_ids`)', security: harf,
-        requestBody: { required: true, content: {
-          'application/json': { schema: schema(HarfFilesRequest, 'input') },
-          'multipart/form-data': { schema: { type: 'object', properties: {
-            media: { type: 'string', format: 'binary', description: 'The file (the document\'s samples send it as `document`: accepted too)' },
-            wait: { type: 'string', enum: ['true', 'false'] }, language: { type: 'string' },
-          } } },
-        } },
-        responses: {
-          200: answer('The results (one item per file), or the task state', HarfFilesResponse),
-          400: answer('Malformed JSON, missing fields', harfFailure), 401: answer('Missing or wrong token', harfFailure),
-          404: answer('Unknown task id', harfFailure), 413: answer('A file over CALLSCRIBE_MAX_MEDIA_BYTES', harfFailure),
-        },
-      },
-    },
+    '/api/transcribe_files/': harfFiles('Transcribe files by URL or upload, sync (`wait`, the default) or async (`"wait": false`, then polls with `task_ids`; `"wait": true` holds a poll until ready or CALLSCRIBE_WAIT_MS)'),
+    '/api/read_document/': harfFiles('The same as `/api/transcribe_files/`: where the Harf document\'s upload samples post their files'),
     '/media/files/{task}/{name}': {
       get: {
         tags: ['Harf files'], summary: 'An uploaded file, as stored', security: harf,
@@ -121,7 +124,7 @@ export function buildOpenApi(version: string): Json {
     components: {
       securitySchemes: {
         bearer: { type: 'http', scheme: 'bearer', description: 'A token from POST /api/v1/token' },
-        token: { type: 'apiKey', in: 'header', name: 'Authorization', description: '`Token <key>` (CALLSCRIBE_HARF_TOKENS), or `?token=`' },
+        token: { type: 'apiKey', in: 'header', name: 'Authorization', description: '`Token <key>` (also `Bearer <key>`, `Token<key>`; CALLSCRIBE_HARF_TOKENS), or `?token=`' },
       },
       schemas: components,
     },

@@ -235,7 +235,8 @@ export class WsHttpServer implements GatewayServer {
       case 'ANY': return this.core.answer(ex, reqView, () => route.handler(reqView), undefined, false);
       case 'POST': {
         const body = this.body(req, route.maxBodyBytes);
-        return this.core.answer(ex, reqView, () => route.handler(reqView, body.stream), body);
+        res.once('close', () => { if (!res.writableFinished) body.abort(); });
+        return this.core.answer(ex, reqView, () => route.handler(reqView, body.stream, body.gone), body);
       }
       default: return this.core.answer(ex, reqView, () => route.handler(reqView));
     }

@@ -231,7 +231,7 @@ export class HttpServer implements GatewayServer {
         if (chunk.byteLength > 0) body.push(Buffer.from(chunk.slice(0)));
         if (isLast) body.end();
       });
-      this.core.answer(ex, reqView, () => handler(reqView, body.stream), body);
+      this.core.answer(ex, reqView, () => handler(reqView, body.stream, body.gone), body);
     });
     return this;
   }

@@ -84,7 +84,7 @@ async function transcribeOne(input: string, o: Options, server: string, token: s
   const bar = new Progress(path.basename(input));
   try {
     for (;;) {
-      const r = await fetch(api, { method: 'POST', headers: { ...headers, 'Content-Type': 'application/json' }, body: JSON.stringify({ task_ids: started.task_ids }) });
+      const r = await fetch(api, { method: 'POST', headers: { ...headers, 'Content-Type': 'application/json' }, body: JSON.stringify({ task_ids: started.task_ids, progress: true }) });
       const body = await r.json() as { state?: string; progress?: number; results?: Item[]; error?: { code: string; message: string } } | Item[];
       if (Array.isArray(body)) {
         bar.show(1);

@@ -99,6 +99,7 @@ const EnvSchema = z.object({
   CALLSCRIBE_FETCH_ALLOW: z.enum(['true', 'false']).optional(), // media URLs to loopback/private ranges; unset: only in `all` on loopback
   CALLSCRIBE_FETCH_TIMEOUT_MS: int(600_000, 1000), // one media URL's download
   CALLSCRIBE_TASK_TIMEOUT_MS: int(3_600_000, 1000), // a file task past this is TIMEOUT
+  CALLSCRIBE_WAIT_MS: int(60_000, 0, 3_600_000), // a `"wait": true` poll of file tasks is held at most this long, then answers PENDING
   CALLSCRIBE_PUBLIC_URL: z.string().url().optional(), // base of the media_url of uploads; unset: from the request's Host
   CALLSCRIBE_RETENTION: retention, // uploads, file tasks, call and Voiceponce records expire this long after their last write (JetStream max_age)
   SIP_PORT: z.string().default('5060').transform((s, ctx) => {
@@ -222,6 +223,8 @@ export interface FilesConfig {
   readonly fetchAllowPrivate: boolean | null;
   readonly fetchTimeoutMs: number;
   readonly taskTimeoutMs: number;
+  /** Longest hold of a `"wait": true` poll (`task_ids`) before it answers `{"state": "PENDING"}`. */
+  readonly waitMs: number;
   readonly publicUrl: string | undefined;
 }
 
@@ -286,6 +289,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       fetchAllowPrivate: e.CALLSCRIBE_FETCH_ALLOW === undefined ? null : e.CALLSCRIBE_FETCH_ALLOW === 'true',
       fetchTimeoutMs: e.CALLSCRIBE_FETCH_TIMEOUT_MS,
       taskTimeoutMs: e.CALLSCRIBE_TASK_TIMEOUT_MS,
+      waitMs: e.CALLSCRIBE_WAIT_MS,
       publicUrl: e.CALLSCRIBE_PUBLIC_URL?.replace(/\/+$/, ''),
     }),
     sip: Object.freeze({

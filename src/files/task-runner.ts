@@ -58,11 +58,31 @@ export class TaskRunner {
         this.running.delete(task.id);
         this.aborts.delete(task.id);
         this.live.delete(task.id);
+        const waiting = this.waiters.get(task.id);
+        this.waiters.delete(task.id);
+        for (const cb of waiting ?? []) cb();
       });
       this.running.set(task.id, p);
     }
     return p;
   }
+
+  /**
+   * Calls `cb` once when this process's run of task `id` ends (a held poll answers at once). The returned
+   * function unsubscribes: a poll whose client left or whose hold ran out keeps nothing here.
+   */
+  onEnded(id: string, cb: () => void): () => void {
+    let set = this.waiters.get(id);
+    if (!set) this.waiters.set(id, (set = new Set()));
+    set.add(cb);
+    return () => {
+      set.delete(cb);
+      if (set.size === 0 && this.waiters.get(id) === set) this.waiters.delete(id);
+    };
+  }
+
+  /** Held polls waiting for the end of a task's run here, by task id. */
+  private readonly waiters = new Map<string, Set<() => void>>();
 
   /** The run of a task in this process, if any. */
   runningTask(id: string): Promise<Task> | undefined {
