@@ -44,7 +44,10 @@ export async function startCallscribe(role: string, env: Record<string, string |
   const lines: string[] = [];
   const rl = readline.createInterface({ input: proc.stdout! });
   const ready = await new Promise<Running['ready']>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`no ready line within ${timeoutMs} ms: ${stderr.join('')}`)), timeoutMs);
+    const timer = setTimeout(() => {
+      proc.kill('SIGKILL'); // not left running behind the failed test
+      reject(new Error(`no ready line within ${timeoutMs} ms: ${stderr.join('')}`));
+    }, timeoutMs);
     let first = true;
     rl.on('line', (line) => {
       if (!first) return void lines.push(line);
@@ -53,6 +56,7 @@ export async function startCallscribe(role: string, env: Record<string, string |
       try {
         resolve(JSON.parse(line));
       } catch {
+        proc.kill('SIGKILL');
         reject(new Error(`first stdout line is not JSON: ${line}`));
       }
     });
