@@ -180,6 +180,28 @@ describe('body - lenient multipart forms (the Harf document\'s samples)', () => 
     expect(await lenient('no form at all\n')).toBe('CS_ERR_BAD_REQUEST');
   });
 
+  it('body - the header limit holds when the blank line comes in the same chunk: megabytes of quoted parameters are 400 at once, not minutes of scanning', async () => {
+    // One chunk: a 4 MB Content-Disposition of ` x=''` parameters (no `;`: one growing parameter), its blank line and a whole part. Before,
+    // the 16 KiB limit was checked only while the blank line was missing, so this went on to a look-back
+    // per quote through the parameter (quadratic: minutes of a blocked event loop).
+    const huge = `--B\nContent-Disposition: form-data; name='f'; filename='a'${" x=''".repeat(800_000)}\n\nxy\n--B--\n`;
+    expect(await lenient(huge)).toBe('CS_ERR_BAD_REQUEST');
+    // The same, headers of many short lines, and a delimiter line padded past its limit before its LF.
+    expect(await lenient(`--B\n${'X-A: b\n'.repeat(10_000)}\nxy\n--B--\n`)).toBe('CS_ERR_BAD_REQUEST');
+    expect(await lenient(`--B${' '.repeat(5000)}\nContent-Disposition: form-data; name="a"\n\nb\n--B--\n`)).toBe('CS_ERR_BAD_REQUEST');
+    // Fed a byte at a time, just under the limit: the scan resumes where it stopped and the part is whole.
+    const near = `--B\nX-Pad: ${'p'.repeat(15_000)}\nContent-Disposition: form-data; name='document'; filename='a b.wav'\n\nRIFF\n--B--\n`;
+    expect(await lenient(near, TYPE, 1)).toEqual({ files: [['document', 'a b.wav', 'RIFF']], fields: {} });
+  });
+
+  it('body - requoteHeader is one pass: a 16 KiB line of quotes is rewritten as the short one is', () => {
+    const line = `Content-Disposition: form-data; name='d'${"; x='".repeat(3000)}`;
+    const out = requoteHeader(line);
+    expect(out.startsWith('Content-Disposition: form-data; name="d"; x="; x="; x=')).toBe(true);
+    expect(requoteHeader("Content-Disposition: form-data; name = 'a b'")).toBe('Content-Disposition: form-data; name = "a b"');
+    expect(requoteHeader("Content-Disposition: form-data; name=x'y'")).toBe("Content-Disposition: form-data; name=x'y'");
+  });
+
   it('body - requoteHeader: single quotes become RFC 7578 double quotes; other headers and quoted values are kept', () => {
     expect(requoteHeader("Content-Disposition: form-data; name='document'; filename='FILE NAME'"))
       .toBe('Content-Disposition: form-data; name="document"; filename="FILE NAME"');

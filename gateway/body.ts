@@ -158,6 +158,9 @@ export class LenientForm extends Transform {
   private first = true;
   /** Nothing of the preamble dropped yet: a delimiter at the start of `pending` is at the body's start. */
   private atStart = true;
+  /** In a part's headers: where the scan for their blank line resumes, and where the current line starts. */
+  private headerScan = 0;
+  private headerLine = 0;
 
   constructor(boundary: string) {
     super();
@@ -215,10 +218,10 @@ export class LenientForm extends Transform {
             return;
           }
           const nl = after.indexOf(LF);
-          if (nl < 0) {
-            if (after.length > MAX_DELIMITER_LINE) throw new BadRequestError('malformed multipart/form-data body: a delimiter line is too long');
-            return;
+          if ((nl < 0 ? after.length : nl) > MAX_DELIMITER_LINE) {
+            throw new BadRequestError('malformed multipart/form-data body: a delimiter line is too long');
           }
+          if (nl < 0) return;
           const crlf = nl > 0 && after[nl - 1] === CR;
           if (!/^[ \t]*$/.test(after.subarray(0, crlf ? nl - 1 : nl).toString('latin1'))) {
             throw new BadRequestError('malformed multipart/form-data body: text after a boundary');
@@ -232,28 +235,34 @@ export class LenientForm extends Transform {
           break;
         }
         case 'headers': {
-          const lines: string[] = [];
-          let at = 0;
+          // The block ends at its first empty line. Scanned once, from where the last chunk's scan
+          // stopped, and bounded as a whole: a 16 KiB limit checked only while the blank line is
+          // missing would let one chunk carry megabytes of header and its blank line together.
           let end = -1;
           for (;;) {
-            const nl = p.indexOf(LF, at);
+            const nl = p.indexOf(LF, this.headerScan);
             if (nl < 0) break;
-            const line = p.subarray(at, nl > at && p[nl - 1] === CR ? nl - 1 : nl).toString('latin1');
-            at = nl + 1;
-            if (line === '') {
-              end = at;
+            const blank = nl === this.headerLine || (nl === this.headerLine + 1 && p[this.headerLine] === CR);
+            this.headerLine = this.headerScan = nl + 1;
+            if (blank) {
+              end = nl + 1;
               break;
             }
-            lines.push(line);
+            if (this.headerScan > MAX_PART_HEADERS) break;
+          }
+          if ((end < 0 ? p.length : end) > MAX_PART_HEADERS) {
+            throw new BadRequestError('malformed multipart/form-data body: part headers too long');
           }
           if (end < 0) {
-            if (p.length > MAX_PART_HEADERS) throw new BadRequestError('malformed multipart/form-data body: part headers too long');
+            this.headerScan = p.length;
             return;
           }
-          const head = lines.map((l) => `${requoteHeader(l)}\r\n`).join('');
+          const lines = p.subarray(0, end).toString('latin1').split('\n').slice(0, -2);
+          const head = lines.map((l) => `${requoteHeader(l.endsWith('\r') ? l.slice(0, -1) : l)}\r\n`).join('');
           this.push(Buffer.from(`${this.first ? '' : '\r\n'}${this.dash.toString('latin1')}\r\n${head}\r\n`, 'latin1'));
           this.first = false;
           this.pending = p.subarray(end);
+          this.headerScan = this.headerLine = 0;
           this.state = 'body';
           break;
         }
@@ -291,26 +300,34 @@ export function requoteHeader(line: string): string {
   const out: string[] = [];
   let i = 0;
   let param = '';
+  // The last character other than blanks was '=': a quote here opens a value. A running flag, not a
+  // look back through the parameter: one pass over the line, however many quotes it holds.
+  let afterEquals = false;
   while (i < value.length) {
     const c = value[i]!;
     if (c === ';') {
       out.push(param);
       param = '';
+      afterEquals = false;
       i++;
     } else if (c === '"') {
       // Already RFC form: kept as it is, escapes and all.
       let j = i + 1;
       while (j < value.length && value[j] !== '"') j += value[j] === '\\' ? 2 : 1;
       param += value.slice(i, j + 1);
+      afterEquals = false;
       i = j + 1;
-    } else if (c === "'" && /=\s*$/.test(param)) {
+    } else if (c === "'" && afterEquals) {
       const close = value.indexOf(c, i + 1);
       // An opening quote without its close: the rest of the line is the value.
       const inner = value.slice(i + 1, close < 0 ? value.length : close);
       param += `"${inner.replace(/["\\]/g, '\\$&')}"`;
+      afterEquals = false;
       i = close < 0 ? value.length : close + 1;
     } else {
       param += c;
+      if (c === '=') afterEquals = true;
+      else if (c !== ' ' && c !== '\t') afterEquals = false;
       i++;
     }
   }
