@@ -99,6 +99,17 @@ describe('hostile input - HTTP bodies', () => {
     await alive();
   });
 
+  it('hostile input - a lenient (LF) form whose part header is megabytes of quoted parameters, blank line included: 400, the process answers on', async () => {
+    // The Harf document's routes read LF forms with single-quoted parameters. One header of 800,000
+    // ` x=''` (4 MB) with its blank line: before the header block was bounded as a whole, this reached a
+    // per-quote look-back and blocked the event loop for minutes.
+    const body = `--B\nContent-Disposition: form-data; name='document'; filename='a.wav'${" x=''".repeat(800_000)}\n\nRIFF\n--B--\n`;
+    const r = await post('/api/read_document/', body, { 'content-type': 'multipart/form-data; boundary=B', ...harfAuth });
+    expect(r.status).toBe(400);
+    expect(JSON.parse(r.text).error.code).toBe('CS_ERR_BAD_REQUEST');
+    await alive();
+  });
+
   it('hostile input - every multipart route, cut at any byte or with a byte changed: a 4xx, never a 5xx', async () => {
     for (const form of FORMS()) {
       const full = multipart('XyZ', form.fields, { name: form.file, filename: 'a.wav', data: Buffer.alloc(3000, 7) });
