@@ -240,12 +240,6 @@ class WhisperStream implements EngineStream {
   private lastId = 0;
   /** The open segment's ref, made when its first partial is dispatched; finals take it over. */
   private current: SegmentRef | null = null;
-  /**
-   * A partial request sits in the scheduler. One is enough: the job reads the open segment when it runs, so
-   * the audio is the newest then, and the scheduler holds it until the stream's cadence allows (counted from
-   * the previous partial's dispatch). Cleared when the job starts, and when a final drops it.
-   */
-  private partialQueued = false;
   /** The previous final's audio and words: left context for the next final. */
   private context: { audio: Float32Array; text: string } | null = null;
   private done = false;
@@ -280,12 +274,11 @@ class WhisperStream implements EngineStream {
     }
     // The first partial of a segment is asked for as soon as the segment holds MIN_PARTIAL_MS, not a
     // cadence after the previous request: captions start ~0.5 s + one decode after speech does.
-    if (!open || this.engine.config.partialMs === 0 || this.partialQueued || this.segmenter.openMs < MIN_PARTIAL_MS) return;
-    this.partialQueued = true;
-    this.scheduler.partial(this.sid, (thread) => {
-      this.partialQueued = false;
-      return this.runPartial(thread);
-    });
+    // One request waiting in the scheduler is enough: the job reads the open segment when it runs, so the
+    // audio is the newest then, and the scheduler holds it until the stream's cadence allows. The scheduler
+    // is the one record of it (a final drops it there; the final retry once left a flag here set for good).
+    if (!open || this.engine.config.partialMs === 0 || this.scheduler.hasPartial(this.sid) || this.segmenter.openMs < MIN_PARTIAL_MS) return;
+    this.scheduler.partial(this.sid, (thread) => this.runPartial(thread));
   }
 
   private async runPartial(thread: number): Promise<void> {
@@ -312,7 +305,6 @@ class WhisperStream implements EngineStream {
     if (this.done) return;
     const ref = this.current ?? { id: 0, lastText: '' };
     this.current = null;
-    this.partialQueued = false; // the final queued below drops it (scheduler.final)
     const closedAt = performance.now();
     const run = async (thread: number, attempt = 1): Promise<void> => {
       if (this.done) return;

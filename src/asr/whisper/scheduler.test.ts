@@ -54,7 +54,7 @@ describe('decode scheduler - order', () => {
     expect(r.s.stats().finals.run).toBe(3);
   });
 
-  it('scheduler - one running job per stream: a stream\'s second final waits for its first though a thread is free', async () => {
+  it('scheduler - a stream\'s finals run one at a time: its second final waits for its first though a thread is free', async () => {
     const r = rig(2);
     r.final(1, 'a');
     r.final(1, 'b');
@@ -66,6 +66,39 @@ describe('decode scheduler - order', () => {
     // never two at once: each start is at or after the previous end
     const ev = r.log;
     for (let i = 1; i < ev.length; i++) if (ev[i]!.phase === 'start') expect(ev[i - 1]!.phase).toBe('end');
+  });
+
+  it('scheduler - partials never hold the last thread (rule 2): two streams\' partials on two threads run one at a time, and a final arriving meanwhile starts at once', async () => {
+    const r = rig(2);
+    r.partial(1, 'p1');
+    r.partial(2, 'p2');
+    await vi.advanceTimersByTimeAsync(10);
+    expect(r.s.stats()).toMatchObject({ busyThreads: 1, running: { partial: 1 }, queued: { partial: 1 } });
+    r.final(3, 'f3');
+    await vi.advanceTimersByTimeAsync(1);
+    expect(r.startOf('f3')).toBe(10); // the kept thread: no wait behind a partial
+    await vi.advanceTimersByTimeAsync(5000);
+    expect(r.starts()).toEqual(['p1', 'f3', 'p2']);
+    // With one thread there is nothing to keep: a partial may take it.
+    const one = rig(1);
+    one.partial(1, 'q1');
+    await vi.advanceTimersByTimeAsync(1);
+    expect(one.s.stats()).toMatchObject({ busyThreads: 1, running: { partial: 1 } });
+  });
+
+  it('scheduler - hasPartial: the one record of a stream\'s waiting partial; a final queued after it drops it, a dispatch takes it', async () => {
+    const r = rig(1);
+    r.final(9, 'busy', 1000); // the thread is taken: what follows waits
+    expect(r.s.hasPartial(1)).toBe(false);
+    r.partial(1, 'p1');
+    expect(r.s.hasPartial(1)).toBe(true);
+    r.final(1, 'f1');   // the segment closed: its partial is dropped (the engine asks again for the next one)
+    expect(r.s.hasPartial(1)).toBe(false);
+    r.partial(1, 'p2');
+    expect(r.s.hasPartial(1)).toBe(true);
+    await vi.advanceTimersByTimeAsync(5000);
+    expect(r.s.hasPartial(1)).toBe(false);
+    expect(r.starts()).toEqual(['busy', 'f1', 'p2']);
   });
 
   it('scheduler - a final does not wait for its own stream\'s running partial: it starts on the free thread at once', async () => {
@@ -362,6 +395,7 @@ async function simulate(o: { streams: number; threads: number; segmentMs: number
   const open = new Set<number>();
   const intervals: number[] = [];
   let maxBusyPartial = 0;
+  let busyPartial = 0;
   const decode = (ms: number) => new Promise<void>((res) => setTimeout(res, ms));
 
   for (let i = 0; i < o.streams; i++) {
@@ -375,7 +409,9 @@ async function simulate(o: { streams: number; threads: number; segmentMs: number
       const ask = setInterval(() => {
         if (o.partials === false) return;
         s.partial(i, async () => {
+          maxBusyPartial = Math.max(maxBusyPartial, ++busyPartial);
           await decode(PARTIAL_MS * jitter());
+          busyPartial--;
           emitted.push({ stream: i, kind: 'partial', seg: k, at: Date.now() });
         });
       }, o.requestEveryMs ?? 100);
@@ -398,7 +434,6 @@ async function simulate(o: { streams: number; threads: number; segmentMs: number
   const sampler = setInterval(() => {
     const st = s.stats();
     intervals.push(st.partialIntervalMs);
-    maxBusyPartial = Math.max(maxBusyPartial, st.running.partial);
   }, 1000);
   await vi.advanceTimersByTimeAsync(o.seconds * 1000);
   clearInterval(sampler);
@@ -434,6 +469,8 @@ async function simulate(o: { streams: number; threads: number; segmentMs: number
     /** Partials emitted after the first 15 s (the load estimates warmed up). */
     partialsAfterWarmup: emitted.filter((e) => e.kind === 'partial' && e.at >= start + 15_000).length,
     decodeMs: st.decodeMs,
+    /** The most partials decoding at once (rule 2: at most threads - 1 when threads >= 2). */
+    maxBusyPartial,
     stats: st,
   };
 }
@@ -444,6 +481,7 @@ describe('decode scheduler - simulated traffic', () => {
     const base = await simulate({ streams: 30, threads: 2, segmentMs: 5000, gapMs: 5000, seconds: 120, partials: false });
     console.log('overload 30 x (5 s on, 5 s off), 2 threads:', JSON.stringify({ ...r, stats: undefined }), 'finals only:', JSON.stringify(base.finalWait));
     expect(r.finalsDone).toBe(r.finalsQueued);
+    expect(r.maxBusyPartial).toBe(1);
     expect(r.finalsQueued).toBeGreaterThanOrEqual(30 * 11);
     expect(r.stats.partials.dropped + r.stats.partials.replaced).toBeGreaterThan(0);
     expect(r.finalWait.p95).toBeLessThan(500);
@@ -463,6 +501,7 @@ describe('decode scheduler - simulated traffic', () => {
       const r = await simulate({ streams: n, threads: 2, segmentMs: 5000, gapMs: 0, seconds: 120, seed: n });
       rows[n] = { ...r, stats: undefined };
       expect(r.finalsDone).toBe(r.finalsQueued);
+      expect(r.maxBusyPartial).toBe(1);
       expect(r.finalWait.p95).toBeLessThan(500);
       expect(r.interval.median).toBeGreaterThanOrEqual(last);
       last = r.interval.median;

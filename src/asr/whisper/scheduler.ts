@@ -281,6 +281,14 @@ export class DecodeScheduler {
     this.pump();
   }
 
+  /**
+   * The stream has a partial waiting (not yet dispatched). The engine asks this rather than keeping its own
+   * flag: a final drops the queued partial here, and a copy of that state elsewhere went stale with it.
+   */
+  hasPartial(stream: number): boolean {
+    return this.streams.get(stream)?.partial != null;
+  }
+
   /** Resolves when the stream has no queued or running job. */
   idle(stream: number): Promise<void> {
     const s = this.streams.get(stream);
