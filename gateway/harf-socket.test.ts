@@ -28,11 +28,13 @@ function standInCall(progress: boolean) {
     analysisSettled: () => null,
     close: (reason: string) => log.push(`close ${reason}`),
   };
+  /** The worker's progress report (engine `heard`): decoded this far, no segment. */
+  const heard = (endMs: number) => listener?.({ type: 'heard', channel: 0, end_ms: endMs });
   const emit = (s: { id: number; text: string; final: boolean; start?: string; end?: string; endMs?: number }) => listener?.({
     type: 'segment', segment_id: s.id, channel: 0, text: s.text, start: s.start ?? '0:00:00', end: s.end ?? '0:00:01',
     start_ms: 0, end_ms: s.endMs ?? 1000, final: s.final,
   });
-  return { call: call as unknown as Call, pushes, log, emit };
+  return { call: call as unknown as Call, pushes, log, emit, heard };
 }
 
 function session(realtime = false, progress = true, env: Record<string, string> = {}) {
@@ -86,6 +88,25 @@ describe('harf socket session', () => {
     await turns(200);
     expect(fedMs()).toBeGreaterThanOrEqual(40_000);
     expect(fedMs()).toBeLessThan(50_000);
+    t.s.onClose(1000);
+  });
+
+  it('harf socket session - through silence the worker\'s progress reports (heard), not segments, set the pace; nothing is sent for them', async () => {
+    const t = session(false, false);
+    t.s.onBinary(wav(60));
+    await turns(200);
+    const fedMs = () => t.pushes.reduce((a, b) => a + b, 0) / 16;
+    expect(fedMs()).toBeLessThan(20_000); // held at the lead: the worker has said nothing yet
+    t.heard(35_000);                        // no segment in all that audio, but decoded
+    await turns(200);
+    expect(fedMs()).toBeGreaterThanOrEqual(45_000);
+    expect(fedMs()).toBeLessThan(55_000);
+    expect(t.sent).toEqual([]);             // a report is no answer to the client
+    t.heard(20_000);                        // an old report moves nothing back
+    t.heard(60_000);
+    await turns(200);
+    expect(fedMs()).toBe(60_000);
+    expect(t.sent).toEqual(['{"state":"PENDING"}']); // the message's own answer, once all of it is in
     t.s.onClose(1000);
   });
 

@@ -87,9 +87,10 @@ export class HarfSocketSession extends CallSocketSession {
 
   /**
    * True when the audio fed is `leadMs` or more ahead of what the worker has decoded: the rest waits here,
-   * read at the worker's pace. The worker's position is its segments' ends, and never less than real time
-   * since audio was waiting for it (a worker slot decodes at least at real time: slots are sized so), which
-   * carries the pace through silence, where no segment comes.
+   * read at the worker's pace. The worker's position is its segments' ends and its progress reports
+   * (`heard`: PocketSphinx and Whisper send one about every second of audio decoded, silence included),
+   * and never less than real time since audio was waiting for it (a worker slot decodes at least at real
+   * time: slots are sized so), which carries the pace for an engine that reports no progress.
    */
   private ahead(): boolean {
     const now = performance.now();
@@ -232,6 +233,7 @@ export class HarfSocketSession extends CallSocketSession {
   }
 
   protected onCallEvent(ev: CallEvent): void {
+    if (ev.type === 'heard') return this.workerAt(ev.end_ms);
     if (ev.type !== 'segment') return;
     let s = this.segments.get(ev.segment_id);
     if (!s) {
@@ -243,14 +245,17 @@ export class HarfSocketSession extends CallSocketSession {
     s.end = ev.end;
     s.final = ev.final;
     this.changed.add(ev.segment_id);
-    // The worker has decoded this far: audio waiting for it may go on.
-    if (ev.end_ms > this.heardMs) {
-      this.heardMs = ev.end_ms;
-      if (this.paceTimer && !this.ahead()) {
-        clearTimeout(this.paceTimer);
-        this.paceTimer = null;
-        this.schedule();
-      }
+    this.workerAt(ev.end_ms);
+  }
+
+  /** The worker has decoded this far (a segment's end, or its progress report): audio waiting for it may go on. */
+  private workerAt(ms: number): void {
+    if (ms <= this.heardMs) return;
+    this.heardMs = ms;
+    if (this.paceTimer && !this.ahead()) {
+      clearTimeout(this.paceTimer);
+      this.paceTimer = null;
+      this.schedule();
     }
   }
 

@@ -8,7 +8,8 @@ import { FIXTURES, ROOT, pocketsphinxDirect, refusedUpgrade, startCallscribe, ty
 import { type HarfRun, streamWav } from './lib/harf-client.js';
 import { wavPrefix } from './lib/listen-client.js';
 import { normalizeWords, wer } from '../src/quality/wer.js';
-import { HarfAnswer } from '../src/protocol/harf.js';
+import { HarfAnswer, streamingWavHeader } from '../src/protocol/harf.js';
+import { decodeWav } from '../src/audio/wav.js';
 import {
   DOC_FINALIZE, DOC_PENDING, DOC_SAMPLE_REQUEST, DOC_SAMPLE_RESPONSE, DOC_SEGMENT, DOC_SEGMENT_FIELDS, DOC_SOCKET_PATH,
 } from './harf-socket.doc.js';
@@ -157,6 +158,26 @@ describe('harf socket - end to end', () => {
     expect(fast.closeCode).toBe(1000);
     expect(fast.answers.filter((a) => a.state === 'FAILURE')).toEqual([]);
     expect(normalizeWords(fast.text)).toEqual(normalizeWords((await realtime()).text));
+  });
+
+  it('harf socket - a whole file that opens with a minute of silence is read at the worker\'s decode speed (its progress reports), not at real time', async () => {
+    // 60 s of digital silence, then the call: one message. Before the worker reported progress through
+    // silence (engine `heard`), the gateway fed silence at real time: at least 50 s for this file.
+    const { samples } = decodeWav(fs.readFileSync(CALL16));
+    const pcm = Buffer.concat([Buffer.alloc(60 * 32_000), Buffer.from(samples.buffer, samples.byteOffset, samples.byteLength)]);
+    const head = Buffer.from(streamingWavHeader());
+    head.writeUInt32LE(36 + pcm.length, 4);
+    head.writeUInt32LE(pcm.length, 40);
+    const t0 = Date.now();
+    const r = await streamWav(url, Buffer.concat([head, pcm]), { token: TOKEN, whole: true });
+    const seconds = (Date.now() - t0) / 1000;
+    console.log(JSON.stringify({ seconds, text: r.text }));
+    expect(r.closeCode).toBe(1000);
+    expect(r.strays).toEqual([]);
+    expect(seconds).toBeLessThan(40);
+    // The words are the call's (PocketSphinx's, after a minute of silence: its own error, not ours).
+    expect(wer(REF, r.text)).toBeLessThan(0.6);
+    expect([...r.segments.values()][0]!.start).not.toBe('0:00:00');
   });
 
   it('harf socket - ?realtime=true holds a live caller to the rate ceiling: a file at network speed gets CS_ERR_RATE_LIMITED', async () => {

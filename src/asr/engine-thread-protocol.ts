@@ -11,5 +11,7 @@ export type FromThread =
   | { t: 'opened'; sid: number }
   | { t: 'seg'; sid: number; id: number; text: string; startMs: number; endMs: number; final: boolean }
   | { t: 'finished'; sid: number }
+  /** Every sample fed before `ms` has been decoded (about once a second of audio). */
+  | { t: 'heard'; sid: number; ms: number }
   | { t: 'error'; sid: number; code: string; message: string }
   | { t: 'bench'; sid: number; rtf: number };

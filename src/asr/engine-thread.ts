@@ -13,7 +13,9 @@ import type { ToThread, FromThread } from './engine-thread-protocol.js';
 const { modelDir, blockSamples } = workerData as { modelDir: string; blockSamples: number };
 const port = parentPort!;
 const args = modelArgs(modelDir);
-const sessions = new Map<number, { dec: PsDecoder; rec: PsRecognizer }>();
+const sessions = new Map<number, { dec: PsDecoder; rec: PsRecognizer; fed: number; told: number }>();
+/** Samples between two `heard` reports: a second of audio. */
+const HEARD_EVERY = 16_000;
 let spare: PsDecoder | null = null;
 
 const post = (m: FromThread) => port.postMessage(m);
@@ -41,12 +43,20 @@ port.on('message', (m: ToThread) => {
       case 'open': {
         const dec = takeDecoder();
         const rec = new PsRecognizer(dec, blockSamples, (u) => post({ t: 'seg', sid: m.sid, ...u }));
-        sessions.set(m.sid, { dec, rec });
+        sessions.set(m.sid, { dec, rec, fed: 0, told: 0 });
         post({ t: 'opened', sid: m.sid });
         break;
       }
       case 'feed':
-        s?.rec.feed(new Int16Array(m.buf));
+        if (s) {
+          const pcm = new Int16Array(m.buf);
+          s.rec.feed(pcm); // decoded here, synchronously: all of it is heard once this returns
+          s.fed += pcm.length;
+          if (s.fed - s.told >= HEARD_EVERY) {
+            s.told = s.fed;
+            post({ t: 'heard', sid: m.sid, ms: s.fed / 16 });
+          }
+        }
         break;
       case 'finish':
         if (s) {

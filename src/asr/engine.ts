@@ -17,6 +17,12 @@ export interface EngineStreamHandlers {
   segment(update: SegmentUpdate): void;
   /** A failure of the stream (the engine stays usable for others). */
   error(err: CallscribeError): void;
+  /**
+   * Optional progress: every sample before `endMs` has been read and decoded, nothing of it waits in the
+   * engine. Reported about once a second of audio, also through silence, where no segment comes: a client
+   * sending a whole file is paced by it (the Harf socket), so silence goes at decode speed, not real time.
+   */
+  heard?(endMs: number): void;
 }
 
 export interface EngineStream {

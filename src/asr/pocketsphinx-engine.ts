@@ -133,6 +133,9 @@ export class PocketSphinxEngine implements Engine {
       case 'seg':
         s.handlers.segment({ id: m.id, text: m.text, startMs: m.startMs, endMs: m.endMs, final: m.final });
         break;
+      case 'heard':
+        s.handlers.heard?.(m.ms);
+        break;
       case 'finished':
         s.finished?.();
         break;

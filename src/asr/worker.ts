@@ -123,6 +123,7 @@ export class AsrWorker {
     this.log.debug({ session: req.session, gateway: req.gateway, engine: engine.name }, 'session claimed');
     engine.open({ session: req.session, language: lang }, {
       segment: (u) => this.publish(session, { type: 'segment', ...u }),
+      heard: (endMs) => this.publish(session, { type: 'heard', endMs }),
       error: (e) => this.fail(session, e),
     }).then(
       (stream) => {

@@ -18,6 +18,8 @@ export interface AsrSessionHandlers {
   error(err: CallscribeError): void;
   /** Another worker took the session over (its worker was lost); the audio since the last final was replayed. */
   worker?(worker: string): void;
+  /** The worker has decoded every sample before `endMs` (this stream's time), segments or not. */
+  heard?(endMs: number): void;
 }
 
 const CLAIM_ATTEMPTS = 5;
@@ -384,6 +386,12 @@ export class AsrSession {
         this.handlers?.segment(out, lat);
         break;
       }
+      case 'heard':
+        // During a failover's warm-up the new worker re-reads audio already heard: nothing new to say.
+        if (this.warmUntilMs !== null) break;
+        this.finalizeTimer?.refresh(); // a worker reading a long silence after a finalize is not stuck
+        this.handlers?.heard?.(ev.endMs + this.offset / 16);
+        break;
       case 'finalized':
         this.end();
         this.finalized?.resolve();

@@ -15,7 +15,9 @@ export type CallEvent =
   | ({ type: 'segment' } & CallSegment)
   | { type: 'error'; code: string; message: string }
   | ({ type: 'analysis' } & AnalysisOutcome)
-  | { type: 'closed' };
+  | { type: 'closed' }
+  /** In process only (not on the bus's call events): the channel's worker has decoded all audio before end_ms. */
+  | { type: 'heard'; channel: number; end_ms: number };
 
 export interface CallOptions {
   id?: string | null;
@@ -83,6 +85,7 @@ export class Call {
       segment: (ev) => this.onSegment(channel, ev),
       error: (err) => this.fail(err),
       worker: (worker) => this.onFailover(channel, worker),
+      heard: (endMs) => { if (!this.over) this.emit({ type: 'heard', channel, end_ms: endMs }); },
     }));
   }
 
@@ -290,6 +293,7 @@ export class Call {
 
   private emit(ev: CallEvent): void {
     for (const l of this.listeners) l(ev);
+    if (ev.type === 'heard') return; // pacing for this process's sockets, nothing a subscriber needs
     // Not before the record is created: until then the id may be another call's, whose subscribers listen there.
     if (this.opened && !this.deps.asr.nc.isClosed()) this.deps.asr.nc.publish(callEventsSubject(this.id), encodeJson(ev));
   }

@@ -28,6 +28,8 @@ export type SegmentEvent = z.infer<typeof SegmentEvent>;
 
 export const WorkerEvent = z.discriminatedUnion('type', [
   SegmentEvent,
+  /** Every sample before endMs has been decoded (engine progress, about once a second of audio). */
+  z.object({ type: z.literal('heard'), endMs: z.number().nonnegative() }),
   /** Every final segment has been sent after a finalize. */
   z.object({ type: z.literal('finalized') }),
   z.object({ type: z.literal('error'), code: z.string(), message: z.string() }),

@@ -45,6 +45,8 @@ const SLOT_FINAL_P95_MS = 800;
 const POST_ROLL_MS = 200;
 /** A final whose thread died is tried again on another thread this many times. */
 const FINAL_ATTEMPTS = 3;
+/** Audio between two `heard` reports, ms. */
+const HEARD_EVERY_MS = 1000;
 
 interface ThreadState {
   index: number;
@@ -240,6 +242,8 @@ class WhisperStream implements EngineStream {
   private lastId = 0;
   /** The open segment's ref, made when its first partial is dispatched; finals take it over. */
   private current: SegmentRef | null = null;
+  /** The last position reported as heard, ms. */
+  private toldMs = 0;
   /** The previous final's audio and words: left context for the next final. */
   private context: { audio: Float32Array; text: string } | null = null;
   private done = false;
@@ -249,7 +253,7 @@ class WhisperStream implements EngineStream {
               private readonly scheduler: DecodeScheduler, private readonly handlers: EngineStreamHandlers,
               private readonly release: () => void) {
     const c = engine.config;
-    this.segmenter = new Segmenter(vad, { endpointMs: c.endpointMs, maxSegmentMs: c.maxSegmentMs }, (seg) => this.onClose(seg));
+    this.segmenter = new Segmenter(vad, { endpointMs: c.endpointMs, maxSegmentMs: c.maxSegmentMs }, (seg) => this.onClose(seg), () => this.reportHeard());
   }
 
   feed(pcm: Int16Array): void {
@@ -279,6 +283,19 @@ class WhisperStream implements EngineStream {
     // is the one record of it (a final drops it there; the final retry once left a flag here set for good).
     if (!open || this.engine.config.partialMs === 0 || this.scheduler.hasPartial(this.sid) || this.segmenter.openMs < MIN_PARTIAL_MS) return;
     this.scheduler.partial(this.sid, (thread) => this.runPartial(thread));
+  }
+
+  /**
+   * Progress for a client that sends faster than real time (handlers.heard): the VAD's position, once no
+   * segment is open or starting and no final of this stream waits or runs, so all audio before it is
+   * decoded. Through silence that is the VAD's own pace (hundreds of times real time), not the clock's.
+   */
+  private reportHeard(): void {
+    if (this.done || !this.handlers.heard || !this.segmenter.quiet || !this.scheduler.isIdleStream(this.sid)) return;
+    const ms = this.segmenter.processedMs;
+    if (ms - this.toldMs < HEARD_EVERY_MS) return;
+    this.toldMs = ms;
+    this.handlers.heard(ms);
   }
 
   private async runPartial(thread: number): Promise<void> {
@@ -329,6 +346,7 @@ class WhisperStream implements EngineStream {
       if (!text && ref.id === 0) return;
       if (ref.id === 0) ref.id = ++this.lastId;
       this.handlers.segment({ id: ref.id, text, startMs: Math.round(seg.startMs), endMs: Math.round(seg.endMs), final: true });
+      setImmediate(() => this.reportHeard()); // once the scheduler has seen this job end
     };
     this.scheduler.final(this.sid, (t) => run(t));
     this.afterVad();

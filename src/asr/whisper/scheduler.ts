@@ -289,6 +289,12 @@ export class DecodeScheduler {
     return this.streams.get(stream)?.partial != null;
   }
 
+  /** The stream has no queued or running job. */
+  isIdleStream(stream: number): boolean {
+    const s = this.streams.get(stream);
+    return !s || this.isIdle(s);
+  }
+
   /** Resolves when the stream has no queued or running job. */
   idle(stream: number): Promise<void> {
     const s = this.streams.get(stream);

@@ -93,7 +93,9 @@ export class Segmenter {
   private failure: unknown = null;
   private ended = false; // flushed or closed
 
-  constructor(private readonly vad: SileroVad, opts: SegmenterOptions = {}, private readonly onClose?: (seg: ClosedSegment) => void) {
+  /** `onAdvance`: after each pass of the VAD over the audio queued (its position moved on). */
+  constructor(private readonly vad: SileroVad, opts: SegmenterOptions = {}, private readonly onClose?: (seg: ClosedSegment) => void,
+              private readonly onAdvance?: () => void) {
     const ms = (v: number | undefined, d: number) => Math.max(0, Math.round((v ?? d) * SPMS));
     this.endpoint = ms(opts.endpointMs, 400);
     this.maxSeg = Math.max(ms(opts.maxSegmentMs, 25_000), 2 * SPMS * 1000); // at least 2 s
@@ -123,6 +125,11 @@ export class Segmenter {
   /** How much audio the open segment holds so far (ms), 0 when none is open. */
   get openMs(): number {
     return this.phase === 'open' ? (this.vadPos - this.segStart) / SPMS : 0;
+  }
+
+  /** No speech is open or starting: the audio through the VAD holds no segment still to close. */
+  get quiet(): boolean {
+    return this.phase === 'idle';
   }
 
   /** Audio through the VAD so far, ms. */
@@ -199,6 +206,7 @@ export class Segmenter {
       })
       .finally(() => {
         this.pumping = null;
+        if (!this.failure && !this.ended) this.onAdvance?.();
         // Samples pushed while the last pass was finishing (it ends synchronously on gated frames).
         this.kick();
       });
