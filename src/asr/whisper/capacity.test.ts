@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { erlangC, finalWaitBound, finalsOnlySlotsFor, slotsFor } from './capacity.js';
+import { erlangC, finalWaitBound, finalsOnlySlotsFor, slotsFor, whisperSlots } from './capacity.js';
 
 // Decode costs measured for Whisper tiny.en int8 on one onnxruntime thread (the brief's figures).
 const PARTIAL_MS = 270;
@@ -55,5 +55,25 @@ describe('whisper capacity', () => {
     expect(slotsFor({ ...q, finalWaitMs: 0 })).toBeGreaterThanOrEqual(1);
   });
 
+  it('whisperSlots: a worker\'s slots from its calibration; with this machine\'s calibration, the counts the bench finds at the 800 ms line', () => {
+    // The ready line of 2026-12-03 on the quiet 2-core machine: partial 241 ms, a decode 207 + 11.5 ms/s.
+    const quiet = { threads: 2, partialMs: 241, fixedMs: 207, perSecondMs: 11.5, endpointMs: 400, postRollMs: 200, contextMs: 10_000 };
+    const r = whisperSlots(quiet);
+    // Budget: 800 - 200 - (207 + 11.5 x 20 s: a 10 s segment and its context) = 163 ms of waiting at p95.
+    expect(r.finalWaitMs).toBeCloseTo(163, 0);
+    // The bench (README): with partials 2 streams hold (p95 648 ms), 4 miss (804); finals only, 6 missed by
+    // 34 ms in one run and 8 held in another. Partials counted in the offered load put the line at 3.
+    expect(r.withPartials).toBe(3);
+    expect(r.finalsOnly).toBe(8);
+    // A slower machine (the calibration of a loaded run: partial 345, 250 + 23 ms/s): fewer, never none.
+    const slow = whisperSlots({ ...quiet, partialMs: 345, fixedMs: 250, perSecondMs: 23 });
+    expect(slow.withPartials).toBeLessThan(r.withPartials);
+    expect(slow.finalsOnly).toBeLessThan(r.finalsOnly);
+    expect(slow.withPartials).toBeGreaterThanOrEqual(1);
+    // No budget left at all (a decode alone passes 800 ms): one stream each, the least a worker offers.
+    expect(whisperSlots({ ...quiet, fixedMs: 900 })).toMatchObject({ finalWaitMs: 0, finalsOnly: 1, withPartials: 1 });
+    // Without left context a final decodes half the audio: a bigger budget, more streams.
+    expect(whisperSlots({ ...quiet, contextMs: 0 }).finalsOnly).toBeGreaterThan(r.finalsOnly);
+  });
 });
 

@@ -118,3 +118,58 @@ export function finalWaitBound(q: SlotQuery, n: number): number {
 export function finalsOnlySlotsFor(q: Omit<SlotQuery, 'partialEveryMs'>): number {
   return slotsFor({ ...q, partialEveryMs: 0 });
 }
+
+/** What the engine measured at start (calibration decodes), and the settings that shape a final's latency. */
+export interface WhisperCalibration {
+  threads: number;
+  /** One partial decode (a short window), ms. */
+  partialMs: number;
+  /** A decode costs fixedMs + perSecondMs x seconds of audio in its window. */
+  fixedMs: number;
+  perSecondMs: number;
+  /** Silence that closes a segment, and the audio of it the segment keeps (post-roll), ms. */
+  endpointMs: number;
+  postRollMs: number;
+  /** Left context decoded with a final (CALLSCRIBE_WHISPER_CONTEXT_MS), ms. */
+  contextMs: number;
+}
+
+/** Sizing assumptions (issue 13's targets): finals within 800 ms at p95 at full slots, partials 2 s apart. */
+export const SLOT_RULES = {
+  finalP95Ms: 800,
+  partialEveryMs: 2000,
+  /** Mean segment: a final per this many seconds of speech. */
+  segmentSeconds: 6,
+  /** A long segment, for the decode time at the tail: the p95 of a final's decode is one of these. */
+  longSegmentSeconds: 10,
+  utilisation: 0.8,
+} as const;
+
+/**
+ * A Whisper worker's slots, finals only and with partials, from its calibration:
+ *
+ * - the budget a final may wait for a thread is what is left of `finalP95Ms` after the endpoint's wait
+ *   beyond the post-roll and the decode of a long segment with its left context (the p95 of a final's own
+ *   decode: the mean segment's would leave the tail no room);
+ * - finals only: the streams whose finals wait within that budget at p95 (Erlang C, mean decode of a 6 s
+ *   segment with its context), at no more than 80% of the threads;
+ * - with partials (one per 2 s of speech): the same bound, partials counted in the threads' offered load.
+ *   They cannot take the last free thread (scheduler rule 2), but they take the CPU the final's thread runs
+ *   on: the engine threads share the cores with the worker's main thread, the VAD and the gateway. The
+ *   bound without them admitted 10 streams on this machine, where the bench holds 2 and misses at 4.
+ */
+export function whisperSlots(c: WhisperCalibration): { finalsOnly: number; withPartials: number; finalWaitMs: number } {
+  const ctx = (s: number) => s + Math.min(s, c.contextMs / 1000);
+  const longFinalMs = c.fixedMs + c.perSecondMs * ctx(SLOT_RULES.longSegmentSeconds);
+  const finalWaitMs = Math.max(0, SLOT_RULES.finalP95Ms - Math.max(0, c.endpointMs - c.postRollMs) - longFinalMs);
+  const S = SLOT_RULES.segmentSeconds;
+  const q: SlotQuery = {
+    threads: c.threads, utilisation: SLOT_RULES.utilisation, partialMs: c.partialMs, finalFixedMs: c.fixedMs,
+    finalMsPerSecond: (c.perSecondMs * ctx(S)) / S, segmentSeconds: S, finalWaitMs, finalWindowSeconds: S,
+  };
+  return {
+    finalsOnly: Math.max(1, slotsFor({ ...q, partialEveryMs: 0 })),
+    withPartials: Math.max(1, slotsFor({ ...q, partialEveryMs: SLOT_RULES.partialEveryMs })),
+    finalWaitMs,
+  };
+}

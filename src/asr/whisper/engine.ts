@@ -11,7 +11,7 @@ import type { WhisperConfig } from '../../config.js';
 import type { Engine, EngineStream, EngineStreamHandlers } from '../engine.js';
 import { ASSETS_DIR, DIST_DIR } from '../../paths.js';
 import { PACKAGED_WHISPER_MODEL, prepareWhisperModel } from './model.js';
-import { slotsFor } from './capacity.js';
+import { whisperSlots } from './capacity.js';
 import { DecodeScheduler } from './scheduler.js';
 import { SileroVad } from './vad.js';
 import { Segmenter, type ClosedSegment } from './segmenter.js';
@@ -30,17 +30,6 @@ const CALIBRATION_FILE = path.join(ASSETS_DIR, 'calibrate-en.wav');
 const RATE = 16_000;
 /** A partial is not worth a decode before this much of the segment is there. */
 const MIN_PARTIAL_MS = 500;
-/** How far apart partials may be at full slots: the slots are sized so that this holds (issue 13). */
-const SLOT_PARTIAL_EVERY_MS = 2000;
-/** Segment length assumed when sizing slots: a final per this many seconds of speech. */
-const SLOT_SEGMENT_SECONDS = 6;
-const UTILISATION = 0.8;
-/**
- * Slots are also sized so that a final reaches the client within this (p95) at full slots (issue 13's target):
- * what is left of it after the endpoint's wait beyond the post-roll and the final's own decode is what a final
- * may wait for a thread (DecodeScheduler.finalWaitBound).
- */
-const SLOT_FINAL_P95_MS = 800;
 /** The segmenter's post-roll (vad.ts): audio after the last speech that the segment keeps, ms. */
 const POST_ROLL_MS = 200;
 /** A final whose thread died is tried again on another thread this many times. */
@@ -135,22 +124,15 @@ export class WhisperEngine implements Engine {
     const fixedMs = Math.max(1, shortMs - perSecondMs * secs);
     this.calibration = { partialMs: Math.round(shortMs), fixedMs: Math.round(fixedMs), perSecondMs: Number(perSecondMs.toFixed(1)) };
     this.scheduler.setCalibration(shortMs, perSecondMs, fixedMs);
-    // A final decodes its segment with the previous one as left context (context.ts): twice the audio.
+    // Sized from this calibration (capacity.ts, whisperSlots: finals within 800 ms at p95 at full slots).
     const c = this.opts.config;
-    const window = SLOT_SEGMENT_SECONDS + Math.min(SLOT_SEGMENT_SECONDS, c.contextMs / 1000);
-    const finalMs = fixedMs + perSecondMs * window;
-    const waitMs = Math.max(0, SLOT_FINAL_P95_MS - Math.max(0, c.endpointMs - POST_ROLL_MS) - finalMs);
-    const q = {
-      threads: this.opts.threads, utilisation: UTILISATION, partialMs: shortMs, finalFixedMs: fixedMs,
-      finalMsPerSecond: (perSecondMs * window) / SLOT_SEGMENT_SECONDS, segmentSeconds: SLOT_SEGMENT_SECONDS,
-      finalWaitMs: waitMs, finalWindowSeconds: SLOT_SEGMENT_SECONDS,
-    };
-    // Finals-only: the streams whose finals wait within the latency budget (M/M/c over both threads).
-    // With partials: no more than that (partials never hold the last thread, scheduler rule 2, so finals
-    // see nearly the same queue), and no more than the threads carry with partials 2 s apart at 80 %.
-    const finalsOnly = slotsFor({ ...q, partialEveryMs: 0 });
-    const withPartials = Math.min(finalsOnly, slotsFor({ ...q, partialEveryMs: SLOT_PARTIAL_EVERY_MS, finalWaitMs: undefined }));
-    this.finalsOnlySlots = Math.max(1, finalsOnly);
+    const sized = whisperSlots({
+      threads: this.opts.threads, partialMs: shortMs, fixedMs, perSecondMs,
+      endpointMs: c.endpointMs, postRollMs: POST_ROLL_MS, contextMs: c.contextMs,
+    });
+    const finalsOnly = sized.finalsOnly;
+    const withPartials = Math.min(finalsOnly, sized.withPartials);
+    this.finalsOnlySlots = finalsOnly;
     this.slots = this.opts.slots ?? Math.max(1, this.opts.config.partialMs === 0 ? finalsOnly : withPartials);
   }
 
