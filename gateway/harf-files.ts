@@ -57,6 +57,9 @@ export const HarfFilesResponse = z.union([
 ]).meta({ id: 'HarfFilesResponse' });
 
 export class HarfFilesApi {
+  /** `"wait": true` polls this gateway holds now: CALLSCRIBE_MAX_HELD_POLLS at most. */
+  private heldPolls = 0;
+
   constructor(private readonly store: TaskStore, private readonly runner: TaskRunner, private readonly config: Config,
               private readonly log: Logger) {}
 
@@ -149,6 +152,9 @@ export class HarfFilesApi {
   /**
    * Polling. `wait`: held until no task is PENDING, CALLSCRIBE_WAIT_MS passed or the client left. The
    * end of a run in this gateway wakes it at once; tasks run by other gateways are re-read every second.
+   * A held poll costs KV reads every second, so a gateway holds CALLSCRIBE_MAX_HELD_POLLS at most: past
+   * that a poll answers at once, as one without `wait` would (PENDING is the document's answer while a
+   * task runs, and its clients poll again).
    */
   private async status(ids: string[], o: { wait: boolean; progress: boolean; gone?: AbortSignal }): Promise<HttpReply> {
     const until = Date.now() + this.config.files.waitMs;
@@ -158,12 +164,22 @@ export class HarfFilesApi {
         const r = await this.statusOnce(ids, o.progress);
         const left = until - Date.now();
         if (!o.wait || !r.pending || left <= 0 || o.gone?.aborted) return r.reply;
-        if (!held) metrics.filePollsHeld.inc();
-        held = true;
+        if (!held) {
+          if (this.heldPolls >= this.config.files.maxHeldPolls) {
+            metrics.filePollsNotHeld.inc();
+            return r.reply;
+          }
+          this.heldPolls++;
+          metrics.filePollsHeld.inc();
+          held = true;
+        }
         await this.changed(ids, Math.min(WAIT_POLL_MS, left), o.gone);
       }
     } finally {
-      if (held) metrics.filePollsHeld.dec();
+      if (held) {
+        this.heldPolls--;
+        metrics.filePollsHeld.dec();
+      }
     }
   }
 
