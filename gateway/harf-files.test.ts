@@ -1,8 +1,8 @@
 /**
  * Held file polls (`"wait": true` with `task_ids`) are bounded: a gateway holds CALLSCRIBE_MAX_HELD_POLLS
- * at most (past it a poll answers at once, as without `wait`). The store and the runner are fakes: the
- * store counts its reads, the runner's `onEnded` lets the test end a task "on this gateway" and wake the
- * polls held on it.
+ * at most (past it a poll answers at once, as without `wait`), and a held poll re-reads only the tasks it
+ * last saw PENDING. The store and the runner are fakes: the store counts its reads, the runner's
+ * `onEnded` lets the test end a task "on this gateway" and wake the polls held on it.
  */
 import { Readable } from 'node:stream';
 import { describe, expect, it } from 'vitest';
@@ -114,4 +114,16 @@ describe('harf files - held polls', () => {
     expect(f.holding('a')).toBe(0);
   });
 
+  it('held polls - a held poll re-reads only the tasks still PENDING at its last look, keeping the ended ones', async () => {
+    const f = setup({ CALLSCRIBE_WAIT_MS: '60000' });
+    for (const id of ['d1', 'd2']) f.tasks.set(id, task(id, 'SUCCESS'));
+    f.tasks.set('p', task('p', 'PENDING'));
+    const answer = f.poll(['d1', 'p', 'd2']);
+    await settle(() => f.holding('p') === 1);
+    f.end('p');
+    const list = JSON.parse((await answer).body);
+    expect(list.map((i: { media_url: string }) => i.media_url)).toEqual(['http://media/d1.wav', 'http://media/p.wav', 'http://media/d2.wav']);
+    // The ended tasks were read once, at the first look; the running one at each look.
+    expect(Object.fromEntries(f.reads)).toEqual({ d1: 1, p: 2, d2: 1 });
+  });
 });
