@@ -95,6 +95,16 @@ export function emptyForNull(json: unknown): unknown {
   return o;
 }
 
+/**
+ * A result an older callscribe stored (on a call's record), in the current shape: null read as "" and the
+ * old emotions as the document's (currentEmotions). What still does not fit is left for the schema.
+ */
+export function storedResult(json: unknown): unknown {
+  const o = emptyForNull(json);
+  if (!o || typeof o !== 'object' || Array.isArray(o) || !('result_emotions' in o)) return o;
+  return { ...o, result_emotions: currentEmotions(o.result_emotions) };
+}
+
 /** What an analyzer is given besides the text: the subject_* fields of the record, when there are any. */
 export interface AnalysisSubject {
   title?: string | null;
