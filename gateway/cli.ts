@@ -224,7 +224,7 @@ async function main(argv: string[]): Promise<void> {
       closers.push(async () => own.close());
       asr = own;
     }
-    const store = await TranscriptionStore.open(nc, config.jsReplicas, config.retentionMs);
+    const store = await TranscriptionStore.open(nc, config.jsReplicas, config.retentionMs, log);
     const analysis = new AnalysisWorker({ store, analyzer: createAnalyzer(config, log), asr, config, log });
     await analysis.start();
     // Closed right after the gateway (a stream finalized by its drain still gets its analysis) and before

@@ -330,7 +330,7 @@ export class Gateway {
     this.runner = new TaskRunner({ store: tasks, asr: this.asr, config: this.config, log: this.log, allowPrivate: this.allowPrivateFetch, owner: this.asr.gatewayId });
     this.files = new HarfFilesApi(tasks, this.runner, this.config, this.log);
     // Voiceponce: records and jobs in JetStream, accounts and the token secret shared by every gateway.
-    const transcriptions = await TranscriptionStore.open(this.nc, this.config.jsReplicas, this.config.retentionMs);
+    const transcriptions = await TranscriptionStore.open(this.nc, this.config.jsReplicas, this.config.retentionMs, this.log);
     const auth = await new Kvm(this.nc).create('voiceponce_auth', { history: 1, replicas: this.config.jsReplicas });
     const accounts = await AccountBook.open(this.config.analysis.accounts, auth);
     this.voiceponceAdmin = accounts.generated;

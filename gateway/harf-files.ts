@@ -57,6 +57,9 @@ export const HarfFilesResponse = z.union([
 ]).meta({ id: 'HarfFilesResponse' });
 
 export class HarfFilesApi {
+  /** `"wait": true` polls this gateway holds now: CALLSCRIBE_MAX_HELD_POLLS at most. */
+  private heldPolls = 0;
+
   constructor(private readonly store: TaskStore, private readonly runner: TaskRunner, private readonly config: Config,
               private readonly log: Logger) {}
 
@@ -149,21 +152,36 @@ export class HarfFilesApi {
   /**
    * Polling. `wait`: held until no task is PENDING, CALLSCRIBE_WAIT_MS passed or the client left. The
    * end of a run in this gateway wakes it at once; tasks run by other gateways are re-read every second.
+   * A held poll costs KV reads every second, so a gateway holds CALLSCRIBE_MAX_HELD_POLLS at most: past
+   * that a poll answers at once, as one without `wait` would (PENDING is the document's answer while a
+   * task runs, and its clients poll again), and each re-read reads only the tasks still PENDING.
    */
   private async status(ids: string[], o: { wait: boolean; progress: boolean; gone?: AbortSignal }): Promise<HttpReply> {
     const until = Date.now() + this.config.files.waitMs;
     let held = false;
+    let last: Task[] | undefined;
     try {
       for (;;) {
-        const r = await this.statusOnce(ids, o.progress);
+        const r = await this.statusOnce(ids, o.progress, last);
         const left = until - Date.now();
         if (!o.wait || !r.pending || left <= 0 || o.gone?.aborted) return r.reply;
-        if (!held) metrics.filePollsHeld.inc();
-        held = true;
+        if (!held) {
+          if (this.heldPolls >= this.config.files.maxHeldPolls) {
+            metrics.filePollsNotHeld.inc();
+            return r.reply;
+          }
+          this.heldPolls++;
+          metrics.filePollsHeld.inc();
+          held = true;
+        }
+        last = r.tasks;
         await this.changed(ids, Math.min(WAIT_POLL_MS, left), o.gone);
       }
     } finally {
-      if (held) metrics.filePollsHeld.dec();
+      if (held) {
+        this.heldPolls--;
+        metrics.filePollsHeld.dec();
+      }
     }
   }
 
@@ -183,15 +201,20 @@ export class HarfFilesApi {
     });
   }
 
-  /** One look: PENDING while any runs, TIMEOUT or FAILURE if any ended so, else every result in order. */
-  private async statusOnce(ids: string[], withProgress: boolean): Promise<{ pending: boolean; reply: HttpReply }> {
+  /**
+   * One look: PENDING while any runs, TIMEOUT or FAILURE if any ended so, else every result in order.
+   * `last`: the tasks of the previous look of the same poll; those it found ended are kept, not read
+   * again (SUCCESS, FAILURE and TIMEOUT are final), so a held poll's re-reads shrink as its tasks end.
+   */
+  private async statusOnce(ids: string[], withProgress: boolean, last?: readonly Task[]): Promise<{ pending: boolean; reply: HttpReply; tasks: Task[] }> {
     const tasks: Task[] = [];
-    for (const id of ids) {
-      const t = await this.store.get(id);
-      if (!t) return { pending: false, reply: json(404, { state: 'FAILURE', error: { code: 'CS_ERR_TASK_NOT_FOUND', message: `no task "${id.slice(0, 64)}"` } }) };
+    for (const [i, id] of ids.entries()) {
+      const before = last?.[i];
+      const t = before && before.state !== 'PENDING' ? before : await this.store.get(id);
+      if (!t) return { pending: false, reply: json(404, { state: 'FAILURE', error: { code: 'CS_ERR_TASK_NOT_FOUND', message: `no task "${id.slice(0, 64)}"` } }), tasks };
       tasks.push(t);
     }
-    return { pending: tasks.some((t) => t.state === 'PENDING'), reply: answer(tasks, withProgress) };
+    return { pending: tasks.some((t) => t.state === 'PENDING'), reply: answer(tasks, withProgress), tasks };
   }
 
 

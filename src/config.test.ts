@@ -30,6 +30,8 @@ describe('config', () => {
     expect(c.harfWsUrl).toBeUndefined();
     expect(c.workerSlots).toBeUndefined();
     expect(c.engineThreads).toBeGreaterThanOrEqual(1);
+    expect(c.files.waitMs).toBe(60_000);
+    expect(c.files.maxHeldPolls).toBe(1000);
     expect(c.whisper).toEqual({ model: undefined, cacheDir: path.resolve('data/models'), partialMs: 1000, endpointMs: 400, maxSegmentMs: 25_000, beams: 1, contextMs: 10_000 });
   });
 

@@ -100,6 +100,7 @@ const EnvSchema = z.object({
   CALLSCRIBE_FETCH_TIMEOUT_MS: int(600_000, 1000), // one media URL's download
   CALLSCRIBE_TASK_TIMEOUT_MS: int(3_600_000, 1000), // a file task past this is TIMEOUT
   CALLSCRIBE_WAIT_MS: int(60_000, 0, 3_600_000), // a `"wait": true` poll of file tasks is held at most this long, then answers PENDING
+  CALLSCRIBE_MAX_HELD_POLLS: int(1000, 0, 1_000_000), // `"wait": true` polls held at once per gateway; past it one answers at once (PENDING); 0: none held
   CALLSCRIBE_PUBLIC_URL: z.string().url().optional(), // base of the media_url of uploads; unset: from the request's Host
   CALLSCRIBE_RETENTION: retention, // uploads, file tasks, call and Voiceponce records expire this long after their last write (JetStream max_age)
   SIP_PORT: z.string().default('5060').transform((s, ctx) => {
@@ -225,6 +226,8 @@ export interface FilesConfig {
   readonly taskTimeoutMs: number;
   /** Longest hold of a `"wait": true` poll (`task_ids`) before it answers `{"state": "PENDING"}`. */
   readonly waitMs: number;
+  /** `"wait": true` polls one gateway holds at once; past it a poll answers at once, as without `wait`. */
+  readonly maxHeldPolls: number;
   readonly publicUrl: string | undefined;
 }
 
@@ -290,6 +293,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       fetchTimeoutMs: e.CALLSCRIBE_FETCH_TIMEOUT_MS,
       taskTimeoutMs: e.CALLSCRIBE_TASK_TIMEOUT_MS,
       waitMs: e.CALLSCRIBE_WAIT_MS,
+      maxHeldPolls: e.CALLSCRIBE_MAX_HELD_POLLS,
       publicUrl: e.CALLSCRIBE_PUBLIC_URL?.replace(/\/+$/, ''),
     }),
     sip: Object.freeze({

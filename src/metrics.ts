@@ -38,6 +38,7 @@ export const metrics = {
   workerSlots: new client.Gauge({ name: 'callscribe_worker_slots', help: 'Engine slots of this worker', labelNames: ['engine'], registers: [registry] }),
   workerSessions: new client.Gauge({ name: 'callscribe_worker_sessions', help: 'Sessions served by this worker', labelNames: ['engine'], registers: [registry] }),
   filePollsHeld: new client.Gauge({ name: 'callscribe_file_polls_held', help: 'Harf file-task polls with "wait": true held open, waiting for their tasks (CALLSCRIBE_WAIT_MS at most; released when the client leaves)', registers: [registry] }),
+  filePollsNotHeld: new client.Counter({ name: 'callscribe_file_polls_not_held_total', help: 'Harf file-task polls with "wait": true answered at once (PENDING) because CALLSCRIBE_MAX_HELD_POLLS polls were already held', registers: [registry] }),
   knownWorkers: new client.Gauge({ name: 'callscribe_known_workers', help: 'ASR workers heard from within three heartbeats', registers: [registry] }),
   freeSlots: new client.Gauge({ name: 'callscribe_cluster_free_slots', help: 'Free engine slots across live workers, by heartbeat', registers: [registry] }),
   claimFailures: new client.Counter({ name: 'callscribe_claim_failures_total', help: 'Session claims that found no worker', labelNames: ['language'], registers: [registry] }),

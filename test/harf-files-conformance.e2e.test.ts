@@ -39,11 +39,13 @@ beforeAll(async () => {
   fs.copyFileSync(AUDIO, path.join(dir, 'گفتار.wav'));
   ({ server: files, media, held, release } = await serveFiles(dir));
   const env = { CALLSCRIBE_HARF_TOKENS: TOKEN, SIP_PORT: 'off' };
-  // `quick`: a hold and a task deadline short enough to see them end.
+  // `quick`: a hold and a task deadline short enough to see them end, and one held poll at most.
   // Two starting at once on a busy machine can take a while (each calibrates its engine).
   [app, quick] = await Promise.all([
     startCallscribe('all', { ...env, CALLSCRIBE_WAIT_MS: '30000' }, 90_000),
-    startCallscribe('all', { ...env, CALLSCRIBE_WAIT_MS: '1000', CALLSCRIBE_TASK_TIMEOUT_MS: '4000', CALLSCRIBE_WORKER_SLOTS: '1' }, 90_000),
+    startCallscribe('all', {
+      ...env, CALLSCRIBE_WAIT_MS: '1000', CALLSCRIBE_TASK_TIMEOUT_MS: '4000', CALLSCRIBE_WORKER_SLOTS: '1', CALLSCRIBE_MAX_HELD_POLLS: '1',
+    }, 90_000),
   ]);
   engineWer = wer(REF, pocketsphinxDirect(AUDIO));
 }, 120_000);
@@ -216,6 +218,29 @@ describe('harf doc - async: "wait": false, then polling with task ids', () => {
     const id = await heldTask(quick, 'wait-expires');
     exact(await poll(quick, { task_ids: [id], wait: true }), 200, '{"state":"PENDING"}');
     release('wait-expires');
+  });
+
+  it('harf doc - past CALLSCRIBE_MAX_HELD_POLLS (1 on `quick`) a second "wait": true poll answers {"state":"PENDING"} at once while the first is held', async () => {
+    const id = await heldTask(quick, 'wait-capped');
+    // `quick` holds a poll 1 s: a first poll that ended before the second arrived (a slow machine) is
+    // tried once more, rather than taken for a held second poll.
+    for (let attempt = 0; ; attempt++) {
+      let firstDone = false;
+      const first = poll(quick, { task_ids: [id], wait: true }).then((a) => { firstDone = true; return a; });
+      await until(async () => firstDone || (await metric(quick, 'callscribe_file_polls_held')) === 1, 5000);
+      const sent = Date.now();
+      const second = await poll(quick, { task_ids: [id], wait: true });
+      const took = Date.now() - sent;
+      const firstWasHeld = !firstDone;
+      exact(await first, 200, '{"state":"PENDING"}');
+      if (!firstWasHeld && attempt < 1) continue; // once: the task itself times out after 4 s
+      exact(second, 200, '{"state":"PENDING"}');
+      expect(firstWasHeld).toBe(true);
+      expect(took).toBeLessThan(500); // not held: a held one answers after CALLSCRIBE_WAIT_MS (1 s)
+      break;
+    }
+    expect(await metric(quick, 'callscribe_file_polls_not_held_total')).toBeGreaterThanOrEqual(1);
+    release('wait-capped');
   });
 
   it('harf doc - a held poll whose client goes away is released at once (nothing waits on it), the process unharmed', async () => {

@@ -12,7 +12,8 @@ import { Objm, type ObjectStore } from '@nats-io/obj';
 import { AckPolicy, DeliverPolicy, RetentionPolicy, StorageType, jetstream, jetstreamManager, type JetStreamClient } from '@nats-io/jetstream';
 import { z } from 'zod';
 import { applyRetention, nanos } from '../bus/retention.js';
-import { AnalysisResult } from './result.js';
+import type { Logger } from '../log.js';
+import { AnalysisResult, currentEmotions, emptyForNull } from './result.js';
 
 export const TranscriptionStatus = z.enum(['new', 'processing', 'completed', 'failed']);
 export type TranscriptionStatus = z.infer<typeof TranscriptionStatus>;
@@ -107,15 +108,16 @@ export const JOBS_CONSUMER = 'analysis-worker';
 
 export class TranscriptionStore {
   private constructor(private readonly kv: KV, private readonly inputs: ObjectStore,
-                      private readonly js: JetStreamClient) {}
+                      private readonly js: JetStreamClient, private readonly log?: Logger) {}
 
   /**
    * Opens (creating when missing) the bucket, the object store, the work queue and its durable consumer.
    * `retentionMs` (0: forever) is the max_age of the bucket and the object store, applied to ones created
    * earlier too: a record expires that long after its last write, an audio input that long after its
-   * upload. The work queue keeps its own semantics (a job lives until acked).
+   * upload. The work queue keeps its own semantics (a job lives until acked). `log` hears of a stored
+   * record that cannot be read (it is answered as missing).
    */
-  static async open(nc: NatsConnection, replicas = 1, retentionMs = 0): Promise<TranscriptionStore> {
+  static async open(nc: NatsConnection, replicas = 1, retentionMs = 0, log?: Logger): Promise<TranscriptionStore> {
     const kv = await new Kvm(nc).create('voiceponce_transcriptions', { history: 1, replicas, ttl: retentionMs });
     const inputs = await new Objm(nc).create('voiceponce_inputs', { replicas, ttl: nanos(retentionMs) });
     await applyRetention(nc, 'KV_voiceponce_transcriptions', retentionMs);
@@ -136,7 +138,7 @@ export class TranscriptionStore {
       // A job is worked on while its worker says so (working()); a dead worker's job comes back after this.
       ack_wait: 60_000_000_000, max_deliver: -1, filter_subject: JOBS_SUBJECT,
     });
-    return new TranscriptionStore(kv, inputs, jetstream(nc));
+    return new TranscriptionStore(kv, inputs, jetstream(nc), log);
   }
 
   get jetstream(): JetStreamClient {
@@ -154,7 +156,7 @@ export class TranscriptionStore {
 
   async get(id: string): Promise<Transcription | null> {
     if (!/^[A-Za-z0-9_-]{1,64}$/.test(id)) return null;
-    return parseEntry(await this.kv.get(id));
+    return parseEntry(await this.kv.get(id), this.log);
   }
 
   /** Removes the record and its stored input; a job still queued for it finds nothing and is dropped. */
@@ -194,7 +196,7 @@ export class TranscriptionStore {
     try {
       for await (const e of watch) {
         if (e.operation !== 'PUT') return null;
-        const t = parseEntry(e);
+        const t = parseEntry(e, this.log);
         if (t && (t.status === 'completed' || t.status === 'failed')) return t;
       }
       return null;
@@ -206,10 +208,31 @@ export class TranscriptionStore {
   }
 }
 
-function parseEntry(e: KvEntry | null): Transcription | null {
+/**
+ * A stored record in the shape the schema now reads. Records analyzed before the analysis took the
+ * document's 12 emotions and its "" for "none" can carry old emotions in result_emotions, which the
+ * schema refuses (the record would answer 404 for good), and null in result_name, result_problem,
+ * result_temporal_aspect and result_call_to_action, which the API would show where the document answers
+ * "" (and which AnalysisResult refuses). The emotions are read as the nearest document ones
+ * (OLD_EMOTIONS), each once; the nulls become "" in a completed record only: before completion every
+ * result_* field is null by design. Anything else is left as stored.
+ */
+export function migrateStored(json: unknown): unknown {
+  if (!json || typeof json !== 'object' || Array.isArray(json)) return json;
+  const o = { ...(json as Record<string, unknown>) };
+  if ('result_emotions' in o) o.result_emotions = currentEmotions(o.result_emotions);
+  return o.status === 'completed' ? emptyForNull(o) : o;
+}
+
+function parseEntry(e: KvEntry | null, log?: Logger): Transcription | null {
   if (!e || e.operation !== 'PUT' || e.length === 0) return null;
-  const r = Transcription.safeParse(e.json());
-  return r.success ? r.data : null;
+  const r = Transcription.safeParse(migrateStored(e.json()));
+  if (r.success) return r.data;
+  // Still answered as missing (what else could the API say of it), but said: a record that no reader
+  // can parse is data lost until someone looks. Paths and zod's messages only, never the record's text.
+  const issues = r.error.issues.slice(0, 5).map((i) => `${i.path.join('.')}: ${i.message}`).join('; ');
+  log?.warn({ transcription: e.key, revision: e.revision, issues }, 'stored transcription does not match the schema, answered as missing');
+  return null;
 }
 
 /** A new record with every optional field empty. */

@@ -15,6 +15,26 @@ export const EMOTIONS = [
 export const Emotion = z.enum(EMOTIONS);
 export type Emotion = z.infer<typeof Emotion>;
 
+/**
+ * The emotions of the list before the document's (results stored before that change carry them), each
+ * read as the nearest document emotion, as the lexicons moved their cues: admiration (amazing,
+ * impressive) -> delight; hope, a positive expectation -> trust (not uncertainty: it was one of the
+ * positive emotions); frustration (annoyed, fed up) -> irritation; sadness (sad, upset) ->
+ * disappointment; fear (afraid, worried) -> concern; confusion (confused, unclear) -> uncertainty.
+ */
+export const OLD_EMOTIONS: Readonly<Record<string, Emotion>> = Object.freeze({
+  admiration: 'delight', hope: 'trust', frustration: 'irritation', sadness: 'disappointment', fear: 'concern', confusion: 'uncertainty',
+});
+
+/**
+ * A stored `result_emotions` with the old emotions read as the document's (OLD_EMOTIONS), each once, in
+ * the order first named; anything else (an unknown word, not an array) is left for the schema to refuse.
+ */
+export function currentEmotions(emotions: unknown): unknown {
+  if (!Array.isArray(emotions)) return emotions;
+  return [...new Set(emotions.map((e) => (typeof e === 'string' && Object.hasOwn(OLD_EMOTIONS, e) ? OLD_EMOTIONS[e] : e)))];
+}
+
 export const Tone = z.enum(['positive', 'neutral', 'negative']);
 export type Tone = z.infer<typeof Tone>;
 
@@ -67,12 +87,22 @@ export type AnalysisResult = z.infer<typeof AnalysisResult>;
 /** The text fields whose empty value is "" (the document's example); a model or an older server may answer null. */
 const EMPTY_WHEN_NULL = ['result_name', 'result_problem', 'result_temporal_aspect', 'result_call_to_action'] as const;
 
-/** An answer with null in those fields read as "": to run before AnalysisResult.parse on what others send. */
+/** An answer with null in those fields read as "": to run before AnalysisResult.parse on what others send or an older callscribe stored. */
 export function emptyForNull(json: unknown): unknown {
   if (!json || typeof json !== 'object' || Array.isArray(json)) return json;
   const o = { ...(json as Record<string, unknown>) };
   for (const k of EMPTY_WHEN_NULL) if (o[k] === null) o[k] = '';
   return o;
+}
+
+/**
+ * A result an older callscribe stored (on a call's record), in the current shape: null read as "" and the
+ * old emotions as the document's (currentEmotions). What still does not fit is left for the schema.
+ */
+export function storedResult(json: unknown): unknown {
+  const o = emptyForNull(json);
+  if (!o || typeof o !== 'object' || Array.isArray(o) || !('result_emotions' in o)) return o;
+  return { ...o, result_emotions: currentEmotions(o.result_emotions) };
 }
 
 /** What an analyzer is given besides the text: the subject_* fields of the record, when there are any. */

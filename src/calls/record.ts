@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { AnalysisResult } from '../analysis/result.js';
+import { AnalysisResult, storedResult } from '../analysis/result.js';
 
 /** A call as the calls API shows it (`GET /v1/calls/{id}`), and as it is kept in JetStream KV. */
 export const CallSegment = z.object({
@@ -52,6 +52,18 @@ export const CallRecord = z.object({
   }).nullable().default(null),
 });
 export type CallRecord = z.infer<typeof CallRecord>;
+
+/**
+ * A stored call in the current shape: an analysis result stored before the analysis took the Voiceponce
+ * document's emotions and "" for "none" is read as now (storedResult); without this the strict
+ * AnalysisResult refuses the whole record (GET /v1/calls/{id} failed, the list left it out).
+ */
+export function migrateStoredCall(json: unknown): unknown {
+  if (!json || typeof json !== 'object' || Array.isArray(json) || !('analysis' in json)) return json;
+  const a = json.analysis;
+  if (!a || typeof a !== 'object' || !('result' in a) || !a.result) return json;
+  return { ...json, analysis: { ...a, result: storedResult(a.result) } };
+}
 
 /** Call ids come from clients (call_id, Twilio CallSid, SIP Call-ID...): any text; keys and subjects use this form. */
 export function callKey(id: string): string {

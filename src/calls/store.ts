@@ -1,7 +1,7 @@
 import type { NatsConnection } from '@nats-io/transport-node';
 import { Kvm, type KV } from '@nats-io/kv';
 import { applyRetention } from '../bus/retention.js';
-import { CallRecord, type CallStatus, callKey } from './record.js';
+import { CallRecord, type CallStatus, callKey, migrateStoredCall } from './record.js';
 import { CallExistsError } from '../errors.js';
 
 /** JetStream's answers to a write whose expected last revision of the key is not the key's (10071, 10164). */
@@ -113,7 +113,7 @@ export class CallStore {
   async get(id: string): Promise<CallRecord | null> {
     const e = await this.kv.get(callKey(id));
     if (!e || e.operation !== 'PUT' || e.length === 0) return null;
-    return CallRecord.parse(e.json());
+    return CallRecord.parse(migrateStoredCall(e.json()));
   }
 
   /** Every call, newest first, optionally of one status. */
@@ -126,7 +126,7 @@ export class CallStore {
       seen.add(key);
       const e = await this.kv.get(key);
       if (!e || e.operation !== 'PUT' || e.length === 0) continue;
-      const r = CallRecord.safeParse(e.json());
+      const r = CallRecord.safeParse(migrateStoredCall(e.json()));
       if (r.success && (!status || r.data.status === status)) out.push(r.data);
     }
     return out.sort((a, b) => b.started_at.localeCompare(a.started_at));
