@@ -156,7 +156,7 @@ export const SLOT_RULES = {
  * - with partials (one per 2 s of speech): the same bound, partials counted in the threads' offered load.
  *   They cannot take the last free thread (scheduler rule 2), but they take the CPU the final's thread runs
  *   on: the engine threads share the cores with the worker's main thread, the VAD and the gateway. The
- *   bound without them admitted 10 streams on this machine, where the bench holds 2 and misses at 4.
+ *   bound without them admitted 10 streams on this machine, where the bench holds 2-4 and misses at 8.
  */
 export function whisperSlots(c: WhisperCalibration): { finalsOnly: number; withPartials: number; finalWaitMs: number } {
   const ctx = (s: number) => s + Math.min(s, c.contextMs / 1000);
