@@ -82,7 +82,7 @@ async function notHeldTotal(): Promise<number> {
 }
 
 describe('harf files - held polls', () => {
-  it('held polls - past CALLSCRIBE_MAX_HELD_POLLS a "wait": true poll answers PENDING at once; a freed place is taken again', async () => {
+  it('harf files - past CALLSCRIBE_MAX_HELD_POLLS a "wait": true poll answers PENDING at once; a freed place is taken again', async () => {
     const f = setup({ CALLSCRIBE_WAIT_MS: '60000', CALLSCRIBE_MAX_HELD_POLLS: '1' });
     f.tasks.set('a', task('a', 'PENDING'));
     const before = await notHeldTotal();
@@ -107,14 +107,14 @@ describe('harf files - held polls', () => {
     expect(f.holding('b')).toBe(0);
   });
 
-  it('held polls - CALLSCRIBE_MAX_HELD_POLLS=0: no poll is held', async () => {
+  it('harf files - CALLSCRIBE_MAX_HELD_POLLS=0: no poll is held', async () => {
     const f = setup({ CALLSCRIBE_WAIT_MS: '60000', CALLSCRIBE_MAX_HELD_POLLS: '0' });
     f.tasks.set('a', task('a', 'PENDING'));
     expect((await atOnce(f.poll(['a']))).body).toBe('{"state":"PENDING"}');
     expect(f.holding('a')).toBe(0);
   });
 
-  it('held polls - a held poll re-reads only the tasks still PENDING at its last look, keeping the ended ones', async () => {
+  it('harf files - a held poll re-reads only the tasks still PENDING at its last look, keeping the ended ones', async () => {
     const f = setup({ CALLSCRIBE_WAIT_MS: '60000' });
     for (const id of ['d1', 'd2']) f.tasks.set(id, task(id, 'SUCCESS'));
     f.tasks.set('p', task('p', 'PENDING'));

@@ -27,30 +27,30 @@ function oldCompleted(id: string): Record<string, unknown> {
   };
 }
 
-describe('migrateStored (pure)', () => {
-  it('every old emotion maps to a document emotion', () => {
+describe('records - migrateStored', () => {
+  it('records - every old emotion maps to a document emotion', () => {
     expect(Object.keys(OLD_EMOTIONS).sort()).toEqual(['admiration', 'confusion', 'fear', 'frustration', 'hope', 'sadness']);
     for (const e of Object.values(OLD_EMOTIONS)) expect(EMOTIONS).toContain(e);
   });
 
-  it('old emotions mapped and deduplicated in first-named order; null read as "" in a completed record', () => {
+  it('records - old emotions mapped and deduplicated in first-named order; null read as "" in a completed record', () => {
     const m = migrateStored(oldCompleted('a')) as Record<string, unknown>;
     expect(m.result_emotions).toEqual(['delight', 'concern', 'trust', 'irritation', 'disappointment', 'uncertainty', 'joy']);
     expect(m).toMatchObject({ result_name: '', result_problem: '', result_temporal_aspect: '', result_call_to_action: '' });
   });
 
-  it('a record not completed keeps its null results (null until completed, by design)', () => {
+  it('records - a record not completed keeps its null results (null until completed, by design)', () => {
     const t = newRecord({ id: 'b', project_id: 'p', created_by: 'u', language: 'en', input_type: 'text', input_text: 'x' });
     expect(migrateStored(t)).toEqual(t);
   });
 
-  it('an unknown emotion is left for the schema to refuse', () => {
+  it('records - an unknown emotion is left for the schema to refuse', () => {
     expect((migrateStored({ ...oldCompleted('c'), result_emotions: ['rage', 'hope'] }) as { result_emotions: unknown }).result_emotions)
       .toEqual(['rage', 'trust']);
   });
 });
 
-describe('TranscriptionStore: records stored in an older shape', () => {
+describe('records - stored in an older shape', () => {
   let nats: Awaited<ReturnType<typeof startNatsServer>>;
   let nc: NatsConnection;
   let kv: KV;
@@ -70,7 +70,7 @@ describe('TranscriptionStore: records stored in an older shape', () => {
     await nats?.stop();
   });
 
-  it('an old completed record is read back with document emotions and "", and the API shows them', async () => {
+  it('records - an old completed record is read back with document emotions and "", and the API shows them', async () => {
     const id = store.newId();
     await kv.put(id, JSON.stringify(oldCompleted(id)));
     const t = await store.get(id);
@@ -83,7 +83,7 @@ describe('TranscriptionStore: records stored in an older shape', () => {
     expect((await store.settled(id, Date.now() + 2000))?.id).toBe(id);
   });
 
-  it('a record that still does not parse is answered as missing, and the failure is logged', async () => {
+  it('records - a record that still does not parse is answered as missing, and the failure is logged', async () => {
     const id = store.newId();
     await kv.put(id, JSON.stringify({ ...oldCompleted(id), result_emotions: ['rage'] }));
     expect(await store.get(id)).toBeNull();

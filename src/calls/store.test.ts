@@ -25,8 +25,8 @@ afterAll(async () => {
   await nats?.stop();
 });
 
-describe('CallStore: calls stored in an older shape', () => {
-  it('an old analysis result (old emotions, null for "none") is read back mapped, by get and by list', async () => {
+describe('call store - calls stored in an older shape', () => {
+  it('call store - an old analysis result (old emotions, null for "none") is read back mapped, by get and by list', async () => {
     const id = `old-analysis-${process.pid}`;
     const now = new Date().toISOString();
     const old = {
