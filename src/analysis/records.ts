@@ -13,7 +13,7 @@ import { AckPolicy, DeliverPolicy, RetentionPolicy, StorageType, jetstream, jets
 import { z } from 'zod';
 import { applyRetention, nanos } from '../bus/retention.js';
 import type { Logger } from '../log.js';
-import { AnalysisResult, currentEmotions, emptyForNull } from './result.js';
+import { AnalysisResult, currentEmotions, storedResult } from './result.js';
 
 export const TranscriptionStatus = z.enum(['new', 'processing', 'completed', 'failed']);
 export type TranscriptionStatus = z.infer<typeof TranscriptionStatus>;
@@ -219,9 +219,9 @@ export class TranscriptionStore {
  */
 export function migrateStored(json: unknown): unknown {
   if (!json || typeof json !== 'object' || Array.isArray(json)) return json;
-  const o = { ...(json as Record<string, unknown>) };
-  if ('result_emotions' in o) o.result_emotions = currentEmotions(o.result_emotions);
-  return o.status === 'completed' ? emptyForNull(o) : o;
+  const o = json as Record<string, unknown>;
+  if (o.status === 'completed') return storedResult(o);
+  return 'result_emotions' in o ? { ...o, result_emotions: currentEmotions(o.result_emotions) } : o;
 }
 
 function parseEntry(e: KvEntry | null, log?: Logger): Transcription | null {
