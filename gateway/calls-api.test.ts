@@ -37,7 +37,7 @@ function sink(room: number) {
 }
 
 const liveRecord = (id: string): CallRecord => ({
-  id, source: 'listen', status: 'live', language: 'en', started_at: new Date().toISOString(), ended_at: null, worker: 'w',
+  id, source: 'listen', status: 'live', language: 'en', started_at: new Date().toISOString(), ended_at: null, worker: 'w', gateway: null,
   channels: [{ channel: 0, label: null, worker: 'w' }], segments: [], text: '', metadata: {}, end_reason: null, analysis: null,
 });
 

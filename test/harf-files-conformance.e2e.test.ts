@@ -74,7 +74,7 @@ function request(name: string, port: number, o: { url?: string; taskId?: string;
   const split = text.indexOf('\r\n\r\n') + 4;
   const pieces = text.slice(split).split('{file content}').map((p) => Buffer.from(p, 'latin1'));
   const audio = fs.readFileSync(AUDIO);
-  let body = Buffer.concat(pieces.flatMap((p, i) => (i === 0 ? [p] : [audio, p])));
+  let body: Buffer = Buffer.concat(pieces.flatMap((p, i) => (i === 0 ? [p] : [audio, p])));
   if (o.body) body = o.body(body);
   return Buffer.concat([Buffer.from(text.slice(0, split).replace('{length}', String(body.length)), 'latin1'), body]);
 }

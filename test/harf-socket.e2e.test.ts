@@ -190,7 +190,7 @@ describe('harf socket - end to end', () => {
     const base = `http://127.0.0.1:${app.ready.port}`;
     const ready = await fetch(`${base}/readyz`);
     expect(ready.status).toBe(200);
-    expect((await ready.json()).ready).toBe(true);
+    expect(((await ready.json()) as any).ready).toBe(true);
     const m = await (await fetch(`${base}/metrics`)).text();
     for (const name of ['callscribe_sessions', 'callscribe_frames_in_total', 'callscribe_frames_out_total', 'callscribe_dropped_frames_total', 'callscribe_segment_latency_seconds_bucket', 'callscribe_worker_slots']) {
       expect(m).toContain(name);

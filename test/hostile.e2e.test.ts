@@ -78,7 +78,7 @@ function multipart(boundary: string, fields: Record<string, string>, file: { nam
 }
 
 /** The routes that take a multipart form, with what each must be given to get past its auth. */
-const FORMS = () => [
+const FORMS = (): { route: string; headers: Record<string, string>; fields: Record<string, string>; file: string }[] => [
   { route: '/api/v1/token', headers: {}, fields: { username: 'ed' }, file: 'f' },
   { route: '/api/transcribe_files/', headers: harfAuth, fields: { wait: 'false' }, file: 'media' },
   { route: '/api/v1/transcriptions', headers: vpAuth(), fields: { language: 'en' }, file: 'input' },

@@ -40,7 +40,7 @@ afterAll(async () => {
 beforeEach(async () => {
   const end = Date.now() + 10_000;
   for (;;) {
-    const { calls } = await (await fetch(`${http}/v1/calls?status=live`, { headers: { authorization: `Token ${TOKEN}` } })).json();
+    const { calls }: any = await (await fetch(`${http}/v1/calls?status=live`, { headers: { authorization: `Token ${TOKEN}` } })).json();
     if (calls.length === 0) break;
     if (Date.now() > end) throw new Error(`calls still live: ${JSON.stringify(calls.map((c: { id: string }) => c.id))}`);
     await new Promise((r) => setTimeout(r, 100));
@@ -159,10 +159,10 @@ describe('limits - admission and limits, each answered as documented and counted
     for (const [method, p] of [['GET', '/v1/calls'], ['POST', '/api/transcribe_files/']]) {
       const res = await fetch(`${http}${p}`, { method, headers: { ...auth, origin: EVIL, 'content-type': 'application/json' }, body: method === 'POST' ? '{}' : undefined });
       expect(res.status, p).toBe(403);
-      expect((await res.json()).error.code, p).toBe('CS_ERR_ORIGIN_NOT_ALLOWED');
+      expect(((await res.json()) as any).error.code, p).toBe('CS_ERR_ORIGIN_NOT_ALLOWED');
     }
     // Listed, the gateway's own page (the Host's origin), and no Origin (not a browser): served.
-    for (const headers of [{ origin: ALLOWED }, { origin: http }, {}]) {
+    for (const headers of [{ origin: ALLOWED }, { origin: http }, {}] as Record<string, string>[]) {
       await shut(await open(listenUrl(), headers));
       expect((await fetch(`${http}/v1/calls`, { headers: { ...auth, ...headers } })).status, JSON.stringify(headers)).toBe(200);
     }

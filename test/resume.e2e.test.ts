@@ -109,7 +109,7 @@ describe('resume - a /v1/listen client whose connection drops continues the same
     // The engine heard every sample once, in order: its words are those of the file.
     expect(normalizeWords(text)).toEqual(normalizeWords(await baseline));
 
-    const call = await (await fetch(`${http}/v1/calls/${session.call_id}`, { headers: { authorization: `Token ${TOKEN}` } })).json();
+    const call: any = await (await fetch(`${http}/v1/calls/${session.call_id}`, { headers: { authorization: `Token ${TOKEN}` } })).json();
     expect(call.status).toBe('completed');
     expect(normalizeWords(call.text)).toEqual(normalizeWords(text));
     const m = await (await fetch(`${http}/metrics`)).text();
@@ -142,7 +142,7 @@ describe('resume - a /v1/listen client whose connection drops continues the same
     await send(first, msgs, 0, 500, 4); // 10 s
     first.ws.terminate();
     await sleep(RESUME_MS + 3000);
-    const call = await (await fetch(`${http}/v1/calls/${session.call_id}`, { headers: { authorization: `Token ${TOKEN}` } })).json();
+    const call: any = await (await fetch(`${http}/v1/calls/${session.call_id}`, { headers: { authorization: `Token ${TOKEN}` } })).json();
     expect(call.status).toBe('completed');
     expect(call.metadata.resume).toEqual({ expired: true });
     // Finalized, not cut: the utterance under way when the client vanished was heard to its end.
@@ -178,7 +178,7 @@ describe('resume - a /v1/listen client whose connection drops continues the same
       // The record survives the restart on the same data dir.
       const again = await startCallscribe('all', { CALLSCRIBE_HARF_TOKENS: TOKEN, CALLSCRIBE_DATA_DIR: own.dataDir });
       try {
-        const call = await (await fetch(`http://127.0.0.1:${again.ready.port}/v1/calls/${session.call_id}`, { headers: { authorization: `Token ${TOKEN}` } })).json();
+        const call: any = await (await fetch(`http://127.0.0.1:${again.ready.port}/v1/calls/${session.call_id}`, { headers: { authorization: `Token ${TOKEN}` } })).json();
         expect(call.status).toBe('completed');
         expect(call.end_reason).toBeNull(); // finalized, not cut
         expect(normalizeWords(call.text).length).toBeGreaterThan(5);

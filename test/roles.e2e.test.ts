@@ -85,7 +85,7 @@ describe('roles - gateway and asr-worker as separate processes over a real nats-
       await new Promise((r) => setTimeout(r, 1600)); // its heartbeat is forgotten
       const run = streamWav(`ws://127.0.0.1:${gateway.ready.port}${HARF}`, CALL16, { token: TOKEN, pace: 2, chunkMs: 100 });
       await new Promise((r) => setTimeout(r, 6000)); // 12 s of the call sent, some of it final
-      const live = (await (await fetch(`${api}/v1/calls?status=live`, { headers: auth })).json()).calls;
+      const live = ((await (await fetch(`${api}/v1/calls?status=live`, { headers: auth })).json()) as any).calls;
       expect(live).toHaveLength(1);
       const callId = live[0].id as string;
       const serving = live[0].worker as string;
@@ -99,7 +99,7 @@ describe('roles - gateway and asr-worker as separate processes over a real nats-
       const undisturbed = wer(REF, direct);
       console.log(JSON.stringify({ failover: `killed ${serving}`, wer_gateway: Number(through.toFixed(3)), wer_undisturbed: Number(undisturbed.toFixed(3)) }));
       expect(through).toBeLessThanOrEqual(undisturbed + 0.03);
-      const rec = await (await fetch(`${api}/v1/calls/${encodeURIComponent(callId)}`, { headers: auth })).json();
+      const rec: any = await (await fetch(`${api}/v1/calls/${encodeURIComponent(callId)}`, { headers: auth })).json();
       expect(rec.worker).toBe(serving === 'w-a' ? 'w-b' : 'w-a');
       expect(rec.metadata.failovers).toBe(1);
       const m = await (await fetch(`${api}/metrics`, { headers: auth })).text();
@@ -157,7 +157,7 @@ describe('roles - gateway and asr-worker as separate processes over a real nats-
     await new Promise((r) => setTimeout(r, 200));
     const ready = await fetch(`${base}/readyz`, { headers: { connection: 'close' } });
     expect(ready.status).toBe(503);
-    expect((await ready.json()).draining).toBe(true);
+    expect(((await ready.json()) as any).draining).toBe(true);
     const refused = await refusedUpgrade(`ws://127.0.0.1:${app.ready.port}${HARF}?token=${TOKEN}`);
     expect(refused.status).toBe(503);
     expect(refused.headers['retry-after']).toBeDefined();

@@ -386,7 +386,7 @@ describe('sip - callscribe hangs up', () => {
     expect(tagOf(bye.headers.get('To'))).toBe(peer.tag);
     peer.respond(bye, 200);
     const r = await fetch(`http://127.0.0.1:${other.ready.port}/v1/calls/${callId}`, { headers: { authorization: `Bearer ${TOKEN}`, connection: 'close' } });
-    const rec = await r.json();
+    const rec: any = await r.json();
     expect(rec.metadata.hangup).toMatchObject({ by: 'callscribe' });
   });
 

@@ -125,7 +125,7 @@ describe('socket impl - the gateway on the ws library', () => {
     await new Promise((r) => setTimeout(r, 200));
     const ready = await fetch(`${http}/readyz`, { headers: { connection: 'close' } });
     expect(ready.status).toBe(503);
-    expect((await ready.json()).draining).toBe(true);
+    expect(((await ready.json()) as any).draining).toBe(true);
     const refused = await refusedUpgrade(`${ws}${HARF}?token=${TOKEN}`);
     expect(refused.status).toBe(503);
     expect(refused.headers['retry-after']).toBe('5');

@@ -47,7 +47,7 @@ async function token(username: string, password: string): Promise<string> {
     body: new URLSearchParams({ username, password }),
   });
   expect(r.status).toBe(200);
-  return (await r.json()).token;
+  return ((await r.json()) as any).token;
 }
 
 async function api(method: string, p: string, tok: string | null, body?: unknown): Promise<{ status: number; body: any }> {
@@ -181,7 +181,7 @@ describe('voiceponce - the API as documented', () => {
     form.set('language', 'en');
     const r = await fetch(`${base}/api/v1/transcriptions`, { method: 'POST', headers: { authorization: `Bearer ${tok}`, connection: 'close' }, body: form });
     expect(r.status).toBe(200);
-    const { id } = await r.json();
+    const { id }: any = await r.json();
     expect(await settle(id, ['ed', 'ed-pw'], 120_000)).toBe('completed');
     const res = (await api('GET', `/api/v1/transcriptions/${id}/result`, await token('ed', 'ed-pw'))).body;
     const through = wer(REF, res.result_text);
@@ -202,7 +202,7 @@ describe('voiceponce - the API as documented', () => {
     const tok = await token('ed', 'ed-pw');
     const ru = new FormData();
     ru.set('input', new Blob([fs.readFileSync(path.join(FIXTURES, 'review-ru.wav'))]), 'review-ru.wav');
-    const a = await (await fetch(`${base}/api/v1/transcriptions`, { method: 'POST', headers: { authorization: `Bearer ${tok}`, connection: 'close' }, body: ru })).json();
+    const a: any = await (await fetch(`${base}/api/v1/transcriptions`, { method: 'POST', headers: { authorization: `Bearer ${tok}`, connection: 'close' }, body: ru })).json();
     expect(await settle(a.id, ['ed', 'ed-pw'])).toBe('failed');
     const rec = (await api('GET', `/api/v1/transcriptions/${a.id}`, await token('ed', 'ed-pw'))).body;
     expect(rec.language).toBeNull();
@@ -273,7 +273,7 @@ describe('voiceponce - the API as documented', () => {
     noFile.set('language', 'en');
     const mp = await fetch(`${base}/api/v1/transcriptions`, { method: 'POST', headers: { authorization: `Bearer ${tok}`, connection: 'close' }, body: noFile });
     expect(mp.status).toBe(422);
-    expect((await mp.json()).detail[0]).toEqual({ loc: ['body', 'input'], msg: 'field required', type: 'value_error.missing' });
+    expect(((await mp.json()) as any).detail[0]).toEqual({ loc: ['body', 'input'], msg: 'field required', type: 'value_error.missing' });
     // The process is still there.
     expect((await fetch(`${base}/healthz`, { headers: { connection: 'close' } })).status).toBe(200);
   });
@@ -290,9 +290,9 @@ describe('voiceponce - the work queue', () => {
     let worker: Running | null = null;
     try {
       const url = `http://127.0.0.1:${gw.ready.port}`;
-      const tok = (await (await fetch(`${url}/api/v1/token`, { method: 'POST', headers: { connection: 'close' }, body: new URLSearchParams({ username: 'ed', password: 'ed-pw' }) })).json()).token;
-      const get = async (p: string) => (await fetch(`${url}${p}`, { headers: { authorization: `Bearer ${tok}`, connection: 'close' } })).json();
-      const r = await (await fetch(`${url}/api/v1/transcriptions`, {
+      const tok = ((await (await fetch(`${url}/api/v1/token`, { method: 'POST', headers: { connection: 'close' }, body: new URLSearchParams({ username: 'ed', password: 'ed-pw' }) })).json()) as any).token;
+      const get = async (p: string): Promise<any> => (await fetch(`${url}${p}`, { headers: { authorization: `Bearer ${tok}`, connection: 'close' } })).json();
+      const r: any = await (await fetch(`${url}/api/v1/transcriptions`, {
         method: 'POST', headers: { authorization: `Bearer ${tok}`, 'content-type': 'application/json', connection: 'close' },
         body: JSON.stringify({ input: 'The support team never called back. Terrible.', language: 'en' }),
       })).json();
@@ -306,7 +306,7 @@ describe('voiceponce - the work queue', () => {
         await new Promise((res) => setTimeout(res, 100));
       }
       expect(status).toBe('completed');
-      const result = await get(`/api/v1/transcriptions/${r.id}/result`);
+      const result: any = await get(`/api/v1/transcriptions/${r.id}/result`);
       expect(result.result_tone).toBe('negative');
       expect(result.result_category).toBe('support');
 
@@ -315,7 +315,7 @@ describe('voiceponce - the work queue', () => {
       const form = new FormData();
       form.set('input', new Blob([fs.readFileSync(CALL16)]), 'call.wav');
       form.set('language', 'en');
-      const audio = await (await fetch(`${url}/api/v1/transcriptions`, { method: 'POST', headers: { authorization: `Bearer ${tok}`, connection: 'close' }, body: form })).json();
+      const audio: any = await (await fetch(`${url}/api/v1/transcriptions`, { method: 'POST', headers: { authorization: `Bearer ${tok}`, connection: 'close' }, body: form })).json();
       const notes = new Set<string>();
       let rec: any = {};
       for (let i = 0; i < 150 && rec.status !== 'failed'; i++) {
@@ -336,7 +336,7 @@ describe('voiceponce - the work queue', () => {
 
 describe('voiceponce - OpenAPI and docs', () => {
   it('voiceponce - /openapi.json is OpenAPI 3.1 with every REST path, its schemas from the request validators', async () => {
-    const doc = await (await fetch(`${base}/openapi.json`, { headers: { connection: 'close' } })).json();
+    const doc: any = await (await fetch(`${base}/openapi.json`, { headers: { connection: 'close' } })).json();
     expect(doc.openapi).toBe('3.1.0');
     for (const p of ['/api/v1/token', '/api/v1/version', '/api/v1/transcriptions', '/api/v1/transcriptions/{id}', '/api/v1/transcriptions/{id}/status',
       '/api/v1/transcriptions/{id}/result', '/api/transcribe_files/', '/v1/calls', '/v1/calls/{id}']) {
@@ -388,7 +388,7 @@ describe('voiceponce - the hand-off of finalized streams', () => {
     expect(analysis.result.result_text).toBe(run.text[0]);
     expect(typeof analysis.transcription_id).toBe('string');
 
-    const call = await (await fetch(`${base}/v1/calls/vp-handoff-1`, { headers: { authorization: `Token ${HARF}`, connection: 'close' } })).json();
+    const call: any = await (await fetch(`${base}/v1/calls/vp-handoff-1`, { headers: { authorization: `Token ${HARF}`, connection: 'close' } })).json();
     expect(call.analysis.transcription_id).toBe(analysis.transcription_id);
     expect(call.analysis.result.result_tone).toBe(analysis.result.result_tone);
     for (let i = 0; i < 50 && !webhook.bodies.some((b) => b.call_id === 'vp-handoff-1'); i++) await new Promise((r) => setTimeout(r, 100));

@@ -130,8 +130,8 @@ describe('twilio - session', () => {
     const t = session();
     t.s.onText(JSON.stringify({ event: 'start', start: { callSid: 'CA1' } }));
     t.s.onText(media('inbound', 1));
-    t.s.onClose(1006);
-    t.s.onClose(1006);
+    t.s.onClose();
+    t.s.onClose();
     t.open();
     await tick();
     expect(t.pushed).toEqual([[0, 160]]);

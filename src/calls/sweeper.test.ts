@@ -89,7 +89,7 @@ describe('live record sweeper', () => {
     const lost = [record('gw-dead'), record(null)];
     for (const r of lost) await store.create(r);
     const closedEvents: string[] = [];
-    const sub = nc.subscribe(callEventsSubject(lost[0]!.id), { callback: (_e, m) => closedEvents.push(m.string()) });
+    const sub = nc.subscribe(callEventsSubject(lost[0]!.id), { callback: (_e, m) => { closedEvents.push(m.string()); } });
     const writtenBy = Date.now();
     await sleep(400);
     const [x, y] = [sweeper('gw-x', 300), sweeper('gw-y', 300)];
