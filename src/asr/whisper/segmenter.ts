@@ -106,9 +106,10 @@ export class Segmenter {
     this.offset = Math.min(opts.offset ?? 0.35, this.onset);
     this.gate = Math.pow(10, (opts.gateDbfs ?? -70) / 10);
     this.tonalMax = opts.tonalMax ?? TONAL_MAX;
-    // The buffer holds a segment of at most maxSeg, its pre-roll, one frame of FFT history and 2 s of
-    // not-yet-processed audio; a longer backlog (audio pushed faster than the VAD runs) grows it.
-    this.capacity = this.maxSeg + this.preRoll + 2 * VAD_FRAME + 2 * VAD_SAMPLE_RATE;
+    // The buffer holds a segment of at most maxSeg, its pre-roll and onset look-back, one frame of FFT
+    // history and 2 s of not-yet-processed audio; a longer backlog (audio pushed faster than the VAD
+    // runs) grows it.
+    this.capacity = this.maxSeg + this.preRoll + (ONSET_LOOKBACK_FRAMES + 2) * VAD_FRAME + 2 * VAD_SAMPLE_RATE;
     this.buf = new Int16Array(this.capacity);
     this.ringLen = Math.ceil((this.maxSeg + this.preRoll) / VAD_FRAME) + 8;
     this.ringP = new Float32Array(this.ringLen);
@@ -370,8 +371,11 @@ export class Segmenter {
   /** Room for n more samples: drops audio no segment can need, grows only for a backlog. */
   private reserve(n: number): void {
     if (this.written + n - this.base <= this.buf.length) return;
+    // Idle, the next segment may start before vadPos by its pre-roll plus the onset look-back
+    // (speechOnset); keeping only the pre-roll let an onset after a compaction reach before the buffer
+    // (copy() read past its start: NaN samples at the head of the segment).
     const keep = Math.max(0, this.phase === 'idle'
-      ? Math.min(this.vadPos - this.preRoll, this.vadPos - VAD_FRAME)
+      ? Math.min(this.vadPos - this.preRoll - ONSET_LOOKBACK_FRAMES * VAD_FRAME, this.vadPos - VAD_FRAME)
       : Math.min(this.segStart, this.vadPos - VAD_FRAME));
     const from = Math.max(this.base, Math.min(keep, this.vadPos - (FFT_N - VAD_FRAME)));
     const live = this.written - from;
