@@ -387,8 +387,9 @@ export class AsrSession {
         break;
       }
       case 'heard':
-        // During a failover's warm-up the new worker re-reads audio already heard: nothing new to say.
-        if (this.warmUntilMs !== null) break;
+        // During a failover's warm-up the new worker re-reads audio already heard: nothing new to say
+        // until it passes the warm-up's end (which silence after the replayed utterance also does).
+        if (this.warmUntilMs !== null && ev.endMs + this.offset / 16 <= this.warmUntilMs) break;
         this.finalizeTimer?.refresh(); // a worker reading a long silence after a finalize is not stuck
         this.handlers?.heard?.(ev.endMs + this.offset / 16);
         break;

@@ -228,8 +228,9 @@ class WhisperStream implements EngineStream {
   private lastId = 0;
   /** The open segment's ref, made when its first partial is dispatched; finals take it over. */
   private current: SegmentRef | null = null;
-  /** The last position reported as heard, ms. */
+  /** The last position reported as heard, ms; a report waits for this stream's decodes to end. */
   private toldMs = 0;
+  private heardAfterIdle = false;
   /** The previous final's audio and words: left context for the next final. */
   private context: { audio: Float32Array; text: string } | null = null;
   private done = false;
@@ -277,11 +278,28 @@ class WhisperStream implements EngineStream {
    * decoded. Through silence that is the VAD's own pace (hundreds of times real time), not the clock's.
    */
   private reportHeard(): void {
-    if (this.done || !this.handlers.heard || !this.segmenter.quiet || !this.scheduler.isIdleStream(this.sid)) return;
+    if (this.done || !this.handlers.heard || !this.segmenter.quiet) return;
+    if (!this.scheduler.isIdleStream(this.sid)) {
+      // Asked again once this stream's decodes are done, however they end (an empty final, a partial
+      // outliving its segment, a retry): the VAD may have read all it was given by then, and nothing
+      // else would ask.
+      if (!this.heardAfterIdle) {
+        this.heardAfterIdle = true;
+        void this.scheduler.idle(this.sid).then(() => {
+          this.heardAfterIdle = false;
+          this.reportHeard();
+        });
+      }
+      return;
+    }
     const ms = this.segmenter.processedMs;
     if (ms - this.toldMs < HEARD_EVERY_MS) return;
     this.toldMs = ms;
-    this.handlers.heard(ms);
+    try {
+      this.handlers.heard(ms);
+    } catch {
+      // Progress is advice (a closed bus connection, say): the stream goes on without it.
+    }
   }
 
   private async runPartial(thread: number): Promise<void> {
@@ -332,7 +350,6 @@ class WhisperStream implements EngineStream {
       if (!text && ref.id === 0) return;
       if (ref.id === 0) ref.id = ++this.lastId;
       this.handlers.segment({ id: ref.id, text, startMs: Math.round(seg.startMs), endMs: Math.round(seg.endMs), final: true });
-      setImmediate(() => this.reportHeard()); // once the scheduler has seen this job end
     };
     this.scheduler.final(this.sid, (t) => run(t));
     this.afterVad();

@@ -207,7 +207,13 @@ export class Segmenter {
       })
       .finally(() => {
         this.pumping = null;
-        if (!this.failure && !this.ended) this.onAdvance?.();
+        if (!this.failure && !this.ended) {
+          try {
+            this.onAdvance?.();
+          } catch {
+            // an observer's failure is not the VAD's: the pass is done either way
+          }
+        }
         // Samples pushed while the last pass was finishing (it ends synchronously on gated frames).
         this.kick();
       });
