@@ -15,12 +15,17 @@ export interface StoredCall {
   written: Date;
 }
 
+/** A stored record as the schema reads it now: every read of the bucket goes through here (migrateStoredCall). */
+function parseStored(json: unknown) {
+  return CallRecord.safeParse(migrateStoredCall(json));
+}
+
 /** The record in `text` if it is a live one (ended ones, most of a scan, are not validated). */
 function liveRecord(text: string): CallRecord | null {
   try {
     const v = JSON.parse(text) as { status?: unknown } | null;
     if (v?.status !== 'live') return null;
-    const r = CallRecord.safeParse(v);
+    const r = parseStored(v);
     return r.success ? r.data : null;
   } catch {
     return null;
@@ -113,7 +118,9 @@ export class CallStore {
   async get(id: string): Promise<CallRecord | null> {
     const e = await this.kv.get(callKey(id));
     if (!e || e.operation !== 'PUT' || e.length === 0) return null;
-    return CallRecord.parse(migrateStoredCall(e.json()));
+    const r = parseStored(e.json());
+    if (!r.success) throw r.error;
+    return r.data;
   }
 
   /** Every call, newest first, optionally of one status. */
@@ -126,7 +133,7 @@ export class CallStore {
       seen.add(key);
       const e = await this.kv.get(key);
       if (!e || e.operation !== 'PUT' || e.length === 0) continue;
-      const r = CallRecord.safeParse(migrateStoredCall(e.json()));
+      const r = parseStored(e.json());
       if (r.success && (!status || r.data.status === status)) out.push(r.data);
     }
     return out.sort((a, b) => b.started_at.localeCompare(a.started_at));
