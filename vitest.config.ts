@@ -36,7 +36,7 @@ export default defineConfig({
         test: {
           name: 'e2e',
           include: ['test/**/*.test.ts'],
-          fileParallelism: false,
+          maxWorkers: Number(process.env.CALLSCRIBE_E2E_WORKERS ?? 3),
           sequence: { groupOrder: 1 },
         },
       },

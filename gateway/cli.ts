@@ -150,7 +150,7 @@ function engineSummary(engines: Map<string, Engine>): Record<string, unknown> {
   for (const e of new Set(engines.values())) {
     out[e.name] = {
       slots: e.slots,
-      ...(e instanceof PocketSphinxEngine ? { rtf: Number(e.rtf.toFixed(3)) } : {}),
+      ...(e instanceof PocketSphinxEngine && e.rtf !== null ? { rtf: Number(e.rtf.toFixed(3)) } : {}),
       ...(e instanceof WhisperEngine ? { finals_only_slots: e.finalsOnlySlots, calibration_ms: e.calibration, start_ms: e.startMs } : {}),
     };
   }

@@ -99,6 +99,7 @@ const EnvSchema = z.object({
   CALLSCRIBE_FETCH_ALLOW: z.enum(['true', 'false']).optional(), // media URLs to loopback/private ranges; unset: only in `all` on loopback
   CALLSCRIBE_FETCH_TIMEOUT_MS: int(600_000, 1000), // one media URL's download
   CALLSCRIBE_TASK_TIMEOUT_MS: int(3_600_000, 1000), // a file task past this is TIMEOUT
+  CALLSCRIBE_TASK_HEARTBEAT_MS: int(5000, 200, 60_000), // a running file task is re-saved this often; one not saved for 3 of these is taken over
   CALLSCRIBE_WAIT_MS: int(60_000, 0, 3_600_000), // a `"wait": true` poll of file tasks is held at most this long, then answers PENDING
   CALLSCRIBE_MAX_HELD_POLLS: int(1000, 0, 1_000_000), // `"wait": true` polls held at once per gateway; past it one answers at once (PENDING); 0: none held
   CALLSCRIBE_PUBLIC_URL: z.string().url().optional(), // base of the media_url of uploads; unset: from the request's Host
@@ -224,6 +225,8 @@ export interface FilesConfig {
   readonly fetchAllowPrivate: boolean | null;
   readonly fetchTimeoutMs: number;
   readonly taskTimeoutMs: number;
+  /** a running file task is re-saved this often; one not saved for three of these has lost its gateway */
+  readonly taskHeartbeatMs: number;
   /** Longest hold of a `"wait": true` poll (`task_ids`) before it answers `{"state": "PENDING"}`. */
   readonly waitMs: number;
   /** `"wait": true` polls one gateway holds at once; past it a poll answers at once, as without `wait`. */
@@ -292,6 +295,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       fetchAllowPrivate: e.CALLSCRIBE_FETCH_ALLOW === undefined ? null : e.CALLSCRIBE_FETCH_ALLOW === 'true',
       fetchTimeoutMs: e.CALLSCRIBE_FETCH_TIMEOUT_MS,
       taskTimeoutMs: e.CALLSCRIBE_TASK_TIMEOUT_MS,
+      taskHeartbeatMs: e.CALLSCRIBE_TASK_HEARTBEAT_MS,
       waitMs: e.CALLSCRIBE_WAIT_MS,
       maxHeldPolls: e.CALLSCRIBE_MAX_HELD_POLLS,
       publicUrl: e.CALLSCRIBE_PUBLIC_URL?.replace(/\/+$/, ''),

@@ -34,12 +34,15 @@ interface StreamState {
 
 /**
  * PocketSphinx on engine threads (one per core by default). Slots are sized from the real-time factor
- * measured at start on real speech: slots = floor(cores * 0.8 / rtf), unless configured.
+ * measured at start on real speech: slots = floor(cores * 0.8 / rtf), unless configured. Configured slots
+ * skip the measure: it decodes 3 s of speech twice on fresh decoders, ~3 s of CPU (2 model loads) that a
+ * start with CALLSCRIBE_WORKER_SLOTS has no use for (`rtf` stays null).
  */
 export class PocketSphinxEngine implements Engine {
   readonly name = 'pocketsphinx';
   slots = 1;
-  rtf = 0;
+  /** The measured real-time factor; null when the slots were configured (nothing measured). */
+  rtf: number | null = null;
   private readonly threads: ThreadState[] = [];
   private readonly streams = new Map<number, StreamState>();
   private nextSid = 1;
@@ -50,11 +53,16 @@ export class PocketSphinxEngine implements Engine {
 
   async start(): Promise<void> {
     await Promise.all(Array.from({ length: this.opts.threads }, () => this.spawnThread()));
-    this.rtf = await new Promise<number>((resolve) => {
+    if (this.opts.slots !== undefined) {
+      this.slots = this.opts.slots;
+      return;
+    }
+    const rtf = await new Promise<number>((resolve) => {
       this.benchWaiter = resolve;
       this.post(this.threads[0]!, { t: 'bench', sid: 0, file: CALIBRATION_FILE });
     });
-    this.slots = this.opts.slots ?? Math.max(1, Math.floor((os.availableParallelism() * 0.8) / Math.max(this.rtf, 0.01)));
+    this.rtf = rtf;
+    this.slots = Math.max(1, Math.floor((os.availableParallelism() * 0.8) / Math.max(rtf, 0.01)));
   }
 
   /** Starts one engine thread; resolves once its spare decoder is loaded. */

@@ -20,10 +20,12 @@ import type { Task, TaskItem, TaskStore } from './tasks.js';
 
 /** A task resumed this many times after restarts (it may be what kills the process) is failed instead. */
 const MAX_ATTEMPTS = 3;
-/** Running tasks are re-saved this often: their `updated_at` is the running gateway's heartbeat. */
-const TASK_HEARTBEAT_MS = 5000;
-/** A PENDING task not saved for this long has lost its gateway: any gateway takes it over. */
-const STALE_MS = 3 * TASK_HEARTBEAT_MS;
+/**
+ * Running tasks are re-saved every `files.taskHeartbeatMs` (CALLSCRIBE_TASK_HEARTBEAT_MS, 5 s): their
+ * `updated_at` is the running gateway's heartbeat. A PENDING task not saved for three heartbeats has lost
+ * its gateway: any gateway's sweep (on the same period) takes it over.
+ */
+const STALE_HEARTBEATS = 3;
 /** Longest audio decoded (4 h at 16 kHz, 460 MB of PCM in memory). */
 const MAX_SAMPLES = 4 * 3600 * 16000;
 
@@ -94,7 +96,7 @@ export class TaskRunner {
     this.timer ??= setInterval(() => {
       for (const id of this.running.keys()) void this.heartbeat(id);
       void this.resumeAll().catch((err) => this.deps.log.warn({ err }, 'file task sweep failed'));
-    }, TASK_HEARTBEAT_MS);
+    }, this.deps.config.files.taskHeartbeatMs);
     this.timer.unref();
   }
 
@@ -121,7 +123,7 @@ export class TaskRunner {
 
   private async sweep(): Promise<number> {
     const orphans = (await this.deps.store.pending())
-      .filter(({ task }) => !this.running.has(task.id) && Date.now() - Date.parse(task.updated_at) > STALE_MS);
+      .filter(({ task }) => !this.running.has(task.id) && Date.now() - Date.parse(task.updated_at) > STALE_HEARTBEATS * this.deps.config.files.taskHeartbeatMs);
     let taken = 0;
     for (const { task: t, revision } of orphans) {
       t.attempts++;
