@@ -7,8 +7,10 @@ import type { ToThread, FromThread } from './engine-thread-protocol.js';
 
 /**
  * An engine thread: hosts the PocketSphinx decoders of some sessions so that recognition never blocks the
- * event loop of the worker. One spare decoder is kept loaded so a new session starts without the model
- * load (~0.3 s) in its path.
+ * event loop of the worker. A new session takes an idle decoder: one kept loaded ahead, or one an ended
+ * session gave back, reset to the state ps_init leaves (PsDecoder.reset: the same words as a fresh one, a
+ * unit test holds it to that). Loading the model costs 0.6-1.1 s of CPU on this machine, which every
+ * session paid before decoders were reused; now a thread loads one only when none is idle.
  */
 const { modelDir, blockSamples } = workerData as { modelDir: string; blockSamples: number };
 const port = parentPort!;
@@ -16,19 +18,36 @@ const args = modelArgs(modelDir);
 const sessions = new Map<number, { dec: PsDecoder; rec: PsRecognizer; fed: number; told: number }>();
 /** Samples between two `heard` reports: a second of audio. */
 const HEARD_EVERY = 16_000;
-let spare: PsDecoder | null = null;
+/** Decoders ready for a session, at most IDLE_MAX (each holds its own copy of the model, tens of MB). */
+const idle: PsDecoder[] = [];
+const IDLE_MAX = 2;
 
 const post = (m: FromThread) => port.postMessage(m);
 
 function takeDecoder(): PsDecoder {
-  const d = spare ?? new PsDecoder(args);
-  spare = null;
-  setImmediate(refillSpare);
+  const d = idle.pop() ?? new PsDecoder(args);
+  if (idle.length === 0) setImmediate(refill);
   return d;
 }
 
-function refillSpare(): void {
-  if (!spare) spare = new PsDecoder(args);
+/** One decoder loaded ahead, so that the next session does not wait for the model. */
+function refill(): void {
+  if (idle.length === 0) idle.push(new PsDecoder(args));
+}
+
+/** A session's decoder, once it is done with it: reset and kept for the next session, or freed. */
+function giveBack(dec: PsDecoder): void {
+  if (dec.reusable && idle.length < IDLE_MAX) {
+    try {
+      dec.endUtt(); // a session closed mid-utterance (ps_start_utt refuses a started one)
+      dec.reset();
+      idle.push(dec);
+      return;
+    } catch {
+      // not reusable after all: freed below
+    }
+  }
+  dec.free();
 }
 
 function fail(sid: number, err: unknown): void {
@@ -61,14 +80,14 @@ port.on('message', (m: ToThread) => {
       case 'finish':
         if (s) {
           s.rec.finish();
-          s.dec.free();
+          giveBack(s.dec);
           sessions.delete(m.sid);
         }
         post({ t: 'finished', sid: m.sid });
         break;
       case 'close':
         if (s) {
-          s.dec.free();
+          giveBack(s.dec);
           sessions.delete(m.sid);
         }
         break;
@@ -92,12 +111,12 @@ port.on('message', (m: ToThread) => {
     }
   } catch (err) {
     if (s) {
-      s.dec.free();
+      s.dec.free(); // a decoder that failed is not trusted with another session
       sessions.delete(m.sid);
     }
     fail(m.sid, err);
   }
 });
 
-refillSpare();
+refill();
 post({ t: 'ready', sid: 0 });

@@ -101,6 +101,34 @@ describe('pocketsphinx', () => {
     }
   });
 
+  it('pocketsphinx - a decoder reset after other sessions (one cut mid-utterance, one of loud noise) gives a fresh decoder\'s every update', () => {
+    // Engine threads reuse decoders instead of loading the model per session. What a session leaves behind
+    // (the live CMN means, the noise estimate, an utterance still open) must not change the next one's words:
+    // the live CMN alone moved 3 of 5 utterances of this call when it was restored with cmn_live_set.
+    const pcm = fixtureSamples();
+    const dec = new PsDecoder(modelArgs(MODEL_DIR));
+    try {
+      expect(dec.reusable).toBe(true);
+      const cut = new PsRecognizer(dec, BLOCK_SAMPLES, () => {});
+      cut.feed(pcm.subarray(0, 16_000 * 3)); // mid-utterance: the session is closed, never finished
+      dec.endUtt();
+      dec.reset();
+      let seed = 7;
+      const noise = new Int16Array(16_000 * 2).map(() => ((seed = (seed * 1103515245 + 12345) >>> 0) % 24_000) - 12_000);
+      const loud = new PsRecognizer(dec, BLOCK_SAMPLES, () => {});
+      loud.feed(noise);
+      loud.finish();
+      dec.reset();
+      const again: SegmentUpdate[] = [];
+      const rec = new PsRecognizer(dec, BLOCK_SAMPLES, (u) => again.push({ ...u }));
+      for (let off = 0; off < pcm.length; off += 320) rec.feed(pcm.subarray(off, off + 320));
+      rec.finish();
+      expect(again).toEqual(updates);
+    } finally {
+      dec.free();
+    }
+  });
+
   it('pocketsphinx - modelArgs with a missing model dir is CS_ERR_ENGINE', () => {
     const missing = path.join(os.tmpdir(), 'callscribe-no-such-model-dir');
     expect(() => modelArgs(missing)).toThrow(expect.objectContaining({ code: 'CS_ERR_ENGINE' }));

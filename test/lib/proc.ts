@@ -38,7 +38,10 @@ export async function startCallscribe(role: string, env: Record<string, string |
   const merged: Record<string, string | undefined> = { ...process.env, PORT: '0', HOST: '127.0.0.1', SIP_PORT: '0', LOG_LEVEL: 'info', CALLSCRIBE_WORKER_SLOTS: '4', CALLSCRIBE_DATA_DIR: dataDir, CALLSCRIBE_LANGUAGES: process.env.CALLSCRIBE_TEST_LANGUAGES ?? 'en:pocketsphinx', CALLSCRIBE_MODEL_CACHE: MODEL_CACHE, ...env };
   // A variable given as undefined is unset: the program's own default applies.
   for (const k of Object.keys(merged)) if (merged[k] === undefined) delete merged[k];
-  const proc = spawn(process.execPath, [path.join(ROOT, 'bin/callscribe.js'), role], { env: merged, stdio: ['ignore', 'pipe', 'pipe'] });
+  // CALLSCRIBE_TEST_CPU_PROF=<dir>: every callscribe a suite starts writes its V8 CPU profiles there (main
+  // and engine threads), to find what a slow suite spends its CPU on.
+  const prof = process.env.CALLSCRIBE_TEST_CPU_PROF ? ['--cpu-prof', `--cpu-prof-dir=${process.env.CALLSCRIBE_TEST_CPU_PROF}`] : [];
+  const proc = spawn(process.execPath, [...prof, path.join(ROOT, 'bin/callscribe.js'), role], { env: merged, stdio: ['ignore', 'pipe', 'pipe'] });
   const stderr: string[] = [];
   proc.stderr!.setEncoding('utf8').on('data', (d: string) => stderr.push(d));
   const lines: string[] = [];
