@@ -1,11 +1,15 @@
 import os from 'node:os';
 import { defineConfig } from 'vitest/config';
+import HeaviestFirst from './test/sequencer.js';
 
 /**
  * Two projects. `unit`: the colocated tests under src/, gateway/, adapters/ and deploy/ (they start no
  * callscribe process), in parallel on every core. `e2e`: test/, the suites that start callscribe,
- * nats-server, sipp or Chromium, one file at a time after the unit tests (two cores: a CPU-bound engine
- * beside another suite's makes latency-sensitive checks flaky). `npm run test:unit` runs the first alone.
+ * nats-server, sipp or Chromium, after the unit tests, as many files at once as there are cores (each
+ * suite's processes take their ports from the system, so files do not collide), heaviest first
+ * (test/sequencer.ts). Not more: the suites are bound by CPU (real recognition of real speech, ~950
+ * CPU-seconds in all on this machine), and a third file at once only made each slower and flakier.
+ * `CALLSCRIBE_E2E_WORKERS=1` runs them one at a time. `npm run test:unit` runs the first project alone.
  */
 export default defineConfig({
   test: {
@@ -16,6 +20,7 @@ export default defineConfig({
     retry: 1,
     hookTimeout: 60_000,
     reporters: ['default'],
+    sequence: { sequencer: HeaviestFirst },
     projects: [
       {
         extends: true,
@@ -36,7 +41,7 @@ export default defineConfig({
         test: {
           name: 'e2e',
           include: ['test/**/*.test.ts'],
-          maxWorkers: Number(process.env.CALLSCRIBE_E2E_WORKERS ?? 3),
+          maxWorkers: Number(process.env.CALLSCRIBE_E2E_WORKERS ?? os.availableParallelism()),
           sequence: { groupOrder: 1 },
         },
       },

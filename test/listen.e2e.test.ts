@@ -68,12 +68,13 @@ describe('listen - the native socket, every encoding with real speech', () => {
 
   it('listen - A-law 8 kHz: mean WER over audio shifts within 0.05 of the engine alone over the same shifts', async () => {
     // PocketSphinx's WER on this call moves by up to 0.10 when the audio shifts by a few ms, so one run is
-    // not a measure (the corpus notes): both paths hear the call shifted by 0, 2, 4, 6 and 8 ms.
+    // not a measure (the corpus notes): both paths hear the call shifted by 0, 4 and 8 ms (three shifts, as
+    // the SIP suite: each is two decodes of the call, ~10 s of CPU).
     const data = wavData(fs.readFileSync(fixture('call-en-8k-alaw.wav')));
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'callscribe-alaw-'));
     const through: number[] = [];
     const alone: number[] = [];
-    for (const ms of [0, 2, 4, 6, 8]) {
+    for (const ms of [0, 4, 8]) {
       const shifted = Buffer.concat([Buffer.alloc(ms * 8, 0xd5), data]); // 0xD5: A-law's code nearest silence
       const raw = path.join(dir, `shift-${ms}.alaw`);
       fs.writeFileSync(raw, shifted);
@@ -87,7 +88,7 @@ describe('listen - the native socket, every encoding with real speech', () => {
       alone.push(wer(REF, direct));
     }
     const mean = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / xs.length;
-    console.log(JSON.stringify({ listen: 'alaw 8 kHz, 5 shifts', wer_gateway_mean: Number(mean(through).toFixed(3)), wer_engine_ffmpeg_mean: Number(mean(alone).toFixed(3)) }));
+    console.log(JSON.stringify({ listen: 'alaw 8 kHz, 3 shifts', wer_gateway_mean: Number(mean(through).toFixed(3)), wer_engine_ffmpeg_mean: Number(mean(alone).toFixed(3)) }));
     expect(mean(through)).toBeLessThanOrEqual(mean(alone) + 0.05);
   });
 
