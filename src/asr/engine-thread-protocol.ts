@@ -1,7 +1,11 @@
 /** Messages between the PocketSphinx engine (main thread) and its engine threads. */
 export type ToThread =
   | { t: 'open'; sid: number }
-  | { t: 'feed'; sid: number; buf: ArrayBuffer }
+  /**
+   * The audio of one or more streams in one message (the frames of a bus batch for this thread): stream
+   * sids[i] gets the samples from byte ends[i-1] (0 for the first) to ends[i] of `buf`, in order.
+   */
+  | { t: 'feed'; sid: 0; sids: number[]; ends: number[]; buf: ArrayBuffer }
   | { t: 'finish'; sid: number }
   | { t: 'close'; sid: number }
   | { t: 'bench'; sid: number; file: string };

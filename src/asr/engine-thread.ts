@@ -55,6 +55,23 @@ function fail(sid: number, err: unknown): void {
   post({ t: 'error', sid, code: e.code, message: e.message });
 }
 
+function feed(sid: number, pcm: Int16Array): void {
+  const s = sessions.get(sid);
+  if (!s) return;
+  try {
+    s.rec.feed(pcm); // decoded here, synchronously: all of it is heard once this returns
+    s.fed += pcm.length;
+    if (s.fed - s.told >= HEARD_EVERY) {
+      s.told = s.fed;
+      post({ t: 'heard', sid, ms: s.fed / 16 });
+    }
+  } catch (err) {
+    s.dec.free();
+    sessions.delete(sid);
+    fail(sid, err);
+  }
+}
+
 port.on('message', (m: ToThread) => {
   const s = sessions.get(m.sid);
   try {
@@ -66,17 +83,17 @@ port.on('message', (m: ToThread) => {
         post({ t: 'opened', sid: m.sid });
         break;
       }
-      case 'feed':
-        if (s) {
-          const pcm = new Int16Array(m.buf);
-          s.rec.feed(pcm); // decoded here, synchronously: all of it is heard once this returns
-          s.fed += pcm.length;
-          if (s.fed - s.told >= HEARD_EVERY) {
-            s.told = s.fed;
-            post({ t: 'heard', sid: m.sid, ms: s.fed / 16 });
-          }
+      case 'feed': {
+        // Several streams' audio in one message (one per bus batch, not one per frame); a stream whose
+        // decoder fails is failed alone.
+        let start = 0;
+        for (let i = 0; i < m.sids.length; i++) {
+          const end = m.ends[i]!;
+          feed(m.sids[i]!, new Int16Array(m.buf, start, (end - start) / 2));
+          start = end;
         }
         break;
+      }
       case 'finish':
         if (s) {
           s.rec.finish();

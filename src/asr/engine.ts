@@ -28,6 +28,12 @@ export interface EngineStreamHandlers {
 export interface EngineStream {
   /** Feeds 16 kHz mono samples. The engine may take ownership of `pcm` (callers pass a fresh copy). */
   feed(pcm: Int16Array): void;
+  /**
+   * Optional: feeds 16 kHz mono samples as s16le bytes at any alignment (a view into a bus message), valid
+   * during the call only: the engine copies what it keeps. A worker uses it instead of `feed` so that the
+   * samples are copied once, by the engine, where they go (PocketSphinx: its thread's next message).
+   */
+  feedBytes?(s16le: Uint8Array): void;
   /** Flushes the last words; resolves once every final segment has been emitted. */
   finish(): Promise<void>;
   /** Ends the stream without flushing; idempotent. */

@@ -41,9 +41,18 @@ class SinkStream implements EngineStream {
   constructor(private readonly handlers: EngineStreamHandlers) {}
 
   feed(pcm: Int16Array): void {
+    this.take(pcm.length);
+  }
+
+  /** The samples are never read: only counted, so a worker hands them over without a copy. */
+  feedBytes(s16le: Uint8Array): void {
+    this.take(s16le.length >>> 1);
+  }
+
+  private take(samples: number): void {
     if (this.over) return;
     const now = performance.timeOrigin + performance.now();
-    let left = pcm.length;
+    let left = samples;
     while (left > 0) {
       // Up to the next frame boundary (messages carry whole frames; only the last may be partial).
       const step = Math.min(left, FRAME_SAMPLES - (this.samples % FRAME_SAMPLES));

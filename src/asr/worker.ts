@@ -8,7 +8,7 @@ import { metrics } from '../metrics.js';
 import { ClaimRequest, WorkerEvent, decodeBusMessage, encodeJson, type ClaimReply, type Heartbeat } from '../protocol/bus.js';
 import { CLAIM_QUEUE, HEARTBEAT_SUBJECT, audioWildcard, batchSubject, claimSubject, resultSubject, sessionOfAudioSubject } from '../bus/subjects.js';
 import { forEachFrame } from '../bus/frame-batch.js';
-import { FRAME_SAMPLES, KIND_AUDIO, KIND_CLOSE, KIND_FINALIZE, copyFrameSamples, decodeFrameHeader, newFrameHeader } from '../audio/frames.js';
+import { FRAME_SAMPLES, HEADER_BYTES, KIND_AUDIO, KIND_CLOSE, KIND_FINALIZE, copyFrameSamples, decodeFrameHeader, newFrameHeader } from '../audio/frames.js';
 import type { Engine, EngineStream } from './engine.js';
 
 interface WorkerSession {
@@ -169,9 +169,12 @@ export class AsrWorker {
     s.nextSeq = (h.seq + 1) >>> 0;
     switch (h.kind) {
       case KIND_AUDIO: {
-        const pcm = copyFrameSamples(data, h.samples);
-        if (s.stream) s.stream.feed(pcm);
-        else s.early.push(pcm);
+        // An engine that copies what it keeps takes the samples straight from the bus message (a
+        // PocketSphinx thread's next message, one per batch); others get a copy of their own.
+        const st = s.stream;
+        if (st?.feedBytes) st.feedBytes(data.subarray(HEADER_BYTES, HEADER_BYTES + h.samples * 2));
+        else if (st) st.feed(copyFrameSamples(data, h.samples));
+        else s.early.push(copyFrameSamples(data, h.samples));
         metrics.framesOut.inc(h.samples / FRAME_SAMPLES);
         break;
       }

@@ -5,8 +5,9 @@ import { Resampler } from './resample.js';
  * Routes decoded audio to a call's logical channels at 16 kHz. Interleaved input (mono or stereo, any
  * rate): one output mixes a stereo input down, two outputs take one input channel each (agent and
  * customer never swap: input channel i always goes to output i). Per-track input (a Twilio track, a SIPREC
- * stream) goes to one output at its own rate. A resampler per output is made once per rate; scratch
- * buffers grow once and are reused, so steady audio allocates nothing here.
+ * stream) goes to one output at its own rate. A resampler per output is made once per rate (none at
+ * 16 kHz: the audio passes through); scratch buffers grow once and are reused, so steady audio allocates
+ * nothing here but a subarray view per push.
  */
 export class ChannelRouter {
   private readonly rates: number[];
@@ -44,14 +45,19 @@ export class ChannelRouter {
     }
   }
 
-  /** Mono audio of one output channel (one track of a multi-track source). */
+  /**
+   * Mono audio of one output channel (one track of a multi-track source). At 16 kHz it goes to the sink
+   * as it is: a resampler from 16 to 16 kHz would only copy it (its Copy kernel), and the sinks copy what
+   * they keep (the session's replay buffer and its frame batch).
+   */
   pushChannel(o: number, pcm: Int16Array, rate: number): void {
     if (rate !== this.rates[o]) {
       this.flushChannel(o);
       this.rates[o] = rate;
-      this.resamplers[o] = new Resampler(rate, 16_000);
+      this.resamplers[o] = rate === 16_000 ? null : new Resampler(rate, 16_000);
     }
-    const rs = this.resamplers[o]!;
+    const rs = this.resamplers[o];
+    if (!rs) return this.sinks[o]!(pcm);
     const need = rs.maxOutput(pcm.length);
     if (this.out[o]!.length < need) this.out[o] = new Int16Array(need * 2);
     const n = rs.process(pcm, this.out[o]!);
@@ -65,11 +71,11 @@ export class ChannelRouter {
 
   private flushChannel(o: number): void {
     const rs = this.resamplers[o];
+    this.rates[o] = 0;
     if (!rs) return;
     if (this.out[o]!.length < 4096) this.out[o] = new Int16Array(4096);
     const n = rs.flush(this.out[o]!);
     if (n > 0) this.sinks[o]!(this.out[o]!.subarray(0, n));
     this.resamplers[o] = null;
-    this.rates[o] = 0;
   }
 }

@@ -1,41 +1,50 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { Framer } from './framer.js';
+import { Framer, type FrameOut } from './framer.js';
 import {
   FLAG_DISCONTINUITY,
   FRAME_SAMPLES,
+  HEADER_BYTES,
   KIND_AUDIO,
   copyFrameSamples,
   decodeFrameHeader,
   newFrameHeader,
   type FrameHeader,
 } from './frames.js';
+import { FrameBatchWriter, forEachFrame } from '../bus/frame-batch.js';
 
 interface Sent {
   header: FrameHeader;
-  pcm: Int16Array;
-  /** What the framer passed to emit() beside the message. */
+  /** The samples the framer wrote into the batch (read when asked: they follow the header's open()). */
+  readonly pcm: Int16Array;
+  /** What the framer passed to open() beside the header. */
   firstSample: number;
   samples: number;
 }
 
-/** A framer whose messages are decoded as a worker would, with a seq counter starting at `seq0`. */
+/**
+ * A framer writing into a frame batch, its messages decoded as a worker would, with a seq counter
+ * starting at `seq0`. The batch is never taken, so offsets into it stay valid as it grows.
+ */
 function harness(opts: { seq0?: number; channel?: number } = {}) {
   const sent: Sent[] = [];
   let seq = opts.seq0 ?? 0;
   const seqs: number[] = [];
-  const framer = new Framer(
-    (msg, firstSample, samples) => {
-      const header = decodeFrameHeader(msg, newFrameHeader());
-      sent.push({ header, pcm: copyFrameSamples(msg, header.samples), firstSample, samples });
+  const w = new FrameBatchWriter(undefined, 64); // small: the batch grows under the framer
+  const out: FrameOut = {
+    open(sq, firstSample, samples, channel, flags) {
+      const at = w.frame('s1', KIND_AUDIO, sq, firstSample, samples, channel, flags);
+      const header = decodeFrameHeader(w.bytes.subarray(at - HEADER_BYTES, at + samples * 2), newFrameHeader());
+      sent.push({ header, firstSample, samples, get pcm() { return copyFrameSamples(w.bytes.subarray(at - HEADER_BYTES), samples); } });
+      return at;
     },
-    () => {
-      seqs.push(seq);
-      return seq++;
-    },
-    opts.channel,
-  );
-  return { framer, sent, seqs };
+    get bytes() { return w.bytes; },
+  };
+  const framer = new Framer(out, () => {
+    seqs.push(seq);
+    return seq++;
+  }, opts.channel);
+  return { framer, sent, seqs, writer: w };
 }
 
 /** Distinct values per index so lost, repeated or reordered samples show. */
@@ -164,6 +173,39 @@ describe('framer', () => {
     framer.push(signal(100));
     framer.flush();
     expect(sent.map((s) => s.header.flags)).toEqual([0, FLAG_DISCONTINUITY, 0, 0, FLAG_DISCONTINUITY]);
+  });
+
+  it('framer - messages are written in place: the batch decodes, record by record, to what was pushed', () => {
+    const { framer, writer } = harness({ channel: 1 });
+    const input = signal(5000);
+    framer.push(input.subarray(0, 100)); // held
+    framer.markDiscontinuity(FLAG_DISCONTINUITY);
+    framer.push(input.subarray(100, 2100)); // 100 held + 1500 -> five frames, then one, 180 held
+    framer.push(input.subarray(2100, 5000));
+    framer.flush(); // the partial last frame
+    const got: { h: FrameHeader; pcm: Int16Array }[] = [];
+    forEachFrame(writer.bytes.subarray(0, writer.size), (session, frame) => {
+      expect(session).toBe('s1');
+      const h = decodeFrameHeader(frame, newFrameHeader());
+      got.push({ h, pcm: copyFrameSamples(frame, h.samples) });
+    });
+    expect(got.map((g) => [g.h.firstSample, g.h.samples, g.h.flags, g.h.channel, g.h.seq])).toEqual([
+      [0, 1600, FLAG_DISCONTINUITY, 1, 0], [1600, 320, 0, 1, 1], [1920, 1600, 0, 1, 2], [3520, 1280, 0, 1, 3], [4800, 200, 0, 1, 4],
+    ]);
+    const joined = new Int16Array(5000);
+    for (const g of got) joined.set(g.pcm, g.h.firstSample);
+    expect(joined).toEqual(input);
+  });
+
+  it('framer - a message that goes nowhere writes no samples and still moves the stream on', () => {
+    const opened: number[][] = [];
+    const bytes = new Uint8Array(8).fill(7);
+    const framer = new Framer({ open: (seq, first, n) => { opened.push([seq, first, n]); return -1; }, bytes }, (() => { let q = 0; return () => q++; })());
+    framer.push(signal(700));
+    framer.flush();
+    expect(opened).toEqual([[0, 0, 640], [1, 640, 60]]);
+    expect(framer.position).toBe(700);
+    expect(bytes).toEqual(new Uint8Array(8).fill(7));
   });
 
   it('framer - a long stream in odd chunks arrives whole, contiguous and in seq order', () => {

@@ -48,9 +48,11 @@ export class FrameDecodeError extends Error {
 }
 
 /**
- * Encodes one bus message. The result is a fresh buffer on purpose: the NATS client keeps a reference to
- * a published payload until it flushes, so a reused scratch buffer would be overwritten under it. This is
- * the one copy of the audio between the client's socket and the bus.
+ * Encodes one bus message into a fresh buffer: for tests, tools and single frames published on their own
+ * (the NATS client keeps a reference to a published payload until it writes it, so a reused scratch
+ * buffer would be overwritten under it). The gateway's audio does not come through here: the framer
+ * writes header and samples straight into the worker's frame batch (FrameBatchWriter.frame), the copy
+ * of the samples into the bytes the bus carries; src/bus/README.md lists every copy of a frame.
  */
 export function encodeFrame(
   kind: FrameKind,

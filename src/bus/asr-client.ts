@@ -6,9 +6,9 @@ import { CallscribeError, IdleTimeoutError, NoWorkerError, TimeoutError, WorkerL
 import { metrics } from '../metrics.js';
 import { ClaimReply, Heartbeat, WorkerEvent, decodeBusMessage, decodeJson, encodeJson, type SegmentEvent } from '../protocol/bus.js';
 import { HEARTBEAT_SUBJECT, batchSubject, claimSubject, resultSubject } from './subjects.js';
-import { FrameBatchWriter } from './frame-batch.js';
-import { FRAME_SAMPLES, HEADER_BYTES, KIND_CLOSE, KIND_FINALIZE, KIND_KEEPALIVE, encodeFrame } from '../audio/frames.js';
-import { Framer } from '../audio/framer.js';
+import { BatchPool, FrameBatchWriter } from './frame-batch.js';
+import { FRAME_SAMPLES, KIND_AUDIO, KIND_CLOSE, KIND_FINALIZE, KIND_KEEPALIVE, type FrameKind } from '../audio/frames.js';
+import { Framer, type FrameOut } from '../audio/framer.js';
 import { ReplayBuffer } from '../audio/replay.js';
 
 export interface AsrSessionHandlers {
@@ -27,6 +27,14 @@ const CLAIM_ATTEMPTS = 5;
 const NO_RESPONDERS_PAUSE_MS = 50;
 /** Largest frame batch: a quarter of NATS' default max_payload. */
 const MAX_BATCH_BYTES = 256 * 1024;
+/**
+ * Published batch buffers are reused once a flush (PING/PONG) issued after them has come back (BatchPool
+ * says why). One flush at a time, asked for when this many bytes or this much time of batches wait for
+ * one: a PONG wakes the gateway, so a flush per batch would double its turns at low load (a batch a
+ * frame there); at 1,000 calls (~33 MB/s of frames) 1 MiB is a flush every ~30 ms.
+ */
+const RECYCLE_BYTES = 1024 * 1024;
+const RECYCLE_MS = 100;
 /** PocketSphinx's frame shift (10 ms): a replay starts on this grid of the original stream. */
 const ENGINE_FRAME_SAMPLES = 160;
 /** A new worker's segment that begins this much before the last final's end is the warm-up utterance. */
@@ -47,13 +55,19 @@ export class AsrClient {
   // and a microtask runs after every uWS callback, so a publish per audio message was a write(2) per
   // message (28% of the gateway's CPU at 700 calls); and every NATS message costs at each hop, so 1,000
   // calls were 50,000 messages a second through nats-server and the worker, now one per worker per turn.
+  // Frames are written into these batches in place (FrameBatchWriter.frame), audio and control messages
+  // alike, in the order they are sent: a finalize follows the audio before it in the same batch.
   private readonly batches = new Map<string, FrameBatchWriter>();
+  private readonly pool = new BatchPool();
+  private recycling = false;
+  private lastRecycle = performance.now();
   private readonly pendingWorkers: string[] = [];
   private flushScheduled = false;
   private readonly flushOutbox = (): void => {
     this.flushScheduled = false;
     for (const worker of this.pendingWorkers) this.publishBatch(worker, this.batches.get(worker)!);
     this.pendingWorkers.length = 0;
+    this.recycle();
   };
 
   /** Publishes what `w` holds for `worker`; a bus failure is logged and counted, never thrown (it would end the process). */
@@ -63,26 +77,50 @@ export class AsrClient {
     if (this.nc.isClosed()) return;
     try {
       this.nc.publish(batchSubject(worker), batch);
+      this.pool.hold(batch);
     } catch (err) {
+      // Not published: nats.js throws before it keeps the payload, but the buffer is not reused anyway.
       metrics.droppedFrames.labels('bus_publish').inc();
       this.log.warn({ worker, bytes: batch.length, err }, 'frame batch not published');
     }
   }
 
+  /** Asks for a flush when enough published buffers wait for one; they are reused once it comes back. */
+  private recycle(): void {
+    if (this.recycling || this.pool.heldCount === 0 || this.nc.isClosed()) return;
+    const now = performance.now();
+    if (this.pool.held < RECYCLE_BYTES && now - this.lastRecycle < RECYCLE_MS) return;
+    this.lastRecycle = now;
+    this.recycling = true;
+    const bufs = this.pool.takeHeld();
+    this.nc.flush().then(
+      () => this.pool.recycle(bufs),
+      () => undefined, // disconnected or closed: those buffers are left to the garbage collector
+    ).finally(() => { this.recycling = false; });
+  }
+
   constructor(readonly nc: NatsConnection, readonly config: Config, readonly log: Logger) {}
 
-  /** A session's bus frame for `worker`, published with the others of this turn of the event loop, in order. */
-  publish(worker: string, session: string, frame: Uint8Array): void {
+  /**
+   * The batch for `worker` with room for a record of `samples` samples for `session`, to be published with
+   * the others of this turn of the event loop, in order. A batch stays well under the server's
+   * max_payload (1 MiB by default): a full one goes out now, in order.
+   */
+  batch(worker: string, session: string, samples: number): FrameBatchWriter {
     let w = this.batches.get(worker);
-    if (!w) this.batches.set(worker, (w = new FrameBatchWriter()));
+    if (!w) this.batches.set(worker, (w = new FrameBatchWriter(this.pool)));
     if (w.size === 0) this.pendingWorkers.push(worker);
-    // A batch stays well under the server's max_payload (1 MiB by default): a full one goes out now, in order.
-    else if (w.size + frame.length > MAX_BATCH_BYTES) this.publishBatch(worker, w);
-    w.add(session, frame);
+    else if (w.size + FrameBatchWriter.recordBytes(session, samples) > MAX_BATCH_BYTES) this.publishBatch(worker, w);
     if (!this.flushScheduled) {
       this.flushScheduled = true;
       setImmediate(this.flushOutbox);
     }
+    return w;
+  }
+
+  /** A control message (no samples) of a session for `worker`, after everything it sent before. */
+  control(worker: string, session: string, kind: FrameKind, seq: number, position: number): void {
+    this.batch(worker, session, 0).frame(session, kind, seq, position, 0);
   }
 
   start(): void {
@@ -164,6 +202,9 @@ export class AsrSession {
   private busId = this.id;
   private seq = 0;
   private framer: Framer;
+  /** The framer's way into the worker's batch: messages are written in place (see `openAudio`). */
+  private readonly out: FrameOut;
+  private outBatch: FrameBatchWriter | null = null;
   private readonly replay: ReplayBuffer;
   /** Stream position (samples) where the current worker's stream begins; its times are relative to it. */
   private offset = 0;
@@ -189,13 +230,18 @@ export class AsrSession {
   private over = false;
 
   constructor(private readonly client: AsrClient, readonly language: string) {
+    const self = this;
+    this.out = {
+      open: (seq, firstSample, samples, channel, flags) => this.openAudio(seq, firstSample, samples, channel, flags),
+      get bytes() { return self.outBatch!.bytes; },
+    };
     this.framer = this.newFramer();
     this.replay = new ReplayBuffer((client.config.replayMs * 16_000) / 1000);
     this.subscribe();
   }
 
   private newFramer(): Framer {
-    return new Framer((msg, first, samples) => this.send(msg, first + samples), () => this.seq++);
+    return new Framer(this.out, () => this.seq++);
   }
 
   private subscribe(): void {
@@ -249,7 +295,7 @@ export class AsrSession {
   private claimed(worker: string): void {
     if (this.over) {
       // Closed while claiming: release the slot we were given.
-      this.client.publish(worker, this.busId, encodeFrame(KIND_CLOSE, this.seq++, 0, null));
+      this.client.control(worker, this.busId, KIND_CLOSE, this.seq++, 0);
       return;
     }
     this.worker = worker;
@@ -257,14 +303,22 @@ export class AsrSession {
     this.client.log.debug({ session: this.id, worker }, 'worker claimed');
   }
 
-  private send(msg: Uint8Array, endSample: number): void {
-    if (this.over) return;
+  /** Notes the send time of the audio before `endSample` (segment latency) and counts the frames sent. */
+  private sent(endSample: number, samples: number): void {
     const now = performance.now() - this.t0;
     const frames = Math.ceil(endSample / FRAME_SAMPLES);
     for (let f = Math.max(this.framesSent, frames - LATENCY_FRAMES); f < frames; f++) this.sentAt[f % LATENCY_FRAMES] = now;
     if (frames > this.framesSent) this.framesSent = frames;
-    metrics.framesIn.inc((msg.length - HEADER_BYTES) / 2 / FRAME_SAMPLES);
-    if (this.worker) this.client.publish(this.worker, this.busId, msg);
+    if (samples > 0) metrics.framesIn.inc(samples / FRAME_SAMPLES);
+  }
+
+  /** The framer opens an audio message: its header goes into the worker's batch, its samples follow there. */
+  private openAudio(seq: number, firstSample: number, samples: number, channel: number, flags: number): number {
+    if (this.over) return -1;
+    this.sent(firstSample + samples, samples);
+    if (!this.worker) return -1;
+    const w = (this.outBatch = this.client.batch(this.worker, this.busId, samples));
+    return w.frame(this.busId, KIND_AUDIO, seq, firstSample, samples, channel, flags);
   }
 
   /** 16 kHz mono samples; copied before return. Only after a successful claim. */
@@ -276,7 +330,7 @@ export class AsrSession {
 
   /** The call is alive without audio (on hold): keeps the worker from reaping the session as idle. */
   keepalive(): void {
-    if (!this.over && this.worker && !this.recovering) this.client.publish(this.worker, this.busId, encodeFrame(KIND_KEEPALIVE, this.seq++, this.framer.position, null));
+    if (!this.over && this.worker && !this.recovering) this.client.control(this.worker, this.busId, KIND_KEEPALIVE, this.seq++, this.framer.position);
   }
 
   markDiscontinuity(flag: number): void {
@@ -299,7 +353,11 @@ export class AsrSession {
 
   private sendFinalize(): void {
     this.framer.flush();
-    this.send(encodeFrame(KIND_FINALIZE, this.seq++, this.framer.position, null), this.framer.position);
+    const seq = this.seq++;
+    if (this.over) return;
+    const position = this.framer.position;
+    this.sent(position, 0);
+    if (this.worker) this.client.control(this.worker, this.busId, KIND_FINALIZE, seq, position);
   }
 
   /** The worker is gone: another one takes the stream over, or (none free) the session fails with `err`. */
@@ -435,6 +493,6 @@ export class AsrSession {
 
   /** Best effort: a worker that already ended the session (or died) ignores it. */
   private releaseWorker(): void {
-    if (this.worker && !this.client.nc.isClosed()) this.client.publish(this.worker, this.busId, encodeFrame(KIND_CLOSE, this.seq++, this.framer.position, null));
+    if (this.worker && !this.client.nc.isClosed()) this.client.control(this.worker, this.busId, KIND_CLOSE, this.seq++, this.framer.position);
   }
 }

@@ -1,11 +1,11 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { FrameBatchError, FrameBatchWriter, forEachFrame } from './frame-batch.js';
-import { KIND_AUDIO, KIND_FINALIZE, decodeFrameHeader, encodeFrame, newFrameHeader } from '../audio/frames.js';
+import { BatchPool, FrameBatchError, FrameBatchWriter, forEachFrame } from './frame-batch.js';
+import { FLAG_DISCONTINUITY, KIND_AUDIO, KIND_FINALIZE, KIND_KEEPALIVE, decodeFrameHeader, encodeFrame, newFrameHeader } from '../audio/frames.js';
 
 describe('frame batch - many sessions\' frames in one bus message', () => {
   it('frame batch - records come back in order, byte for byte, across buffer growth', () => {
-    const w = new FrameBatchWriter(64);
+    const w = new FrameBatchWriter(undefined, 64);
     const sent: [string, Uint8Array][] = [];
     for (let i = 0; i < 200; i++) {
       const session = `s${i % 7}-${'x'.repeat(i % 20)}`;
@@ -23,13 +23,60 @@ describe('frame batch - many sessions\' frames in one bus message', () => {
   });
 
   it('frame batch - take() hands out bytes the writer never touches again', () => {
-    const w = new FrameBatchWriter(16);
+    const w = new FrameBatchWriter(undefined, 16);
     w.add('a', new Uint8Array([1, 2, 3]));
     const first = w.take();
     const copy = first.slice();
     w.add('b', new Uint8Array([9, 9, 9, 9]));
     w.take();
     expect(first).toEqual(copy);
+  });
+
+  it('frame batch - a frame written in place is byte for byte the frame encodeFrame makes', () => {
+    fc.assert(fc.property(
+      fc.constantFrom(KIND_AUDIO, KIND_FINALIZE, KIND_KEEPALIVE), fc.integer({ min: 0, max: 2 ** 32 - 1 }), fc.integer({ min: 0, max: 2 ** 32 - 1 }),
+      fc.integer({ min: 0, max: 1600 }), fc.integer({ min: 0, max: 255 }), fc.integer({ min: 0, max: 255 }), fc.double({ noNaN: true }),
+      fc.string({ minLength: 1, maxLength: 64, unit: fc.constantFrom(...'abcXYZ09-_') }),
+      (kind, seq, first, n, channel, flags, sentAt, session) => {
+        const pcm = kind === KIND_AUDIO ? Int16Array.from({ length: n }, (_, i) => (i * 7919) % 65536 - 32768) : null;
+        const samples = pcm?.length ?? 0;
+        const w = new FrameBatchWriter(undefined, 16);
+        w.add('x', new Uint8Array([1])); // the next record starts at an odd offset
+        const at = w.frame(session, kind, seq, first, samples, channel, flags, sentAt);
+        if (pcm) w.bytes.set(new Uint8Array(pcm.buffer), at);
+        const frames: Uint8Array[] = [];
+        forEachFrame(w.take(), (_s, f) => frames.push(f.slice()));
+        expect(frames[1]).toEqual(encodeFrame(kind, seq, first, pcm, channel, flags, sentAt));
+      },
+    ), { numRuns: 300 });
+  });
+
+  it('frame batch - pooled buffers: a published batch is not reused until it is recycled', () => {
+    const pool = new BatchPool();
+    const w = new FrameBatchWriter(pool);
+    const held: { batch: Uint8Array; copy: Uint8Array }[] = [];
+    for (let i = 0; i < 50; i++) {
+      const at = w.frame('s', KIND_AUDIO, i, i * 320, 320, 0, i % 2 ? FLAG_DISCONTINUITY : 0, i);
+      w.bytes.fill(i, at, at + 640);
+      const batch = w.take();
+      pool.hold(batch);
+      held.push({ batch, copy: batch.slice() });
+    }
+    // Every batch still holds its own bytes: none of their buffers was handed out again.
+    for (const h of held) expect(h.batch).toEqual(h.copy);
+    expect(new Set(held.map((h) => h.batch.buffer)).size).toBe(50);
+    const bufs = pool.takeHeld();
+    expect(bufs).toHaveLength(50);
+    expect(pool.heldCount).toBe(0);
+    pool.recycle(bufs);
+    expect(pool.freeCount).toBe(50);
+    // Once recycled, they are used again (no new allocation): the writer took its current buffer at the
+    // last take(), the one after comes from the pool.
+    const reused = (b: Uint8Array) => held.some((h) => h.batch.buffer === b.buffer);
+    w.frame('s', KIND_AUDIO, 99, 0, 320);
+    expect(reused(w.take())).toBe(false);
+    w.frame('s', KIND_AUDIO, 100, 320, 320);
+    expect(reused(w.take())).toBe(true);
   });
 
   it('frame batch - no byte sequence crashes the reader: records, or FrameBatchError', () => {
