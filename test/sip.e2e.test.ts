@@ -327,7 +327,9 @@ describe('sip - protocol', () => {
     // time) a sipp call may still be up: start from no live call, or say which one is left.
     let live: unknown[] = [];
     for (const until = Date.now() + 30_000; Date.now() < until; await new Promise((r) => setTimeout(r, 250))) {
-      live = ((await (await fetch(`${api}/v1/calls?status=live`, { headers: { authorization: `Bearer ${TOKEN}`, connection: 'close' } })).json()) as { calls?: unknown[] }).calls ?? [];
+      const res = await fetch(`${api}/v1/calls?status=live`, { headers: { authorization: `Bearer ${TOKEN}`, connection: 'close' } });
+      expect(res.status).toBe(200);
+      live = ((await res.json()) as { calls: unknown[] }).calls;
       if (live.length === 0) break;
     }
     expect(live).toEqual([]);

@@ -78,7 +78,13 @@ port.on('message', (m: ToThread) => {
     switch (m.t) {
       case 'open': {
         const dec = takeDecoder();
-        const rec = new PsRecognizer(dec, blockSamples, (u) => post({ t: 'seg', sid: m.sid, ...u }));
+        let rec: PsRecognizer;
+        try {
+          rec = new PsRecognizer(dec, blockSamples, (u) => post({ t: 'seg', sid: m.sid, ...u }));
+        } catch (err) {
+          dec.free(); // not yet the session's: the catch below would not see it
+          throw err;
+        }
         sessions.set(m.sid, { dec, rec, fed: 0, told: 0 });
         post({ t: 'opened', sid: m.sid });
         break;
@@ -97,15 +103,15 @@ port.on('message', (m: ToThread) => {
       case 'finish':
         if (s) {
           s.rec.finish();
-          giveBack(s.dec);
           sessions.delete(m.sid);
+          giveBack(s.dec); // last: once in the idle pool, no error path of this session may free it
         }
         post({ t: 'finished', sid: m.sid });
         break;
       case 'close':
         if (s) {
-          giveBack(s.dec);
           sessions.delete(m.sid);
+          giveBack(s.dec);
         }
         break;
       case 'bench': {

@@ -95,7 +95,8 @@ export class ChunkedTranscriber {
 
   /** One chunk as one ASR session: all its audio at once, then finalize; finals offset by the chunk's start. */
   private async chunk(pcm: Int16Array, chunk: Chunk, language: string, opts: TranscribeOptions): Promise<TimedText[]> {
-    const session: AsrSession = await this.asr.open(language);
+    // All of a chunk is pushed at once and the session closed after its finalize: its replay stays raw.
+    const session: AsrSession = await this.asr.open(language, { replayBudgetBytes: Infinity });
     const offsetMs = (chunk.startSample / RATE) * 1000;
     const out: TimedText[] = [];
     let failed: CallscribeError | null = null;
