@@ -55,6 +55,15 @@ function fail(sid: number, err: unknown): void {
   post({ t: 'error', sid, code: e.code, message: e.message });
 }
 
+/** A session whose decoder threw: the decoder is freed (not trusted with another session), the session failed. */
+function failSession(sid: number, s: { dec: PsDecoder } | undefined, err: unknown): void {
+  if (s) {
+    s.dec.free();
+    sessions.delete(sid);
+  }
+  fail(sid, err);
+}
+
 function feed(sid: number, pcm: Int16Array): void {
   const s = sessions.get(sid);
   if (!s) return;
@@ -66,9 +75,7 @@ function feed(sid: number, pcm: Int16Array): void {
       post({ t: 'heard', sid, ms: s.fed / 16 });
     }
   } catch (err) {
-    s.dec.free();
-    sessions.delete(sid);
-    fail(sid, err);
+    failSession(sid, s, err);
   }
 }
 
@@ -133,11 +140,7 @@ port.on('message', (m: ToThread) => {
       }
     }
   } catch (err) {
-    if (s) {
-      s.dec.free(); // a decoder that failed is not trusted with another session
-      sessions.delete(m.sid);
-    }
-    fail(m.sid, err);
+    failSession(m.sid, s, err);
   }
 });
 

@@ -90,7 +90,7 @@ export class PsDecoder {
   private readonly score = [0];
 
   /** The decoder's live CMN state as ps_init left it, or null when it could not be read safely. */
-  private readonly cmn: { ptr: unknown; mean: unknown; sum: unknown; veclen: number; init: number[] } | null;
+  private readonly cmn: { ptr: unknown; mean: unknown; sum: unknown; veclen: number; init: number[]; zeros: number[] } | null;
 
   constructor(args: string[]) {
     this.config = this.lib.parse(null, this.lib.psArgs(), args.length, args, 1);
@@ -117,7 +117,7 @@ export class PsDecoder {
       const init = koffi.decode(c.cmn_mean, 'float', c.veclen) as number[];
       const sum = koffi.decode(c.sum, 'float', c.veclen) as number[];
       if (!init.every((x) => Number.isFinite(x) && Math.abs(x) < 1e4) || sum.some((x) => x !== 0)) return null;
-      return { ptr, mean: c.cmn_mean, sum: c.sum, veclen: c.veclen, init: Array.from(init) };
+      return { ptr, mean: c.cmn_mean, sum: c.sum, veclen: c.veclen, init: Array.from(init), zeros: new Array<number>(c.veclen).fill(0) };
     } catch {
       return null;
     }
@@ -137,7 +137,7 @@ export class PsDecoder {
     if (!c) throw new EngineError('this PocketSphinx decoder cannot be reset');
     if (this.lib.startStream(this.ps) < 0) throw new EngineError('ps_start_stream failed');
     koffi.encode(c.mean, 'float', c.init, c.veclen);
-    koffi.encode(c.sum, 'float', new Array<number>(c.veclen).fill(0), c.veclen);
+    koffi.encode(c.sum, 'float', c.zeros, c.veclen);
     koffi.encode(c.ptr, koffi.offsetof(CMN_T, 'nframe'), 'int32_t', 0);
   }
 
