@@ -22,6 +22,7 @@ import { ResumeRegistry } from './resume.js';
 import { AudioHookSession } from '../adapters/audiohook/audiohook.js';
 import { CallEventsSession, CallsApi, LiveCalls } from './calls-api.js';
 import { publicFiles, swaggerFiles } from './static.js';
+import { WALL_PATH, WallFeed } from './wall.js';
 import { Kvm } from '@nats-io/kv';
 import { AccountBook, TokenSigner } from '../src/analysis/accounts.js';
 import { TranscriptionStore } from '../src/analysis/records.js';
@@ -78,6 +79,7 @@ export class Gateway {
   private runner: TaskRunner | null = null;
   private voiceponce: VoiceponceApi | null = null;
   private analysis: CallAnalysis | null = null;
+  private wall: WallFeed | null = null;
   /** The generated Voiceponce admin, when this process created it (printed once in the banner). */
   voiceponceAdmin: { username: string; password: string } | null = null;
   port = 0;
@@ -132,6 +134,13 @@ export class Gateway {
       open: (sink, record) => new CallEventsSession(nc, sink, record, log),
       abandon: () => undefined,
     };
+    // The supervisor wall: the token at the upgrade; what the page sends is ignored, so its messages stay small.
+    const wallRoute: WsRoute<null> = {
+      maxPayloadLength: 4096, idleTimeoutS: limits.idleTimeoutS,
+      prepare: (req) => this.checkToken(req) ?? { context: null },
+      open: (sink) => this.wall!.open(sink),
+      abandon: () => undefined,
+    };
     // Body limits per route: a multipart upload may carry files up to CALLSCRIBE_MAX_MEDIA_BYTES (the form's
     // own bytes on top); a Voiceponce JSON body may carry a base64 file; every other POST takes 1 MiB.
     const upload = { maxBodyBytes: config.files.maxMediaBytes + FORM_OVERHEAD_BYTES };
@@ -142,9 +151,11 @@ export class Gateway {
       .ws(HARF_SOCKET_PATH, harfRoute)
       .ws(HARF_SOCKET_PATH.slice(0, -1), harfRoute)
       .ws('/v1/calls/:id/events', eventsRoute)
+      .ws(WALL_PATH, wallRoute)
       // adapter routes (one line each)
       .ws('/v1/audiohook', this.adapterRoute((sink) => new AudioHookSession(this.adapterDeps, sink), 'x-api-key'))
       .get('/', publicFiles.index).get('/static/:file', (req) => publicFiles.file(req.param(0)))
+      .get('/wall', () => publicFiles.file('wall.html'))
       .ws('/v1/twilio', this.adapterRoute((sink) => new TwilioMediaSession(this.adapterDeps, sink)))
       .post('/api/transcribe_files/', harfFiles, upload)
       .post('/api/transcribe_files', harfFiles, upload)
@@ -326,6 +337,7 @@ export class Gateway {
   async start(): Promise<number> {
     this.store = await CallStore.open(this.nc, this.config.jsReplicas, this.config.retentionMs);
     this.api = new CallsApi(this.store, this.live);
+    this.wall = new WallFeed({ nc: this.nc, store: this.store, log: this.log });
     const tasks = await TaskStore.open(this.nc, this.config.jsReplicas, this.config.retentionMs);
     this.runner = new TaskRunner({ store: tasks, asr: this.asr, config: this.config, log: this.log, allowPrivate: this.allowPrivateFetch, owner: this.asr.gatewayId });
     this.files = new HarfFilesApi(tasks, this.runner, this.config, this.log);
@@ -366,6 +378,7 @@ export class Gateway {
     await this.runner?.close();
     await draining;
     await detached;
+    await this.wall?.close();
     await this.live.flushed();
     await this.sweeper?.close();
     this.asr.close();

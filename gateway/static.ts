@@ -19,8 +19,8 @@ const CONTENT_TYPES: Record<string, string> = {
   '.css': 'text/css; charset=utf-8',
 };
 
-/** Every file the page needs; `index.html` is also `GET /`. */
-export const PUBLIC_FILES = ['index.html', 'app.js', 'style.css', 'pcm-worklet.js', 'docs.html', 'docs.js'] as const;
+/** Every file the pages need; `index.html` is also `GET /`, `wall.html` is `GET /wall`. */
+export const PUBLIC_FILES = ['index.html', 'app.js', 'style.css', 'pcm-worklet.js', 'docs.html', 'docs.js', 'wall.html', 'wall.js', 'wall.css'] as const;
 
 // The page is small and changes with the gateway's version: browsers revalidate rather than guess.
 const HEADERS = { 'Cache-Control': 'no-cache', 'X-Content-Type-Options': 'nosniff' };
