@@ -119,7 +119,7 @@ export function buildOpenApi(version: string): Json {
     info: {
       title: 'callscribe', version,
       description: 'Realtime speech gateway: the Voiceponce feedback-analysis API, the Harf file API and the calls API. '
-        + 'The streaming sockets (`/ws_api/transcribe_files/wav/sync/`, `/v1/listen`, `/v1/calls/{id}/events`) are described in the README.',
+        + 'The streaming sockets (`/ws_api/transcribe_files/wav/sync/`, `/v1/listen`, `/v1/calls/{id}/events`, `/v1/wall`) are described in the README.',
     },
     components: {
       securitySchemes: {
