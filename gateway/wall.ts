@@ -182,7 +182,7 @@ export class CallSummary {
     this.startedAt = record.started_at;
     for (const c of record.channels) {
       const ch = this.channel(c.channel);
-      if (ch && ch.label === null) ch.label = c.label;
+      if (ch && ch.label === null) ch.label = c.label === null ? null : c.label.slice(0, 64);
     }
     if (!this.described) {
       for (const s of record.segments) this.applySegment(s);
