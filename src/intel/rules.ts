@@ -1,0 +1,280 @@
+/**
+ * Alert rules for live calls: the operators' rules file (CALLSCRIBE_RULES, YAML or JSON), checked once at
+ * start. What the file looks like: examples/rules.yaml.
+ */
+import fs from 'node:fs';
+import path from 'node:path';
+import vm from 'node:vm';
+import { LineCounter, parseDocument } from 'yaml';
+import { z } from 'zod';
+import { ConfigError } from '../errors.js';
+
+export const SEVERITIES = ['info', 'warning', 'critical'] as const;
+export type Severity = (typeof SEVERITIES)[number];
+export type AlertKind = 'phrase' | 'regex' | 'negative_turns' | 'silence' | 'overtalk';
+
+/** The keys that name a rule's kind, as written in the file; a rule has exactly one. */
+const KIND_KEYS = ['phrase', 'regex', 'negative_turns', 'silence_s', 'overtalk_s'] as const;
+
+const MAX_FILE_BYTES = 1024 * 1024; // 1 MiB: a rules file is a few KiB; past this it is the wrong file
+const MAX_RULES = 500; // every rule is looked at for every final segment of every call
+const MAX_PHRASES = 500; // per rule: a word list (say, profanity) is one rule
+const MAX_PHRASE_CHARS = 200;
+const MAX_PATTERN_CHARS = 500;
+const MAX_NAME_CHARS = 100;
+const MAX_LABEL_CHARS = 64;
+const MAX_CHANNEL = 31; // calls have one or two channels; a larger number is a typo
+const MAX_TURNS = 1000;
+const MAX_SECONDS = 3600;
+/** A regex sees at most this much of a segment's text (a 29 s Whisper segment is ~700 characters). */
+export const MAX_MATCH_CHARS = 2000;
+const MAX_MATCH_REPORTED = 200; // an alert's `match` is cut here
+/** A regex that takes longer than this on one of the probe texts at load is refused (see `backtracks`). */
+const PROBE_TIMEOUT_MS = 100;
+
+/** The text of an alert rule after loading; `channel` as written: a number, a speaker label or `any`. */
+interface RuleBase {
+  readonly name: string;
+  readonly severity: Severity;
+  readonly channel: number | string;
+  /** At most one alert per call. Otherwise text rules fire at every matching segment, run rules once per run. */
+  readonly once: boolean;
+}
+export type Rule = RuleBase &
+  (
+    | {
+        readonly kind: 'phrase';
+        /** As written: what an alert's `match` says. */
+        readonly phrases: readonly string[];
+        /** The same phrases as `phraseKey` makes them, what is looked for. */
+        readonly keys: readonly string[];
+      }
+    | { readonly kind: 'regex'; readonly regex: RegExp }
+    | { readonly kind: 'negative_turns'; readonly turns: number }
+    | { readonly kind: 'silence' | 'overtalk'; readonly after_ms: number }
+  );
+
+/**
+ * A segment's or a phrase's words, lowercased, each between single spaces (` cancel my account `), so a
+ * phrase matches on word boundaries with one `includes`, whatever the punctuation and spacing around.
+ * A redaction tag (`[card]`) is one word of its own, brackets included: the phrase `[card]` matches it,
+ * the phrase `card` does not. Apostrophes inside a word stay ("don't"); anything else that is not a
+ * letter, mark or digit separates words (hyphens, ZWNJ). Empty when there are no words.
+ */
+export function phraseKey(text: string): string {
+  const words = text.toLowerCase().replace(/[’ʼ]/g, "'").match(WORD);
+  return words ? ` ${words.join(' ')} ` : '';
+}
+const WORD = /\[[\p{L}\p{N}_-]+\]|[\p{L}\p{M}\p{N}]+(?:'[\p{L}\p{M}\p{N}]+)*/gu;
+
+const PROBE = new vm.Script('re.exec(s)');
+
+/**
+ * Irregexp backtracks: `(\w+\s?)+$` takes minutes on 30 letters and a `!`. No bound on a pattern's
+ * form tells these apart from fine ones without refusing fine ones too, so each regex is run at load,
+ * under a vm timeout, on texts of MAX_MATCH_CHARS (the most it will ever see) that repeat one letter,
+ * digit, space or word of the pattern and end in a character nothing matches. Returns the repeated
+ * unit that took too long, or null. It catches the usual catastrophic shapes, not all: the operator
+ * still owns the patterns (README-rules.md).
+ */
+function backtracks(re: RegExp): string | null {
+  const words = re.source.replace(/\\./g, ' ').toLowerCase().match(/[\p{L}\p{N}]+/gu) ?? [];
+  const units = ['a', 'a ', ' ', '0', '0 ', 'a.', ...new Set(words.slice(0, 6).flatMap((w) => [w, `${w} `]))];
+  const ctx = vm.createContext({ re, s: '' });
+  for (const unit of units) {
+    ctx.s = unit.repeat(Math.ceil(MAX_MATCH_CHARS / unit.length)).slice(0, MAX_MATCH_CHARS - 1) + '\u0001';
+    try {
+      PROBE.runInContext(ctx, { timeout: PROBE_TIMEOUT_MS });
+    } catch (err) {
+      if ((err as { code?: string }).code === 'ERR_SCRIPT_EXECUTION_TIMEOUT') return unit;
+      throw err;
+    }
+  }
+  return null;
+}
+
+/**
+ * Why a rule was refused, beyond what zod's own issue codes say: `params.reason` of a custom issue, kept in
+ * the ConfigError's cause (a ZodError) so tests and tools can tell refusals apart without reading messages.
+ */
+export type RefusalReason =
+  | 'quoted_channel' | 'bad_channel' | 'no_kind' | 'two_kinds' | 'flags_without_regex' | 'no_words'
+  | 'bad_regex' | 'empty_match' | 'catastrophic_regex' | 'overtalk_channel' | 'duplicate_name';
+
+function refuse(ctx: z.RefinementCtx, reason: RefusalReason, message: string, path?: PropertyKey[]): never {
+  ctx.addIssue({ code: 'custom', message, params: { reason }, ...(path ? { path } : {}) });
+  return z.NEVER; // typed never, as zod has it: call it as `return refuse(...)`
+}
+
+const Name = z
+  .string({ error: `want a name of 1 to ${MAX_NAME_CHARS} characters` })
+  .regex(new RegExp(`^(?=\\S)[^\\p{Cc}]{1,${MAX_NAME_CHARS}}(?<=\\S)$`, 'u'), `want a name of 1 to ${MAX_NAME_CHARS} characters, no control characters, no spaces around`);
+
+/** A channel number (0, 1), a speaker label (`customer`) or `any`; absent: `any`. */
+const Channel = z.unknown().transform((v, ctx): number | string => {
+  if (typeof v === 'number' && Number.isInteger(v) && v >= 0 && v <= MAX_CHANNEL) return v;
+  if (typeof v === 'string') {
+    const s = v.trim();
+    if (s.toLowerCase() === 'any') return 'any';
+    // "1" could mean channel 1 or a call labelled "1": say which
+    if (/^\d+$/.test(s)) return refuse(ctx, 'quoted_channel', `write a channel number unquoted (channel: ${s})`);
+    if (s.length > 0 && s.length <= MAX_LABEL_CHARS && !/\p{Cc}/u.test(s)) return s;
+  }
+  return refuse(ctx, 'bad_channel', `want a channel number (0 to ${MAX_CHANNEL}), a speaker label of 1 to ${MAX_LABEL_CHARS} characters such as customer, or any`);
+});
+
+const PHRASES = `want a phrase or a list of 1 to ${MAX_PHRASES} phrases, each of 1 to ${MAX_PHRASE_CHARS} characters`;
+const Phrase = z.string({ error: PHRASES }).min(1).max(MAX_PHRASE_CHARS);
+const Seconds = z
+  .number({ error: `want seconds as a number above 0, at most ${MAX_SECONDS}` })
+  .positive()
+  .max(MAX_SECONDS);
+
+/** A rule as written; `toRule` checks what spans fields and makes the Rule. */
+const RuleFields = z.strictObject(
+  {
+    name: Name,
+    channel: Channel.optional(),
+    severity: z.enum(SEVERITIES, { error: `want one of ${SEVERITIES.join(', ')}` }).default('warning'),
+    once: z.boolean({ error: 'want true or false' }).default(false),
+    phrase: z
+      .union([Phrase, z.array(Phrase).min(1).max(MAX_PHRASES)], { error: PHRASES })
+      .optional(),
+    regex: z.string({ error: `want a pattern of 1 to ${MAX_PATTERN_CHARS} characters` }).min(1).max(MAX_PATTERN_CHARS).optional(),
+    // g and y make a RegExp remember where it stopped (lastIndex): it is shared by every call
+    flags: z
+      .string({ error: 'want some of i, m, s, u, v' })
+      .regex(/^(?!.*(.).*\1)[imsuv]*$/, 'want some of i, m, s, u, v, each once (g and y are refused: matching would depend on the previous segment)')
+      .optional(),
+    negative_turns: z.number({ error: `want a whole number of turns, 1 to ${MAX_TURNS}` }).int().min(1).max(MAX_TURNS).optional(),
+    silence_s: Seconds.optional(),
+    overtalk_s: Seconds.optional(),
+  },
+  {
+    error: (iss) =>
+      iss.code === 'unrecognized_keys' ? `unknown key ${iss.keys.map((k) => `"${k}"`).join(', ')}`
+      : iss.code === 'invalid_type' ? 'want a mapping: name, one kind, and channel, severity, once if need be'
+      : undefined,
+  },
+);
+type RuleFields = z.output<typeof RuleFields>;
+
+function toRule(r: RuleFields, ctx: z.RefinementCtx): Rule {
+  const kinds = KIND_KEYS.filter((k) => r[k] !== undefined);
+  if (kinds.length !== 1) {
+    return kinds.length === 0
+      ? refuse(ctx, 'no_kind', `no kind: a rule has one of ${KIND_KEYS.join(', ')}`)
+      : refuse(ctx, 'two_kinds', `${kinds.join(' and ')} in one rule: a rule has one kind (write one rule for each)`);
+  }
+  if (r.flags !== undefined && r.regex === undefined) return refuse(ctx, 'flags_without_regex', 'flags go with regex', ['flags']);
+  const base: RuleBase = { name: r.name, severity: r.severity, channel: r.channel ?? 'any', once: r.once };
+  if (r.phrase !== undefined) {
+    const phrases = typeof r.phrase === 'string' ? [r.phrase] : r.phrase;
+    const keys = phrases.map(phraseKey);
+    const empty = keys.indexOf('');
+    if (empty >= 0) return refuse(ctx, 'no_words', 'has no words to match', typeof r.phrase === 'string' ? ['phrase'] : ['phrase', empty]);
+    return Object.freeze({ ...base, kind: 'phrase', phrases: Object.freeze(phrases), keys: Object.freeze(keys) });
+  }
+  if (r.regex !== undefined) {
+    let regex: RegExp;
+    try {
+      regex = new RegExp(r.regex, r.flags ?? 'i'); // case-insensitive unless told: ASR capitalizes as it likes
+    } catch (err) {
+      return refuse(ctx, 'bad_regex', `does not compile: ${(err as Error).message}`, ['regex']);
+    }
+    if (regex.test('')) return refuse(ctx, 'empty_match', 'matches an empty text: it would fire at every segment', ['regex']);
+    const unit = backtracks(regex);
+    if (unit !== null) {
+      const message = `backtracks catastrophically: over ${PROBE_TIMEOUT_MS} ms on ${JSON.stringify(unit)} repeated (nested repetition such as (\\w+\\s?)+)`;
+      return refuse(ctx, 'catastrophic_regex', message, ['regex']);
+    }
+    return Object.freeze({ ...base, kind: 'regex', regex });
+  }
+  if (r.negative_turns !== undefined) return Object.freeze({ ...base, kind: 'negative_turns', turns: r.negative_turns });
+  if (r.silence_s !== undefined) return Object.freeze({ ...base, kind: 'silence', after_ms: Math.round(r.silence_s * 1000) });
+  // TalkStateInput says how long two channels have talked at once, not who started it
+  if (base.channel !== 'any') return refuse(ctx, 'overtalk_channel', 'an overtalk rule watches both channels: leave channel out', ['channel']);
+  return Object.freeze({ ...base, kind: 'overtalk', after_ms: Math.round(r.overtalk_s! * 1000) });
+}
+
+/** A rules file: `{ rules: [...] }`, strict; names unique (case-insensitively: they name alerts on dashboards). */
+export const RulesFile: z.ZodType<{ rules: readonly Rule[] }> = z
+  .strictObject(
+    { rules: z.array(RuleFields.transform(toRule), { error: 'want a list of rules' }).max(MAX_RULES, `at most ${MAX_RULES} rules`) },
+    { error: (iss) => (iss.code === 'unrecognized_keys' ? `unknown key ${iss.keys.map((k) => `"${k}"`).join(', ')} (the file has one key, rules)` : iss.code === 'invalid_type' ? 'want a mapping with one key, rules' : undefined) },
+  )
+  .transform((file, ctx) => {
+    const seen = new Map<string, number>();
+    file.rules.forEach((rule, i) => {
+      const first = seen.get(rule.name.toLowerCase());
+      if (first !== undefined) refuse(ctx, 'duplicate_name', `the name of rules[${first}] too: names are unique`, ['rules', i, 'name']);
+      else seen.set(rule.name.toLowerCase(), i);
+    });
+    return { rules: Object.freeze(file.rules) };
+  });
+
+/** Reads and validates a rules file (YAML or JSON by extension, falling back to content); throws ConfigError. */
+export function loadRules(file: string): Rule[] {
+  function fail(problem: string, cause?: unknown): never {
+    throw new ConfigError(`invalid rules file ${JSON.stringify(file)}: ${problem}`, { cause });
+  }
+  let text = '';
+  try {
+    const stat = fs.statSync(file);
+    if (!stat.isFile()) fail('not a file');
+    if (stat.size > MAX_FILE_BYTES) fail(`${stat.size} bytes, more than ${MAX_FILE_BYTES}`);
+    text = fs.readFileSync(file, 'utf8').replace(/^\uFEFF/, '');
+  } catch (err) {
+    if (err instanceof ConfigError) throw err;
+    fail(`cannot read it (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`, err);
+  }
+  const ext = path.extname(file).toLowerCase();
+  const json = ext === '.json' || (ext !== '.yaml' && ext !== '.yml' && /^\s*[{[]/.test(text));
+  let data: unknown;
+  let lineOf: (at: readonly PropertyKey[]) => number | null = () => null;
+  if (json) {
+    try {
+      data = JSON.parse(text);
+    } catch (err) {
+      fail(`not JSON: ${(err as Error).message}`, err);
+    }
+  } else {
+    const lines = new LineCounter();
+    // YAML 1.2 core schema (yaml's default): `no` stays a string; duplicate keys and alias bombs are errors
+    const doc = parseDocument(text, { lineCounter: lines, uniqueKeys: true, prettyErrors: true });
+    // the first line only: yaml's pretty errors go on with an excerpt of the file
+    if (doc.errors.length > 0) fail(`not YAML: ${doc.errors[0]!.message.split('\n')[0]!.replace(/:$/, '')}`, doc.errors[0]);
+    try {
+      data = doc.toJS({ maxAliasCount: 100 });
+    } catch (err) {
+      fail(`not YAML: ${(err as Error).message}`, err);
+    }
+    lineOf = (at) => {
+      for (let n = at.length; n >= 0; n--) {
+        const node = doc.getIn(at.slice(0, n), true) as { range?: [number, number, number] } | undefined;
+        if (node?.range) return lines.linePos(node.range[0]).line;
+      }
+      return null;
+    };
+  }
+  if (data === null || data === undefined) fail('empty (want rules: and a list)');
+  const parsed = RulesFile.safeParse(data);
+  if (!parsed.success) fail(describe(parsed.error.issues, data, lineOf), parsed.error);
+  return [...parsed.data.rules];
+}
+
+/** The first rule's problems on one line: `rules[1] "angry-customer" (line 7): negative_turns: want ...`. */
+function describe(issues: readonly z.core.$ZodIssue[], data: unknown, lineOf: (at: readonly PropertyKey[]) => number | null): string {
+  const first = issues[0]!;
+  const index = first.path[0] === 'rules' && typeof first.path[1] === 'number' ? first.path[1] : null;
+  const mine = issues.filter((i) => (index === null ? typeof i.path[1] !== 'number' : i.path[0] === 'rules' && i.path[1] === index)).slice(0, 3);
+  if (index === null) return mine.map((i) => `${i.path.length > 0 ? `${i.path.join('.')}: ` : ''}${i.message}`).join('; ');
+  const raw = (data as { rules: unknown[] }).rules[index] as { name?: unknown } | null;
+  const name = typeof raw?.name === 'string' ? ` ${JSON.stringify(raw.name)}` : '';
+  const line = lineOf(first.path);
+  const problems = mine.map((i) => {
+    const field = i.path.slice(2).map((p, n) => (typeof p === 'number' ? `[${p}]` : n > 0 ? `.${String(p)}` : String(p))).join('');
+    return field ? `${field}: ${i.message}` : i.message;
+  });
+  return `rules[${index}]${name}${line !== null ? ` (line ${line})` : ''}: ${problems.join('; ')}`;
+}
