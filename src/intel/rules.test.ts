@@ -6,7 +6,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { YAMLParseError } from 'yaml';
 import type { z } from 'zod';
 import { ConfigError } from '../errors.js';
-import { type Rule, loadRules } from './rules.js';
+import { type Alert, MAX_MATCH_CHARS, type Rule, RuleEngine, type TalkStateInput, type TurnInput, loadRules } from './rules.js';
 
 const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'callscribe-rules-'));
 afterAll(() => fs.rmSync(dir, { recursive: true, force: true }));
@@ -191,5 +191,180 @@ describe('rules loader', () => {
     expect((refusal(path.join(dir, 'missing.yaml')).cause as NodeJS.ErrnoException).code).toBe('ENOENT');
     expect(refusal(dir).message).toContain(dir);
     expect(refusal(file(`rules: []\n#${' '.repeat(1024 * 1024)}\n`)).cause).toBeUndefined(); // a valid file, but over 1 MiB
+  });
+});
+
+/** Rules from a YAML string (the loader is tested above; this is only a short way to write them). */
+function rules(yaml: string): Rule[] {
+  return loadRules(file(yaml));
+}
+
+let seq = 0;
+/** A final segment: channel, text, tone, ending at `end` s. */
+function turn(channel: number, text: string, tone: TurnInput['tone'] = 'neutral', end = ++seq): TurnInput {
+  return { segment_id: ++seq, channel, text, tone, start_ms: end * 1000 - 500, end_ms: end * 1000 };
+}
+
+/** A talk state at `at` s: dead air, per-channel silence and overtalk runs in s. */
+function talk(at: number, silence = 0, channels: number[] = [0, 0], overtalk = 0): TalkStateInput {
+  return { at_ms: at * 1000, silence_ms: silence * 1000, channel_silence_ms: channels.map((c) => c * 1000), overtalk_ms: overtalk * 1000 };
+}
+
+const names = (alerts: readonly Alert[]): string[] => alerts.map((a) => a.rule);
+
+describe('rules engine', () => {
+  it('rules - a phrase matches case-insensitively on word boundaries, whatever the punctuation and spacing', () => {
+    const e = new RuleEngine(rules('rules:\n  - { name: cancel, phrase: ["cancel my account", "close my account"] }\n'), [null]);
+    const t = turn(0, 'Okay. I want to  Cancel,   my account!', 'negative');
+    expect(e.turn(t)).toEqual([{ type: 'alert', rule: 'cancel', severity: 'warning', kind: 'phrase', segment_id: t.segment_id, channel: 0, at_ms: t.end_ms, match: 'cancel my account' }]);
+    expect(e.turn(turn(0, 'please CLOSE MY ACCOUNT'))[0]!.match).toBe('close my account'); // the phrase as written
+    expect(e.turn(turn(0, 'cancel my accountant'))).toEqual([]);
+    expect(e.turn(turn(0, 'precancel my account'))).toEqual([]);
+    expect(e.turn(turn(0, 'cancel, not my account'))).toEqual([]);
+    expect(names(e.turn(turn(0, 'cancel my account')))).toEqual(['cancel']); // every matching segment
+  });
+
+  it('rules - a phrase keeps apostrophes inside words and splits on hyphens', () => {
+    const e = new RuleEngine(rules('rules:\n  - { name: a, phrase: "don\'t call me" }\n  - { name: b, phrase: e-mail }\n'), [null]);
+    expect(names(e.turn(turn(0, 'Don’t call me again')))).toEqual(['a']); // a typographic apostrophe
+    expect(names(e.turn(turn(0, 'Dont call me')))).toEqual([]);
+    expect(names(e.turn(turn(0, 'send an e mail')))).toEqual(['b']);
+  });
+
+  it('rules - a redaction tag is a word of its own: [card] matches it, card does not', () => {
+    const e = new RuleEngine(rules('rules:\n  - { name: tag, phrase: "[card]" }\n  - { name: word, phrase: card }\n  - { name: both, phrase: "my card is [CARD]" }\n'), [null]);
+    expect(names(e.turn(turn(0, 'it is [card].')))).toEqual(['tag']);
+    expect(names(e.turn(turn(0, 'My card is [card], thanks')))).toEqual(['tag', 'word', 'both']);
+    expect(names(e.turn(turn(0, 'the card number')))).toEqual(['word']);
+    expect(names(e.turn(turn(0, 'it is [cards]')))).toEqual([]);
+  });
+
+  it('rules - a regex reports what it matched, looks at the first 2,000 characters only', () => {
+    const e = new RuleEngine(rules('rules:\n  - { name: refund, regex: "\\\\b(refund|charge ?back)s?\\\\b" }\n  - { name: exact, regex: "SSN", flags: "" }\n'), [null]);
+    const t = turn(0, 'I want a Chargeback now');
+    expect(e.turn(t)).toEqual([{ type: 'alert', rule: 'refund', severity: 'warning', kind: 'regex', segment_id: t.segment_id, channel: 0, at_ms: t.end_ms, match: 'Chargeback' }]);
+    expect(names(e.turn(turn(0, 'my ssn is')))).toEqual([]);
+    expect(names(e.turn(turn(0, 'my SSN is')))).toEqual(['exact']);
+    expect(names(e.turn(turn(0, `${'x'.repeat(MAX_MATCH_CHARS)} refund`)))).toEqual([]);
+    expect(names(e.turn(turn(0, `${'x'.repeat(MAX_MATCH_CHARS - 8)} refund`)))).toEqual(['refund']);
+  });
+
+  it('rules - once: a text rule fires at its first match only', () => {
+    const e = new RuleEngine(rules('rules:\n  - { name: p, phrase: refund, once: true }\n  - { name: r, regex: refund, once: true }\n'), [null]);
+    expect(names(e.turn(turn(0, 'refund')))).toEqual(['p', 'r']);
+    expect(e.turn(turn(0, 'refund please'))).toEqual([]);
+  });
+
+  it('rules - channel: a number, a label (case-insensitive) or any; a missing label or channel never matches', () => {
+    const e = new RuleEngine(rules([
+      'rules:',
+      '  - { name: any, phrase: hello }',
+      '  - { name: ch1, phrase: hello, channel: 1 }',
+      '  - { name: customer, phrase: hello, channel: Customer }',
+      '  - { name: agent, phrase: hello, channel: agent }',
+      '  - { name: ch2, phrase: hello, channel: 2 }',
+      '  - { name: supervisor, phrase: hello, channel: supervisor }',
+    ].join('\n')), ['agent', 'customer']);
+    expect(names(e.turn(turn(0, 'hello')))).toEqual(['any', 'agent']);
+    expect(names(e.turn(turn(1, 'hello')))).toEqual(['any', 'ch1', 'customer']);
+    const unnamed = new RuleEngine(rules('rules:\n  - { name: customer, phrase: hello, channel: customer }\n  - { name: ch0, phrase: hello, channel: 0 }\n'), [null, null]);
+    expect(names(unnamed.turn(turn(0, 'hello')))).toEqual(['ch0']);
+    expect(names(unnamed.turn(turn(1, 'hello')))).toEqual([]);
+  });
+
+  it('rules - negative_turns on a channel: that channel\'s turns in a row, the other channel between them does not count', () => {
+    const e = new RuleEngine(rules('rules:\n  - { name: angry, negative_turns: 3, channel: customer, severity: critical }\n'), ['agent', 'customer']);
+    expect(e.turn(turn(1, 'this is bad', 'negative'))).toEqual([]);
+    expect(e.turn(turn(0, 'sorry to hear', 'positive'))).toEqual([]);
+    expect(e.turn(turn(1, 'awful', 'negative'))).toEqual([]);
+    expect(e.turn(turn(0, 'let me see', 'negative'))).toEqual([]);
+    expect(e.turn(turn(1, '   ', 'neutral'))).toEqual([]); // no words: not a turn, the run goes on
+    const third = turn(1, 'terrible', 'negative');
+    expect(e.turn(third)).toEqual([{ type: 'alert', rule: 'angry', severity: 'critical', kind: 'negative_turns', segment_id: third.segment_id, channel: 1, at_ms: third.end_ms }]);
+    expect(e.turn(turn(1, 'still terrible', 'negative'))).toEqual([]); // once per run
+    expect(e.turn(turn(1, 'fine', 'neutral'))).toEqual([]);
+    expect(e.turn(turn(1, 'bad', 'negative'))).toEqual([]);
+    expect(e.turn(turn(1, 'bad', 'negative'))).toEqual([]);
+    expect(names(e.turn(turn(1, 'bad', 'negative')))).toEqual(['angry']); // a new run
+  });
+
+  it('rules - negative_turns on any: the call\'s turns in arrival order, any channel', () => {
+    const e = new RuleEngine(rules('rules:\n  - { name: tense, negative_turns: 2 }\n'), ['agent', 'customer']);
+    expect(e.turn(turn(1, 'bad', 'negative'))).toEqual([]);
+    expect(e.turn(turn(0, 'fine', 'neutral'))).toEqual([]); // the other channel breaks the run
+    expect(e.turn(turn(1, 'bad', 'negative'))).toEqual([]);
+    const t = turn(0, 'no', 'negative');
+    expect(e.turn(t)).toMatchObject([{ rule: 'tense', segment_id: t.segment_id, channel: 0 }]);
+  });
+
+  it('rules - negative_turns on a label two channels share: each channel runs on its own', () => {
+    const e = new RuleEngine(rules('rules:\n  - { name: angry, negative_turns: 2, channel: speaker }\n'), ['speaker', 'speaker']);
+    expect(e.turn(turn(0, 'bad', 'negative'))).toEqual([]);
+    expect(e.turn(turn(1, 'bad', 'negative'))).toEqual([]);
+    expect(e.turn(turn(0, 'bad', 'negative'))).toMatchObject([{ channel: 0 }]);
+    expect(e.turn(turn(1, 'bad', 'negative'))).toMatchObject([{ channel: 1 }]);
+  });
+
+  it('rules - negative_turns with once fires once per call', () => {
+    const e = new RuleEngine(rules('rules:\n  - { name: angry, negative_turns: 1, once: true }\n'), [null]);
+    expect(names(e.turn(turn(0, 'bad', 'negative')))).toEqual(['angry']);
+    e.turn(turn(0, 'ok'));
+    expect(e.turn(turn(0, 'bad', 'negative'))).toEqual([]);
+  });
+
+  it('rules - dead air fires once per silence run, longer than N s, dated when it passed N', () => {
+    const e = new RuleEngine(rules('rules:\n  - { name: dead-air, silence_s: 10 }\n'), ['agent', 'customer']);
+    expect(e.tick(talk(9, 9))).toEqual([]);
+    expect(e.tick(talk(10, 10))).toEqual([]); // 10 s is not longer than 10 s
+    expect(e.tick(talk(10.3, 10.3))).toEqual([{ type: 'alert', rule: 'dead-air', severity: 'warning', kind: 'silence', segment_id: null, channel: null, at_ms: 10_000 }]);
+    expect(e.tick(talk(15, 15))).toEqual([]);
+    expect(e.tick(talk(15.3, 0))).toEqual([]); // speech: the run ends
+    expect(e.tick(talk(20, 4.7))).toEqual([]);
+    expect(e.tick(talk(25.6, 10.3))).toMatchObject([{ rule: 'dead-air', at_ms: 25_300 }]);
+  });
+
+  it('rules - a silence run that ended and began again between two ticks re-arms the rule', () => {
+    const e = new RuleEngine(rules('rules:\n  - { name: gap, silence_s: 0.2 }\n'), [null]);
+    expect(names(e.tick(talk(1, 0.25)))).toEqual(['gap']);
+    // at 2 s the run is 0.5 s long, longer than the 0.25 s seen at 1 s, but it began at 1.5 s: a new run
+    expect(names(e.tick(talk(2, 0.5)))).toEqual(['gap']);
+    expect(e.tick(talk(2.5, 1))).toEqual([]); // the same run (it began at 1.5 s)
+  });
+
+  it('rules - a channel\'s silence: that channel not speaking, per channel', () => {
+    const e = new RuleEngine(rules('rules:\n  - { name: agent-quiet, silence_s: 30, channel: agent, severity: info }\n  - { name: ch1-quiet, silence_s: 5, channel: 1 }\n'), ['agent', 'customer']);
+    expect(e.tick(talk(31, 0, [29, 6]))).toMatchObject([{ rule: 'ch1-quiet', channel: 1, at_ms: 30_000 }]);
+    expect(e.tick(talk(32, 0, [31, 7]))).toEqual([{ type: 'alert', rule: 'agent-quiet', severity: 'info', kind: 'silence', segment_id: null, channel: 0, at_ms: 31_000 }]);
+    expect(e.tick(talk(40, 0, [39, 15]))).toEqual([]);
+    expect(e.tick(talk(41, 0, [0, 0]))).toEqual([]);
+    expect(names(e.tick(talk(47, 0, [6, 6])))).toEqual(['ch1-quiet']);
+    // a call without an agent label, or with one channel: these rules never fire
+    const mono = new RuleEngine(rules('rules:\n  - { name: agent-quiet, silence_s: 30, channel: agent }\n  - { name: ch1-quiet, silence_s: 5, channel: 1 }\n'), ['customer']);
+    expect(mono.tick(talk(100, 99, [99]))).toEqual([]);
+  });
+
+  it('rules - overtalk fires once per run longer than N s', () => {
+    const e = new RuleEngine(rules('rules:\n  - { name: overtalk, overtalk_s: 3, severity: critical }\n'), ['agent', 'customer']);
+    expect(e.tick(talk(5, 0, [0, 0], 2))).toEqual([]);
+    expect(e.tick(talk(6.5, 0, [0, 0], 3.5))).toEqual([{ type: 'alert', rule: 'overtalk', severity: 'critical', kind: 'overtalk', segment_id: null, channel: null, at_ms: 6000 }]);
+    expect(e.tick(talk(8, 0, [0, 0], 5))).toEqual([]);
+    expect(e.tick(talk(8.3, 0, [0, 0], 0))).toEqual([]);
+    expect(names(e.tick(talk(12, 0, [0, 0], 3.7)))).toEqual(['overtalk']);
+  });
+
+  it('rules - a timed rule with once fires once per call', () => {
+    const e = new RuleEngine(rules('rules:\n  - { name: dead-air, silence_s: 1, once: true }\n'), [null]);
+    expect(names(e.tick(talk(2, 2)))).toEqual(['dead-air']);
+    e.tick(talk(3, 0));
+    expect(e.tick(talk(5, 2))).toEqual([]);
+  });
+
+  it('rules - nothing fired: the same empty array every time, nothing allocated', () => {
+    const e = new RuleEngine(rules('rules:\n  - { name: a, phrase: hello }\n  - { name: b, silence_s: 10 }\n'), [null]);
+    const none = e.turn(turn(0, 'goodbye'));
+    expect(none).toEqual([]);
+    expect(e.tick(talk(1, 1))).toBe(none);
+    expect(new RuleEngine([], [null]).turn(turn(0, 'x'))).toBe(none);
+    expect(Object.isFrozen(none)).toBe(true);
   });
 });

@@ -1,6 +1,7 @@
 /**
  * Alert rules for live calls: the operators' rules file (CALLSCRIBE_RULES, YAML or JSON), checked once at
- * start. What the file looks like: examples/rules.yaml.
+ * start, and the evaluator a call runs at each final segment and each tick of its talk state. What the
+ * file looks like and how each kind matches: README-rules.md, and examples/rules.yaml.
  */
 import fs from 'node:fs';
 import path from 'node:path';
@@ -277,4 +278,187 @@ function describe(issues: readonly z.core.$ZodIssue[], data: unknown, lineOf: (a
     return field ? `${field}: ${i.message}` : i.message;
   });
   return `rules[${index}]${name}${line !== null ? ` (line ${line})` : ''}: ${problems.join('; ')}`;
+}
+
+export interface Alert {
+  type: 'alert';
+  rule: string;
+  severity: Severity;
+  kind: AlertKind;
+  /** The segment that matched (for negative_turns, the last of the run); null for silence and overtalk. */
+  segment_id: number | null;
+  /** The segment's channel, or the channel that fell silent; null for dead air and overtalk. */
+  channel: number | null;
+  /** Audio time in the call: a segment's end_ms, or the moment a silence or overtalk became N seconds long. */
+  at_ms: number;
+  /** phrase: the phrase as written; regex: the text it matched (at most 200 characters). */
+  match?: string;
+}
+
+export interface TurnInput {
+  segment_id: number;
+  channel: number;
+  text: string;
+  tone: 'positive' | 'neutral' | 'negative';
+  start_ms: number;
+  end_ms: number;
+}
+
+/** The call's talk state at `at_ms`: how long each run has lasted so far (0: not in one). */
+export interface TalkStateInput {
+  at_ms: number;
+  /** Dead air: no channel speaking. */
+  silence_ms: number;
+  /** Per channel: that channel not speaking. */
+  channel_silence_ms: readonly number[];
+  /** Two channels speaking at once. */
+  overtalk_ms: number;
+}
+
+/** What the engine returns when nothing fired: one frozen array, so a segment or tick without alerts allocates nothing. */
+const NONE: readonly Alert[] = Object.freeze([]);
+
+/**
+ * The channels of this call a rule watches: null for all (`any`), or their numbers; an empty list when the
+ * call has no such channel or label (the rule never matches on this call). Labels compare case-insensitively.
+ */
+function watched(channel: number | string, labels: readonly (string | null)[]): readonly number[] | null {
+  if (channel === 'any') return null;
+  if (typeof channel === 'number') return channel < labels.length ? [channel] : [];
+  const want = channel.toLowerCase();
+  const out: number[] = [];
+  labels.forEach((label, i) => {
+    if (label !== null && label.trim().toLowerCase() === want) out.push(i);
+  });
+  return out;
+}
+
+interface Watch<R extends Rule['kind']> {
+  readonly rule: Extract<Rule, { kind: R }>;
+  readonly channels: readonly number[] | null;
+  /** A `once` rule that has fired on this call. */
+  spent: boolean;
+}
+
+interface NegativeWatch extends Watch<'negative_turns'> {
+  /** Negative turns in a row: one count for `any`, else one per channel of the call. */
+  readonly counts: Int32Array;
+}
+
+/** A silence or overtalk rule; one stream per value it reads (the call's, or each watched channel's). */
+interface TimedWatch extends Watch<'silence' | 'overtalk'> {
+  /** Per stream: the channel whose silence it reads, or -1 for the call's dead air or overtalk. */
+  readonly sources: Int32Array;
+  /** Per stream: the run length and audio time at the previous tick, and whether this run may still fire. */
+  readonly prev: Float64Array;
+  readonly prevAt: Float64Array;
+  readonly armed: Uint8Array;
+}
+
+/**
+ * One per call: labels are the call's channel labels (null: unnamed), to resolve `channel: customer`.
+ * Rules naming a label the call lacks never match on it. Rules are sorted by kind once here, so a segment
+ * costs one `phraseKey` (only if a phrase rule watches its channel) and one `includes` per phrase, and a
+ * tick a few comparisons per timed rule; nothing is allocated unless an alert fires.
+ */
+export class RuleEngine {
+  private readonly phrases: Watch<'phrase'>[] = [];
+  private readonly regexes: Watch<'regex'>[] = [];
+  private readonly negatives: NegativeWatch[] = [];
+  private readonly timed: TimedWatch[] = [];
+
+  constructor(rules: readonly Rule[], labels: readonly (string | null)[]) {
+    for (const rule of rules) {
+      const channels = watched(rule.channel, labels);
+      if (channels?.length === 0) continue;
+      switch (rule.kind) {
+        case 'phrase': this.phrases.push({ rule, channels, spent: false }); break;
+        case 'regex': this.regexes.push({ rule, channels, spent: false }); break;
+        case 'negative_turns':
+          this.negatives.push({ rule, channels, spent: false, counts: new Int32Array(channels === null ? 1 : labels.length) });
+          break;
+        default: {
+          // dead air and overtalk are the call's; a channel's silence is that channel's
+          const sources = Int32Array.from(rule.kind === 'overtalk' || channels === null ? [-1] : channels);
+          this.timed.push({
+            rule, channels, spent: false, sources,
+            prev: new Float64Array(sources.length), prevAt: new Float64Array(sources.length).fill(-Infinity),
+            armed: new Uint8Array(sources.length).fill(1),
+          });
+        }
+      }
+    }
+  }
+
+  /** A final segment with text, in arrival order (which stands for time order across channels: see README-rules.md). */
+  turn(t: TurnInput): readonly Alert[] {
+    if (!/\S/.test(t.text)) return NONE; // no words: not a turn, and it does not break a run of negative ones
+    let out: Alert[] | null = null;
+    let key: string | null = null;
+    for (const w of this.phrases) {
+      if (w.spent || (w.channels !== null && !w.channels.includes(t.channel))) continue;
+      key ??= phraseKey(t.text);
+      const keys = w.rule.keys;
+      for (let i = 0; i < keys.length; i++) {
+        if (!key.includes(keys[i]!)) continue;
+        (out ??= []).push(this.fire(w, t, w.rule.phrases[i])); // one alert per rule and segment: the first phrase found
+        break;
+      }
+    }
+    let bounded: string | null = null;
+    for (const w of this.regexes) {
+      if (w.spent || (w.channels !== null && !w.channels.includes(t.channel))) continue;
+      // bounded: a pattern's cost grows with the text (the load-time probe measured it at this length)
+      bounded ??= t.text.length > MAX_MATCH_CHARS ? t.text.slice(0, MAX_MATCH_CHARS) : t.text;
+      const m = w.rule.regex.exec(bounded);
+      if (m) (out ??= []).push(this.fire(w, t, m[0].slice(0, MAX_MATCH_REPORTED)));
+    }
+    for (const w of this.negatives) {
+      if (w.channels !== null && !w.channels.includes(t.channel)) continue;
+      const slot = w.channels === null ? 0 : t.channel;
+      if (t.tone !== 'negative') {
+        w.counts[slot] = 0;
+        continue;
+      }
+      // fires when the run reaches N, not again while it goes on: a new run needs a turn that is not negative
+      if (++w.counts[slot]! === w.rule.turns && !w.spent) (out ??= []).push(this.fire(w, t));
+    }
+    return out ?? NONE;
+  }
+
+  /** Every few hundred ms of audio time, with the talk state. */
+  tick(s: TalkStateInput): readonly Alert[] {
+    let out: Alert[] | null = null;
+    for (const w of this.timed) {
+      if (w.spent) continue;
+      for (let i = 0; i < w.sources.length; i++) {
+        const src = w.sources[i]!;
+        const run = src >= 0 ? s.channel_silence_ms[src] : w.rule.kind === 'overtalk' ? s.overtalk_ms : s.silence_ms;
+        if (run === undefined || !(run >= 0)) continue;
+        // A new run re-arms: the run is shorter than at the last tick, or began after it (a whole run
+        // boundary fell between two ticks). Within one run, at_ms - run does not move.
+        if (run < w.prev[i]! || s.at_ms - run > w.prevAt[i]!) w.armed[i] = 1;
+        w.prev[i] = run;
+        w.prevAt[i] = s.at_ms;
+        if (w.armed[i] === 1 && run > w.rule.after_ms) {
+          w.armed[i] = 0;
+          // at_ms: when the run became N s long, not this tick (ticks are a few hundred ms apart)
+          (out ??= []).push(this.alert(w, null, src >= 0 ? src : null, s.at_ms - run + w.rule.after_ms));
+          if (w.spent) break;
+        }
+      }
+    }
+    return out ?? NONE;
+  }
+
+  private fire(w: { readonly rule: Rule; spent: boolean }, t: TurnInput, match?: string): Alert {
+    const a = this.alert(w, t.segment_id, t.channel, t.end_ms);
+    if (match !== undefined) a.match = match;
+    return a;
+  }
+
+  private alert(w: { readonly rule: Rule; spent: boolean }, segment: number | null, channel: number | null, at: number): Alert {
+    if (w.rule.once) w.spent = true;
+    return { type: 'alert', rule: w.rule.name, severity: w.rule.severity, kind: w.rule.kind, segment_id: segment, channel, at_ms: at };
+  }
 }
