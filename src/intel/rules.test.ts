@@ -229,6 +229,9 @@ describe('rules engine', () => {
     expect(names(e.turn(turn(0, 'Don’t call me again')))).toEqual(['a']); // a typographic apostrophe
     expect(names(e.turn(turn(0, 'Dont call me')))).toEqual([]);
     expect(names(e.turn(turn(0, 'send an e mail')))).toEqual(['b']);
+    // Persian: a ZWNJ (U+200C) inside a word separates like a space, as ASR output may have either
+    const fa = new RuleEngine(rules('rules:\n  - { name: fa, phrase: "می خواهم لغو کنم" }\n'), [null]);
+    expect(names(fa.turn(turn(0, 'من می\u200cخواهم لغو کنم.')))).toEqual(['fa']);
   });
 
   it('rules - a redaction tag is a word of its own: [card] matches it, card does not', () => {
