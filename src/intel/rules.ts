@@ -33,7 +33,7 @@ const MAX_MATCH_REPORTED = 200; // an alert's `match` is cut here
 /** A regex that takes longer than this on one of the probe texts at load is refused (see `backtracks`). */
 const PROBE_TIMEOUT_MS = 100;
 
-/** The text of an alert rule after loading; `channel` as written: a number, a speaker label or `any`. */
+/** An alert rule after loading; `channel` as written: a number, a speaker label or `any`. */
 interface RuleBase {
   readonly name: string;
   readonly severity: Severity;
@@ -71,12 +71,12 @@ const WORD = /\[[\p{L}\p{N}_-]+\]|[\p{L}\p{M}\p{N}]+(?:'[\p{L}\p{M}\p{N}]+)*/gu;
 const PROBE = new vm.Script('re.exec(s)');
 
 /**
- * Irregexp backtracks: `(\w+\s?)+$` takes minutes on 30 letters and a `!`. No bound on a pattern's
- * form tells these apart from fine ones without refusing fine ones too, so each regex is run at load,
- * under a vm timeout, on texts of MAX_MATCH_CHARS (the most it will ever see) that repeat one letter,
- * digit, space or word of the pattern and end in a character nothing matches. Returns the repeated
- * unit that took too long, or null. It catches the usual catastrophic shapes, not all: the operator
- * still owns the patterns (README-rules.md).
+ * Irregexp backtracks: `(\w+\s?)+$` on letters and a `!` takes twice as long for each letter more. A check
+ * of the pattern's form would refuse fine patterns too (`(?:really\s+)*angry`), so each regex is run at
+ * load, under a vm timeout, on texts of MAX_MATCH_CHARS (the most it will ever see) that repeat one
+ * letter, digit, space or word of the pattern and end in a character nothing matches. Returns the
+ * repeated unit that took too long, or null. It catches the usual catastrophic shapes, not all: the
+ * operator still owns the patterns (README-rules.md).
  */
 function backtracks(re: RegExp): string | null {
   const words = re.source.replace(/\\./g, ' ').toLowerCase().match(/[\p{L}\p{N}]+/gu) ?? [];
