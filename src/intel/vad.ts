@@ -39,6 +39,11 @@ export const VAD_FRAME_SAMPLES = (VAD_SAMPLE_RATE / 1000) * VAD_FRAME_MS;
 
 /** Mean square of a full-scale RMS signal: 0 dBFS. */
 const FULL_SCALE_MS = 32768 * 32768;
+// Slots of EnergyVad's Float64Array state.
+const FLOOR = 0;
+const ENERGY = 1;
+const SUM = 2;
+const SQ = 3;
 
 export interface VadOptions {
   /** Energy above the noise floor that makes a frame voiced, dB; default 10. */
@@ -92,15 +97,16 @@ export class EnergyVad {
   readonly #fall: number;
   readonly #sink: VadSink;
 
-  // The partial frame carried between pushes, as running sums.
+  /**
+   * The state that is not a small integer, in a typed array: V8 boxes a double stored in an object field
+   * (a 16-byte HeapNumber per frame, measured), never one stored in a Float64Array.
+   */
+  readonly #f64 = new Float64Array(4);
+  // The partial frame carried between pushes: its samples, and the running sums in #f64.
   #n = 0;
-  #sum = 0;
-  #sq = 0;
 
   #frames = 0;
   #decided = 0;
-  #floorDb: number;
-  #energyDb = -Infinity;
   #inSpeech = false;
   /** Outside speech: voiced frames in a row, not yet decided. */
   #run = 0;
@@ -116,7 +122,8 @@ export class EnergyVad {
     this.#silenceMs = FULL_SCALE_MS * Math.pow(10, o.silenceDbfs / 10);
     this.#rise = 1 - Math.exp(-VAD_FRAME_MS / o.floorRiseMs);
     this.#fall = o.floorFall;
-    this.#floorDb = o.initialFloorDbfs;
+    this.#f64[FLOOR] = o.initialFloorDbfs;
+    this.#f64[ENERGY] = -Infinity;
     this.#sink = sink;
   }
 
@@ -132,12 +139,12 @@ export class EnergyVad {
 
   /** The noise floor now, dBFS. */
   get floorDbfs(): number {
-    return this.#floorDb;
+    return this.#f64[FLOOR]!;
   }
 
   /** The last frame's energy, dBFS (-Infinity for an exactly constant frame). */
   get energyDbfs(): number {
-    return this.#energyDb;
+    return this.#f64[ENERGY]!;
   }
 
   /** In a speech run (its onset confirmed, its end not yet). */
@@ -148,9 +155,10 @@ export class EnergyVad {
   /** Feeds samples (16 kHz, in order, any length). Allocation-free. */
   push(pcm: Int16Array): void {
     const len = pcm.length;
+    const st = this.#f64;
     let n = this.#n;
-    let sum = this.#sum;
-    let sq = this.#sq;
+    let sum = st[SUM]!;
+    let sq = st[SQ]!;
     let i = 0;
     while (i < len) {
       const end = Math.min(len, i + VAD_FRAME_SAMPLES - n);
@@ -168,8 +176,8 @@ export class EnergyVad {
       }
     }
     this.#n = n;
-    this.#sum = sum;
-    this.#sq = sq;
+    st[SUM] = sum;
+    st[SQ] = sq;
   }
 
   /**
@@ -181,8 +189,8 @@ export class EnergyVad {
     this.#inSpeech = false;
     this.#run = 0;
     this.#n = 0;
-    this.#sum = 0;
-    this.#sq = 0;
+    this.#f64[SUM] = 0;
+    this.#f64[SQ] = 0;
   }
 
   #frame(sum: number, sq: number): void {
@@ -190,14 +198,16 @@ export class EnergyVad {
     const mean = sum / VAD_FRAME_SAMPLES;
     // About the mean: a DC offset (a cheap sound card, a codec's bias) is not sound.
     const ms = sq / VAD_FRAME_SAMPLES - mean * mean;
+    const st = this.#f64;
     let voiced = false;
     if (ms > this.#silenceMs) {
       const db = 10 * Math.log10(ms / FULL_SCALE_MS);
-      voiced = db > this.#floorDb + this.#thresholdDb;
-      this.#floorDb += (db - this.#floorDb) * (db < this.#floorDb ? this.#fall : this.#rise);
-      this.#energyDb = db;
+      const floor = st[FLOOR]!;
+      voiced = db > floor + this.#thresholdDb;
+      st[FLOOR] = floor + (db - floor) * (db < floor ? this.#fall : this.#rise);
+      st[ENERGY] = db;
     } else {
-      this.#energyDb = ms > 0 ? 10 * Math.log10(ms / FULL_SCALE_MS) : -Infinity;
+      st[ENERGY] = ms > 0 ? 10 * Math.log10(ms / FULL_SCALE_MS) : -Infinity;
     }
 
     if (!this.#inSpeech) {
