@@ -10,9 +10,8 @@
  *    more channels speak at once. So non_talk_ms + (sum of talk_ms) - overtalk_ms = duration_ms with
  *    two channels (in final(); a snapshot lags, see below);
  *  - talk_ratio: the channel's talk / the sum of every channel's talk (0 when nobody talked), 4 decimals;
- *  - wpm: words / (talk_ms / 60000), 1 decimal, 0 without talk. Words between a channel's words (its
- *    pauses over 300 ms) are not in talk_ms, so this is articulation rate rather than words per minute of
- *    the call;
+ *  - wpm: words / (talk_ms / 60000), 1 decimal, 0 without talk. A channel's pauses over 300 ms are not
+ *    in talk_ms, so this is nearer an articulation rate than words per minute of the call;
  *  - interruption: channel B starts speaking while channel A is speaking and has been for at least
  *    interruptionMinMs without a pause of 300 ms (default 1000), and B then speaks for at least
  *    backchannelMs (default 500). A shorter run of B ("mm-hmm", "right") is a backchannel: listening,
@@ -32,7 +31,7 @@
  * wait for the other channel. final() settles everything (a channel that ended early is silent after).
  *
  * The per-frame path allocates nothing: counters in typed arrays, the rings grown only when one channel
- * runs more than ~5 s ahead of another (doubling, so a handful of times at most). Callbacks run
+ * runs more than ~5 s ahead of another (doubling: log2 of the lag, a few times in a call at most). Callbacks run
  * synchronously; one that throws does not stop the audio being processed: the first error is rethrown
  * when audio() or final() returns.
  */
@@ -41,7 +40,7 @@ import { BadParameterError } from '../errors.js';
 import { EnergyVad, VAD_FRAME_MS, type VadOptions, type VadSink } from './vad.js';
 
 const SAMPLES_PER_MS = 16;
-/** Ring of undecided-by-all frames per channel at first: 256 frames, 5.12 s (a power of two: index & mask). */
+/** Each channel's ring of frames it has decided and the others not yet: 256 frames (5.12 s) at first, a power of two (index & mask). */
 const INITIAL_RING_FRAMES = 256;
 /** Interruptions in a live snapshot (the latest); final() has them all. */
 const LIVE_INTERRUPTIONS = 20;
