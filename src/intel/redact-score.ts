@@ -28,6 +28,8 @@ const itemSchema = z.strictObject({
   text: z.string().optional(),
   segments: z.array(z.string()).min(2).optional(),
   spans: z.array(spanSchema),
+  /** Written after the redactor met its targets on the rest, and scored before any change for it. */
+  heldout: z.boolean().optional(),
   note: z.string().optional(),
 }).refine((i) => (i.text === undefined) !== (i.segments === undefined), { message: 'an item has text or segments, not both' });
 const setSchema = z.strictObject({ about: z.string(), items: z.array(itemSchema).min(1) });
