@@ -93,9 +93,11 @@ const NEG_WORDS = ['order', 'orders', 'ticket', 'tickets', 'tracking', 'confirma
   'employee', 'pin', 'reset', 'otp', 'apartment', 'apt', 'suite', 'unit', 'box', 'route', 'version',
   'transaction', 'shipment', 'package', 'parcel', 'license', 'plate', 'vin', 'passport', 'routing', 'iban',
   'swift', 'barcode', 'branch', 'page', 'chapter', 'section', 'gate', 'seat', 'platform', 'badge', 'student',
-  'patient', 'record', 'lot', 'batch', 'store', 'extension', 'ext', 'floor', 'building'];
+  'patient', 'record', 'lot', 'batch', 'store', 'extension', 'ext', 'floor', 'building',
+  // money: "the amount is 2500", "the balance is 4111" (an amount said in card talk is not a card fragment)
+  'amount', 'total', 'balance', 'price', 'cost', 'fee', 'fees', 'payment', 'refund', 'owe', 'owed', 'paid', 'charged', 'bill'];
 /** "<word> code" that is not a CVV. */
-export const NEG_CODE_BEFORE: ReadonlySet<string> = new Set(['promo', 'zip', 'postal', 'area', 'reset', 'verification',
+export const NEG_CODE_BEFORE: ReadonlySet<string> = new Set(['promo', 'zip', 'postal', 'reset', 'verification',
   'confirmation', 'discount', 'access', 'pin', 'coupon', 'gift', 'country', 'error', 'tracking', 'qr', 'bar',
   'dress', 'source', 'activation', 'otp', 'login', 'authorization', 'authentication', 'voucher', 'referral',
   'door', 'gate', 'product']);

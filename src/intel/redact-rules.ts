@@ -181,8 +181,14 @@ function classify(sc: Scan, run: Run): Found | null {
   const cardTalk = cueWithin(codes, pos0, W_TALK, CUE_CARD) || cueWithin(codes, pos0, W_TALK, CUE_CVV);
   let cue = nearestCue(codes, pos0, W_CUE, cardTalk);
   if (cue === CUE_NONE) cue = cueAfter(codes, pos1);
-  if (cue === CUE_NEG) return null; // "order number", "tracking", "zip code": context says what it is
   const atEnd = sc.segLast[toks[last.t1]!.seg] === last.t1;
+  if (cue === CUE_NEG) {
+    // "order number", "tracking", "zip code": context says what it is, unless it also names a card
+    // ("the credit card account number is ...") and the number passes Luhn.
+    if (!cueWithin(codes, pos0, W_CUE, CUE_CARD)) return null;
+    const card = fit(run, (d) => d.length >= 13 && d.length <= 19 && CARD_IIN(d) && luhn(d));
+    return card ? span(run, 'card', widenZeros(run, card)) : null;
+  }
 
   if (ssnShape(run)) return span(run, 'ssn');
   if (phoneShape(run, cue)) return span(run, 'phone');
@@ -223,8 +229,11 @@ function classify(sc: Scan, run: Run): Found | null {
       // Card talk: a card-length run even when Luhn fails (recognizers drop and insert digits), up to 22
       // for Whisper's insertions; 7+ digits right after a card word; and at a segment's end any 4+ digits,
       // which may be the first half of a number the next segment ends: leaking half a card is a leak.
+      // The fragment rule wants digits as card numbers are read (one by one, or written), not "forty
+      // nine ninety nine", which is an amount.
       if (last4 && n <= 5) return null; // "ending in 4242": PCI DSS 3.4 allows the last four
-      if ((n >= 12 && n <= 22) || (cue === CUE_CARD && n >= 7 && n <= 22) || (atEnd && n >= 4 && n <= 22)) return span(run, 'card');
+      if ((n >= 12 && n <= 22) || (cue === CUE_CARD && n >= 7 && n <= 22)) return span(run, 'card');
+      if (atEnd && n >= 4 && n <= 22 && run.items.every((x) => x.single || x.written)) return span(run, 'card');
       return null;
     }
     default:

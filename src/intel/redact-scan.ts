@@ -4,7 +4,7 @@
  * alike. What a run is (card, CVV, phone...) is decided in redact-rules.ts.
  */
 import {
-  CUE_CARD, CUE_CVV, CUE_CVV_WEAK, CUE_EMAIL, CUE_EXPIRY, CUE_LAST4, CUE_NEG, CUE_NONE, CUE_PHONE_WEAK, CUE_SSN,
+  CUE_CARD, CUE_CVV, CUE_CVV_WEAK, CUE_EMAIL, CUE_EXPIRY, CUE_LAST4, CUE_NEG, CUE_NONE, CUE_PHONE, CUE_PHONE_WEAK, CUE_SSN,
   EMAIL_CONNECTORS, EMAIL_STOP, FILLERS, NEG_CODE_BEFORE, NUMBER_DETERMINERS, REPEATS, SEPARATOR_WORDS,
   SINGLE_CUES, TEEN_DIGITS, TENS_DIGITS, TLDS, UNIT_DIGITS, WEAK_DIGITS,
 } from './redact-lexicon.js';
@@ -128,17 +128,19 @@ function tagCues(toks: Tok[], codes: number[]): void {
     if (t.type !== T_WORD) continue;
     const p = word(toks, i, -1);
     const n = word(toks, i, 1);
-    let cue = SINGLE_CUES.get(t.w) ?? CUE_NONE;
+    let cue = SINGLE_CUES.get(t.w) ?? (t.w.endsWith("'s") ? SINGLE_CUES.get(t.w.slice(0, -2)) : undefined) ?? CUE_NONE; // "my card's expiration
     switch (t.w) {
       case 'master': if (w(toks, n) === 'card') cue = CUE_CARD; break;
       case 'american': if (w(toks, n) === 'express') cue = CUE_CARD; break;
       case 'front': if (w(toks, p) === 'the' || w(toks, n) === 'of') cue = CUE_CARD; break; // "on the front", "front of the card"
+      case 'back': if (w(toks, p) === 'the' || w(toks, n) === 'of') cue = CUE_CVV_WEAK; break; // "the three digits on the back are"
       case 'long': if (w(toks, n).startsWith('number')) cue = CUE_CARD; break; // "the long number"
       case 'security': cue = w(toks, p) === 'social' ? CUE_SSN : CUE_NONE; break;
       case 'code': {
         const pw = w(toks, p);
         const n2 = word(toks, n, 1);
         if (pw === 'security' || pw === 'digit' || (w(toks, n) === 'on' && w(toks, n2) === 'the' && w(toks, word(toks, n2, 1)) === 'back')) cue = CUE_CVV;
+        else if (pw === 'area') cue = CUE_PHONE; // "area code four one five ..."
         else cue = NEG_CODE_BEFORE.has(pw) ? CUE_NEG : CUE_CVV_WEAK;
         break;
       }
@@ -175,6 +177,7 @@ function isDot(toks: readonly Tok[], i: number): boolean {
 function localToken(t: Tok | undefined): boolean {
   return t !== undefined && t.type !== T_PUNCT && !t.email && !EMAIL_STOP.has(t.w);
 }
+const letter = (t: Tok | undefined): boolean => t !== undefined && t.type === T_WORD && t.w.length === 1 && !t.email;
 const numberWord = (t: Tok): boolean => t.type === T_NUM || UNIT_DIGITS.has(t.w) || TENS_DIGITS.has(t.w) || TEEN_DIGITS.has(t.w);
 
 /** The last token of "gmail dot com" / "acme-corp.co.uk" after the "at" at `at`, or -1. */
@@ -213,24 +216,22 @@ function spokenEmails(toks: Tok[], codes: readonly number[], out: Array<[number,
     let start = a - 1;
     while (start >= 0 && toks[start]!.type === T_PUNCT) start--;
     if (!localToken(toks[start])) continue;
-    for (;;) {
+    let mentioned = false;
+    for (let p = toks[start]!.pos - 1; p >= 0 && p >= toks[start]!.pos - 12; p--) if (codes[p] === CUE_EMAIL) mentioned = true;
+    for (let plain = 0; ;) {
       const p = start - 1;
-      if (p >= 0 && isConnector(toks, p) && localToken(toks[p - 1])) { start = p - 1; continue; }
+      // "john dot smith", "a dot nguyen" (a letter before a connector is part of the address)
+      if (p >= 1 && isConnector(toks, p) && (localToken(toks[p - 1]) || letter(toks[p - 1]))) { start = p - 1; continue; }
       const q = word(toks, start, -1);
       if (q < 0 || q !== p || toks[q]!.email) break;
       const cur = toks[start]!;
       const prev = toks[q]!;
       // spelled letters ("k r i s": "i" and "a" are letters here) and number words ("smith eighty two")
-      if (cur.w.length === 1 && prev.w.length === 1 && prev.type === T_WORD) { start = q; continue; }
+      if (letter(cur) && letter(prev)) { start = q; continue; }
       if (localToken(prev) && numberWord(cur) && numberWord(prev)) { start = q; continue; }
+      // e-mail just mentioned: up to two plain words ("my email is john smith at ...")
+      if (mentioned && plain < 2 && localToken(prev) && prev.type === T_WORD) { start = q; plain++; continue; }
       break;
-    }
-    let mentioned = false;
-    for (let p = toks[start]!.pos - 1; p >= 0 && p >= toks[start]!.pos - 10; p--) if (codes[p] === CUE_EMAIL) mentioned = true;
-    for (let extra = 0; mentioned && extra < 2; extra++) {
-      const q = word(toks, start, -1);
-      if (q < 0 || q !== start - 1 || !localToken(toks[q]) || toks[q]!.type !== T_WORD) break;
-      start = q;
     }
     for (let i = start; i <= end; i++) toks[i]!.email = true;
     out.push([start, end]);
