@@ -102,14 +102,13 @@ export function scan(segs: readonly string[], ctx: readonly number[]): Scan {
   for (const t of toks) if (t.type !== T_PUNCT) { t.pos = codes.length; codes.push(0); }
   tagCues(toks, codes);
   const emails: Array<[number, number]> = [];
+  // The matches come in text order: one pass over the tokens marks them all.
+  let i = 0;
   for (const [s, a, b] of emailChars) {
-    let t0 = -1;
-    let t1 = -1;
-    for (let i = 0; i < toks.length; i++) {
-      const t = toks[i]!;
-      if (t.seg === s && t.start >= a && t.end <= b) { if (t0 < 0) t0 = i; t1 = i; t.email = true; }
-    }
-    if (t0 >= 0) emails.push([t0, t1]);
+    while (i < toks.length && (toks[i]!.seg < s || (toks[i]!.seg === s && toks[i]!.end <= a))) i++;
+    const t0 = i;
+    while (i < toks.length && toks[i]!.seg === s && toks[i]!.end <= b) toks[i++]!.email = true;
+    if (i > t0) emails.push([t0, i - 1]);
   }
   spokenEmails(toks, codes, emails);
   return { toks, codes, segLast, emails, runs: digitRuns(toks) };
@@ -218,7 +217,7 @@ function spokenEmails(toks: Tok[], codes: readonly number[], out: Array<[number,
     if (!localToken(toks[start])) continue;
     let mentioned = false;
     for (let p = toks[start]!.pos - 1; p >= 0 && p >= toks[start]!.pos - 12; p--) if (codes[p] === CUE_EMAIL) mentioned = true;
-    for (let plain = 0; ;) {
+    for (let plain = 0, taken = 0; taken < 24; taken++) { // an address is not a page of spelled letters
       const p = start - 1;
       // "john dot smith", "a dot nguyen" (a letter before a connector is part of the address)
       if (p >= 1 && isConnector(toks, p) && (localToken(toks[p - 1]) || letter(toks[p - 1]))) { start = p - 1; continue; }
