@@ -28,8 +28,8 @@ const itemSchema = z.strictObject({
   text: z.string().optional(),
   segments: z.array(z.string()).min(2).optional(),
   spans: z.array(spanSchema),
-  /** Written after the redactor met its targets on the rest, and scored before any change for it. */
-  heldout: z.boolean().optional(),
+  /** When it was written: absent (1) before the redactor; 2 and 3 after it, each scored once before any change (see the set's `about`). */
+  batch: z.number().int().min(2).max(9).optional(),
   note: z.string().optional(),
 }).refine((i) => (i.text === undefined) !== (i.segments === undefined), { message: 'an item has text or segments, not both' });
 const setSchema = z.strictObject({ about: z.string(), items: z.array(itemSchema).min(1) });

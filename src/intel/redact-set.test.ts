@@ -17,7 +17,7 @@ describe('redact - the labelled set', () => {
     const items = loadRedactionSet(SET);
     const score = scoreRedactionSet(items);
     report('all', score);
-    report('heldout', scoreRedactionSet(items.filter((i) => i.heldout)));
+    for (const b of [2, 3]) report(`batch${b}`, scoreRedactionSet(items.filter((i) => i.batch === b)));
     expect(items.length).toBeGreaterThanOrEqual(100);
     expect(score.unaligned).toEqual([]);
     expect(score.kinds.card.recall).toBe(1);
