@@ -181,7 +181,10 @@ function classify(sc: Scan, run: Run): Found | null {
   const cardTalk = cueWithin(codes, pos0, W_TALK, CUE_CARD) || cueWithin(codes, pos0, W_TALK, CUE_CVV);
   let cue = nearestCue(codes, pos0, W_CUE, cardTalk);
   if (cue === CUE_NONE) cue = cueAfter(codes, pos1);
-  const atEnd = sc.segLast[toks[last.t1]!.seg] === last.t1;
+  // A partial's words after a digit run are the recognizer's guess so far ("four one one one one one
+  // will..."): in an interim every run of its last segment counts as one that may go on.
+  const seg = toks[last.t1]!.seg;
+  const atEnd = sc.segLast[seg] === last.t1 || (sc.provisional === true && seg === sc.segLast.length - 1);
   if (cue === CUE_NEG) {
     // "order number", "tracking", "zip code": context says what it is, unless it also names a card
     // ("the credit card account number is ...") and the number passes Luhn.
@@ -233,7 +236,9 @@ function classify(sc: Scan, run: Run): Found | null {
       // nine ninety nine", which is an amount.
       if (last4 && n <= 5) return null; // "ending in 4242": PCI DSS 3.4 allows the last four
       if ((n >= 12 && n <= 22) || (cue === CUE_CARD && n >= 7 && n <= 22)) return span(run, 'card');
-      if (atEnd && n >= 4 && n <= 22 && run.items.every((x) => x.single || x.written)) return span(run, 'card');
+      // Right after a card word, 4+ digits read one by one are the number however the segment goes on.
+      const asRead = run.items.every((x) => x.single || x.written);
+      if ((atEnd || cue === CUE_CARD) && n >= 4 && n <= 22 && asRead) return span(run, 'card');
       return null;
     }
     default:

@@ -61,6 +61,8 @@ export interface Scan {
   codes: number[];
   /** Index in toks of the last non-punctuation token of each segment (-1: none). */
   segLast: number[];
+  /** The last segment is a partial (StreamRedactor.interim): a run in it may go on. */
+  provisional?: boolean;
   emails: Array<[number, number]>;
   runs: Run[];
 }

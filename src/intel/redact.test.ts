@@ -72,6 +72,11 @@ describe('redact - card numbers', () => {
     r.final('i\'m calling about my mastercard');
     expect(r.final('i was charged twice for forty nine ninety nine').text).toBe('i was charged twice for forty nine ninety nine');
   });
+  it('card - right after a card word, 4+ digits read one by one are hidden however the segment goes on', () => {
+    // A PocketSphinx partial seen in the e2e call: the digits so far, then a word it will revise.
+    expect(red('my card number is four one one one one one will')).toBe('my card number is [card] will');
+    expect(red('my card has four digits on the back')).toBe('my card has four digits on the back');
+  });
 });
 
 describe('redact - cvv, expiry', () => {
@@ -178,6 +183,13 @@ describe('redact - streaming', () => {
     r.final('my card number is four one one one one one one one');
     expect(r.interim('one one one one one one')).toBe('[card]');
     expect(r.interim('one one one one one one one one and')).toBe('[card] and');
+  });
+  it('interim - in card talk a digit run of a partial may go on: hidden even with words after it', () => {
+    const r = new StreamRedactor(ALL);
+    r.final('can i have the card number please');
+    expect(r.interim('sure it is four one one one the')).toBe('sure it is [card] the');
+    // The final, whole, is judged as usual.
+    expect(r.final('sure it is four one one one one one one one one one one one one one one one').text).toBe('sure it is [card]');
   });
   it('interim - never changes the state: finals come out the same with or without interims between them', () => {
     const words = fc.constantFrom('four', 'one', 'for', 'oh', 'five', 'card', 'number', 'is', 'my', 'cvv', 'the', 'at', 'dot', 'com',

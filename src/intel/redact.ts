@@ -105,7 +105,9 @@ export class StreamRedactor {
     if (this.#tags.size === 0 || typeof text !== 'string' || text.trim() === '') return String(text ?? '');
     const segs = this.#kept.map((k) => k.text);
     segs.push(text);
-    const { spans } = this.#spans(scan(segs, this.#ctx), segs);
+    const sc = scan(segs, this.#ctx);
+    sc.provisional = true;
+    const { spans } = this.#spans(sc, segs);
     return render(text, spans[segs.length - 1]!).text;
   }
 
