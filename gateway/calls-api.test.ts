@@ -38,7 +38,7 @@ function sink(room: number) {
 
 const liveRecord = (id: string): CallRecord => ({
   id, source: 'listen', status: 'live', language: 'en', started_at: new Date().toISOString(), ended_at: null, worker: 'w', gateway: null,
-  channels: [{ channel: 0, label: null, worker: 'w' }], segments: [], text: '', metadata: {}, end_reason: null, analysis: null,
+  channels: [{ channel: 0, label: null, worker: 'w' }], segments: [], text: '', metadata: {}, end_reason: null, analysis: null, redact: [], metrics: null, sentiment: null, alerts: [],
 });
 
 async function slowCount(): Promise<number> {

@@ -88,6 +88,8 @@ export class CallEventsSession {
     // segments are updates by id).
     if (record.status === 'live') this.subscribe(nc, record.id);
     for (const s of record.segments) this.forward(JSON.stringify({ type: 'segment', ...s }));
+    for (const a of record.alerts) this.forward(JSON.stringify(a));
+    if (record.metrics) this.forward(JSON.stringify({ type: 'metrics', ...record.metrics }));
     if (record.status !== 'live') {
       this.forward('{"type":"closed"}');
       this.end(1000);

@@ -26,6 +26,7 @@ import { WALL_PATH, WallFeed } from './wall.js';
 import { Kvm } from '@nats-io/kv';
 import { AccountBook, TokenSigner } from '../src/analysis/accounts.js';
 import { TranscriptionStore } from '../src/analysis/records.js';
+import { type RedactKind, parseRedactKinds } from '../src/intel/redact.js';
 import { type AnalysisHandoff, BuiltinHandoff } from '../src/analysis/handoff.js';
 import type { CallAnalysis } from '../src/calls/call.js';
 import { MAX_FORM_BYTES, MAX_JSON_BYTES as VOICEPONCE_MAX_JSON_BYTES, VoiceponceApi } from './voiceponce-api.js';
@@ -239,7 +240,7 @@ export class Gateway {
     if (!(opts.language in this.config.languages)) {
       throw new UnsupportedLanguageError(`language "${opts.language}" is not served (CALLSCRIBE_LANGUAGES)`);
     }
-    const call = await Call.open({ asr: this.asr, store: this.store!, log: this.log, analysis: this.analysis, recordIntervalMs: this.config.recordIntervalMs },
+    const call = await Call.open({ asr: this.asr, store: this.store!, log: this.log, analysis: this.analysis, recordIntervalMs: this.config.recordIntervalMs, intel: this.config.intel },
       { ...opts, analyze: opts.analyze ?? this.config.analysis.analyzeCalls })
       .catch((err: unknown) => {
         const code = asCallscribeError(err).code;
@@ -277,13 +278,15 @@ export class Gateway {
   /** The Harf socket: `?language=`, `?analyze=true`, `?realtime=true` (a live caller held to the rate ceiling), then the call. */
   private async prepareHarf(req: UpgradeRequest): Promise<Refusal | { context: { call: Call; realtime: boolean } }> {
     let realtime: boolean;
+    let redact: RedactKind[];
     try {
       realtime = harfRealtimeParam(req.query);
+      redact = parseRedactKinds(req.query('redact') ?? '');
     } catch (err) {
       return refusal(asCallscribeError(err));
     }
     const r = await this.openCall(req, {
-      source: 'harf', language: req.query('language') || this.config.defaultLanguage, labels: [null], analyze: req.query('analyze') === 'true',
+      source: 'harf', language: req.query('language') || this.config.defaultLanguage, labels: [null], analyze: req.query('analyze') === 'true', redact,
     });
     return 'context' in r ? { context: { call: r.context, realtime } } : r;
   }
@@ -297,7 +300,7 @@ export class Gateway {
       return refusal(asCallscribeError(err));
     }
     const labels = params.channels === 2 ? [req.query('label0') ?? null, req.query('label1') ?? null] : [null];
-    const r = await this.openCall(req, { id: params.callId, source: 'listen', language: params.language, labels, analyze: params.analyze });
+    const r = await this.openCall(req, { id: params.callId, source: 'listen', language: params.language, labels, analyze: params.analyze, redact: params.redact });
     return 'context' in r ? { context: { params, call: r.context } } : r;
   }
 

@@ -18,7 +18,7 @@ function task(id: string, state: Task['state']): Task {
   const now = new Date().toISOString();
   const done = state === 'SUCCESS';
   return {
-    id, state, language: 'en', created_at: now, updated_at: now, deadline: Date.now() + 60_000, owner: 'g', attempts: 0,
+    id, state, language: 'en', created_at: now, updated_at: now, deadline: Date.now() + 60_000, owner: 'g', attempts: 0, redact: [],
     items: [{
       media_url: `http://media/${id}.wav`, source: { kind: 'url', url: `http://media/${id}.wav` }, status: done ? 'done' : 'running',
       progress: done ? 1 : 0.5, ...(done ? { duration: '0:00:03', segments: [{ start: '0:00:00', end: '0:00:03', text: id }] } : {}),

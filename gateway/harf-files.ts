@@ -6,6 +6,7 @@
  * `"wait": true` holds a poll until the result is ready), and the uploads served back under
  * `/media/files/...`.
  */
+import { type RedactKind, parseRedactKinds } from '../src/intel/redact.js';
 import type { Readable } from 'node:stream';
 import { z } from 'zod';
 import type { Config } from '../src/config.js';
@@ -39,6 +40,8 @@ export const HarfFilesRequest = z.object({
   language: z.string().optional(),
   /** callscribe's own opt-in: a PENDING poll answer carries `progress` (0..1). Never sent unasked. */
   progress: z.boolean().optional(),
+  /** callscribe's own: `pci,ssn,phone,email` (or `all`) redacted on top of CALLSCRIBE_REDACT; an upload's stored copy is silenced there. */
+  redact: z.string().max(200).optional(),
 }).meta({ id: 'HarfFilesRequest' });
 
 const HarfSegment = z.object({ start: z.string(), end: z.string(), text: z.string() });
@@ -76,12 +79,17 @@ export class HarfFilesApi {
       if (ids) return await this.status(ids, { wait: r.data.wait ?? false, progress: r.data.progress ?? false, gone });
       if (!r.data.media_urls) throw new BadRequestError('give `media_urls`, `task_ids`, or upload a file under `media`');
       const items = r.data.media_urls.map((url): Omit<TaskItem, 'status' | 'progress'> => ({ media_url: url, source: { kind: 'url', url } }));
-      return await this.start(items, this.language(r.data.language), r.data.wait ?? true);
+      return await this.start(items, this.language(r.data.language), r.data.wait ?? true, undefined, this.redact(r.data.redact));
     } catch (err) {
       const e = asCallscribeError(err);
       if (e.status >= 500) this.log.error({ err }, 'file API request failed');
       return failure(e);
     }
+  }
+
+  /** The deployment's kinds and the request's (BadParameterError on an unknown kind). */
+  private redact(value: string | undefined): RedactKind[] {
+    return [...new Set([...this.config.intel.redact, ...parseRedactKinds(value ?? '')])];
   }
 
   private language(lang: string | undefined): string {
@@ -100,7 +108,7 @@ export class HarfFilesApi {
     const fields: Record<string, string> = {};
     let problem: CallscribeError | null = null;
     const base = this.config.files.publicUrl ?? `http://${req.header('host') || 'localhost'}`;
-    let settings: { wait: boolean; language: string };
+    let settings: { wait: boolean; language: string; redact: RedactKind[] };
     try {
       await parseMultipart(req.header('content-type'), body, {
         limits: { fileSize: this.config.files.maxMediaBytes, files: MAX_FILES, fields: 20, fieldSize: 1024 },
@@ -122,21 +130,21 @@ export class HarfFilesApi {
       if (problem || items.length === 0) throw problem ?? new BadRequestError('no file: upload it under the `media` field');
       const wait = fields.wait === undefined ? true : Wait.safeParse(fields.wait).data;
       if (wait === undefined) throw new BadRequestError('`wait` must be true or false');
-      settings = { wait, language: this.language(fields.language) };
+      settings = { wait, language: this.language(fields.language), redact: this.redact(fields.redact) };
     } catch (e) {
       // The route's body limit is the upload's: past it the media is too large, as for one file.
       const err = e instanceof PayloadTooLargeError ? new MediaTooLargeError('the upload is over CALLSCRIBE_MAX_MEDIA_BYTES', { cause: e }) : e;
       await Promise.all(items.map(({ source: s }) => (s.kind === 'upload' ? this.store.deleteMedia(s.object) : undefined)));
       throw err;
     }
-    return this.start(items, settings.language, settings.wait, taskId);
+    return this.start(items, settings.language, settings.wait, taskId, settings.redact);
   }
 
-  private async start(items: Omit<TaskItem, 'status' | 'progress'>[], language: string, wait: boolean, id = this.store.newId()): Promise<AnyReply> {
+  private async start(items: Omit<TaskItem, 'status' | 'progress'>[], language: string, wait: boolean, id = this.store.newId(), redact: RedactKind[] = []): Promise<AnyReply> {
     const now = new Date().toISOString();
     const task: Task = {
       id, state: 'PENDING', language, created_at: now, updated_at: now, deadline: Date.now() + this.config.files.taskTimeoutMs,
-      owner: null, attempts: 0, items: items.map((i) => ({ ...i, status: 'pending', progress: 0 })),
+      owner: null, attempts: 0, redact, items: items.map((i) => ({ ...i, status: 'pending', progress: 0 })),
     };
     await this.store.put(task);
     const run = this.runner.run(task);

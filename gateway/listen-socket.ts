@@ -252,10 +252,13 @@ export class ListenSession extends CallSocketSession implements Resumable {
     return JSON.stringify({
       type: 'segment', seq, segment_id: s.segment_id, channel: s.channel, text: s.text, start: s.start, end: s.end,
       start_ms: s.start_ms, end_ms: s.end_ms, final: s.final, ...(s.speaker ? { speaker: s.speaker } : {}),
+      ...(s.tone ? { tone: s.tone } : {}),
     });
   }
 
   protected onCallEvent(ev: CallEvent): void {
+    // Turns, talk metrics and alerts go out as they come (not kept for a resume: the record has them).
+    if (ev.type === 'utterance_end' || ev.type === 'metrics' || ev.type === 'alert') return this.send(JSON.stringify(ev));
     if (ev.type !== 'segment' || (!ev.final && !this.params.interimResults)) return;
     const seq = ++this.seq;
     this.latest.set(ev.segment_id, seq);

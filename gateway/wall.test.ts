@@ -23,7 +23,7 @@ afterAll(async () => {
 
 const record = (id: string, status: CallStatus = 'live', labels: (string | null)[] = ['Agent', null]): CallRecord => ({
   id, source: 'listen', status, language: 'en', started_at: new Date().toISOString(), ended_at: null, worker: 'w', gateway: 'g',
-  channels: labels.map((label, channel) => ({ channel, label, worker: 'w' })), segments: [], text: '', metadata: {}, end_reason: null, analysis: null,
+  channels: labels.map((label, channel) => ({ channel, label, worker: 'w' })), segments: [], text: '', metadata: {}, end_reason: null, analysis: null, redact: [], metrics: null, sentiment: null, alerts: [],
 });
 
 /** A store of records by id; `list` and `get` are counted. */

@@ -3,6 +3,8 @@ import os from 'node:os';
 import path from 'node:path';
 import { z } from 'zod';
 import { ConfigError } from './errors.js';
+import { type RedactKind, parseRedactKinds } from './intel/redact.js';
+import { type Rule, loadRules } from './intel/rules.js';
 
 const int = (def: number, min = 0, max = Number.MAX_SAFE_INTEGER) =>
   z.coerce.number().int().min(min).max(max).default(def);
@@ -133,7 +135,10 @@ const EnvSchema = z.object({
   VOICEPONCE_PASSWORD: z.string().optional(),
   CALLSCRIBE_ANALYZE_CALLS: z.enum(['true', 'false']).default('false'), // SIP/Twilio/AudioHook calls analyzed when finalized
   CALLSCRIBE_ANALYSIS_TIMEOUT_MS: int(120_000, 1000), // how long a finalized stream waits for its analysis
-  CALLSCRIBE_WEBHOOK_URL: z.string().url().optional(), // every call analysis is POSTed here
+  CALLSCRIBE_WEBHOOK_URL: z.string().url().optional(), // every call analysis and alert is POSTed here
+  CALLSCRIBE_REDACT: z.string().default(''), // kinds redacted on every call: pci,ssn,phone,email (or all)
+  CALLSCRIBE_RULES: z.string().optional(), // a rules file (YAML or JSON): alerts on live calls
+  CALLSCRIBE_METRICS_INTERVAL_MS: int(5000, 0), // audio time between a call's talk-metrics events (0: only at its end)
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
 });
 
@@ -189,6 +194,15 @@ export interface Config {
   readonly sip: SipConfig;
   readonly files: FilesConfig;
   readonly analysis: AnalysisConfig;
+  readonly intel: IntelConfig;
+}
+
+/** Live call intelligence (src/intel/): redaction, talk metrics, alert rules. */
+export interface IntelConfig {
+  readonly redact: readonly RedactKind[];
+  readonly rules: readonly Rule[];
+  readonly metricsIntervalMs: number;
+  readonly webhookUrl: string | undefined;
 }
 
 export interface WhisperConfig {
@@ -278,7 +292,16 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   if (e.VOICEPONCE_URL && (!e.VOICEPONCE_USERNAME || !e.VOICEPONCE_PASSWORD)) {
     throw new ConfigError('invalid VOICEPONCE_USERNAME: VOICEPONCE_URL needs VOICEPONCE_USERNAME and VOICEPONCE_PASSWORD');
   }
+  let redact: RedactKind[];
+  try {
+    redact = parseRedactKinds(e.CALLSCRIBE_REDACT);
+  } catch (err) {
+    throw new ConfigError(`invalid CALLSCRIBE_REDACT: ${(err as Error).message}`);
+  }
+  // A bad rules file stops the start (loadRules throws a ConfigError naming the file and the rule).
+  const rules = e.CALLSCRIBE_RULES ? loadRules(e.CALLSCRIBE_RULES) : [];
   return Object.freeze({
+    intel: Object.freeze({ redact: Object.freeze(redact), rules: Object.freeze(rules), metricsIntervalMs: e.CALLSCRIBE_METRICS_INTERVAL_MS, webhookUrl: e.CALLSCRIBE_WEBHOOK_URL }),
     analysis: Object.freeze({
       accounts: Object.freeze(e.CALLSCRIBE_ACCOUNTS),
       tokenTtlMs: e.VOICEPONCE_TOKEN_TTL_MS,

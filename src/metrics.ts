@@ -55,6 +55,12 @@ export const metrics = {
   failovers: new client.Counter({ name: 'callscribe_failovers_total', help: 'Streams whose worker was lost: taken over by another (ok) or failed (no_worker)', labelNames: ['outcome'], registers: [registry] }),
   resumes: new client.Counter({ name: 'callscribe_resumes_total', help: '/v1/listen connections dropped and resumed, by event (detached, resumed, replaced: a socket still open when its client resumed, expired: finalized without its client)', labelNames: ['event'], registers: [registry] }),
   badBusMessages: new client.Counter({ name: 'callscribe_bad_bus_messages_total', help: 'Malformed bus messages dropped', registers: [registry] }),
+  redactions: new client.Counter({ name: 'callscribe_redactions_total', help: 'Spans redacted from final segments, by tag (card, cvv, expiry, ssn, phone, email)', labelNames: ['tag'], registers: [registry] }),
+  alerts: new client.Counter({ name: 'callscribe_alerts_total', help: 'Alerts raised by the rules (CALLSCRIBE_RULES), by rule and severity', labelNames: ['rule', 'severity'], registers: [registry] }),
+  callTalkRatio: new client.Histogram({ name: 'callscribe_call_talk_ratio', help: 'Ended calls of two channels: each channel\'s share of the talk time', labelNames: ['channel'], buckets: [0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9], registers: [registry] }),
+  callNonTalkRatio: new client.Histogram({ name: 'callscribe_call_non_talk_ratio', help: 'Ended calls: the share of the call with no channel speaking', buckets: [0.05, 0.1, 0.2, 0.3, 0.4, 0.5, 0.7, 0.9], registers: [registry] }),
+  callOvertalkSeconds: new client.Histogram({ name: 'callscribe_call_overtalk_seconds', help: 'Ended calls: time both channels spoke at once', buckets: [0, 1, 2, 5, 10, 20, 60, 120], registers: [registry] }),
+  callInterruptions: new client.Histogram({ name: 'callscribe_call_interruptions', help: 'Ended calls: interruptions (a channel cutting in on the other)', buckets: [0, 1, 2, 3, 5, 10, 20], registers: [registry] }),
 };
 
 /** Sessions ended by a limit are refusals too (callscribe_refusals_total{reason}); label handles bound once. */

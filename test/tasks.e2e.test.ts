@@ -20,7 +20,7 @@ describe('tasks - the JetStream task store', () => {
   it('tasks - of two gateways taking over the same orphaned task, exactly one wins (KV compare-and-set)', async () => {
     const store = await TaskStore.open(nc);
     const now = new Date(Date.now() - 60_000).toISOString();
-    const task: Task = { id: store.newId(), state: 'PENDING', language: 'en', created_at: now, updated_at: now, deadline: Date.now() + 60_000, owner: 'gw-dead', attempts: 0, items: [] };
+    const task: Task = { id: store.newId(), state: 'PENDING', language: 'en', created_at: now, updated_at: now, deadline: Date.now() + 60_000, owner: 'gw-dead', attempts: 0, redact: [], items: [] };
     await store.put(task);
     const [a, b] = await store.pending().then((p) => [p.find((x) => x.task.id === task.id)!, p.find((x) => x.task.id === task.id)!]);
     const wins = await Promise.all([store.claim({ ...a.task }, a.revision, 'gw-a'), store.claim({ ...b.task }, b.revision, 'gw-b')]);

@@ -191,7 +191,7 @@ describe('wall - the supervisor wall', () => {
     const id = `intel-${process.pid}-${Date.now()}`;
     const rec: CallRecord = {
       id, source: 'sip', status: 'live', language: 'en', started_at: new Date(Date.now() - 95_000).toISOString(), ended_at: null, worker: 'w', gateway: 'elsewhere',
-      channels: [{ channel: 0, label: 'Agent', worker: 'w' }, { channel: 1, label: 'Customer', worker: 'w' }], segments: [], text: '', metadata: {}, end_reason: null, analysis: null,
+      channels: [{ channel: 0, label: 'Agent', worker: 'w' }, { channel: 1, label: 'Customer', worker: 'w' }], segments: [], text: '', metadata: {}, end_reason: null, analysis: null, redact: [], metrics: null, sentiment: null, alerts: [],
     };
     await kv.put(callKey(id), JSON.stringify(rec));
     const page = await openWall(`?token=${TOKEN}`);

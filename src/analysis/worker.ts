@@ -17,6 +17,7 @@ import { metrics } from '../metrics.js';
 import { CallscribeError, NoWorkerError, asCallscribeError } from '../errors.js';
 import type { AsrClient } from '../bus/asr-client.js';
 import { ChunkedTranscriber } from '../files/chunked-transcriber.js';
+import { redactTimedText, silenceMedia, silencedWav } from '../intel/redact-media.js';
 import { decodeToPcm16k } from '../files/decode.js';
 import { JOBS_CONSUMER, JOBS_STREAM, languageOf, type Transcription, type TranscriptionStore } from './records.js';
 import type { Analyzer } from './result.js';
@@ -228,7 +229,19 @@ export class AnalysisWorker {
       }
       // Busy workers are waited for (a live call holds the slots); past this the attempt fails and is retried.
       const r = await this.transcriber.transcribe(decoded.pcm, languageOf(t), { deadline: Date.now() + TRANSCRIBE_WAIT_MS, signal: this.stopping.signal });
-      return r.segments.map((s) => s.text).filter(Boolean).join(' ');
+      // CALLSCRIBE_REDACT: the text is redacted before it is analyzed or stored, the kept audio silenced there.
+      const red = redactTimedText(r.segments, this.deps.config.intel.redact);
+      if (red.spans.length > 0 && t.input_object) {
+        let out = path.join(dir, `redacted.${file.split('.').pop()}`);
+        try {
+          await silenceMedia(file, out, red.spans, this.stopping.signal);
+        } catch {
+          out = path.join(dir, 'redacted.wav');
+          fs.writeFileSync(out, silencedWav(decoded.pcm, red.spans));
+        }
+        await this.deps.store.putInput(t.input_object, fs.createReadStream(out));
+      }
+      return red.segments.map((s) => s.text).filter(Boolean).join(' ');
     } finally {
       fs.rmSync(dir, { recursive: true, force: true });
     }

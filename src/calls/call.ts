@@ -10,12 +10,17 @@ import { type CallRecord, type CallSegment, type CallSource, callEventsSubject, 
 import type { CallStore } from './store.js';
 import { metrics } from '../metrics.js';
 import { type AnalysisHandoff, type AnalysisOutcome, postWebhook } from '../analysis/handoff.js';
+import { CallIntel, type IntelEvent } from '../intel/call-intel.js';
+import type { RedactKind } from '../intel/redact.js';
+import type { Rule } from '../intel/rules.js';
 
 export type CallEvent =
   | ({ type: 'segment' } & CallSegment)
   | { type: 'error'; code: string; message: string }
   | ({ type: 'analysis' } & AnalysisOutcome)
   | { type: 'closed' }
+  /** Turns, talk metrics and alerts (src/intel/). */
+  | IntelEvent
   /** In process only (not on the bus's call events): the channel's worker has decoded all audio before end_ms. */
   | { type: 'heard'; channel: number; end_ms: number };
 
@@ -28,7 +33,23 @@ export interface CallOptions {
   metadata?: Record<string, unknown>;
   /** Hand the finalized transcript to Voiceponce (when the gateway has a hand-off). */
   analyze?: boolean;
+  /** Kinds to redact on top of the deployment's (CALLSCRIBE_REDACT): a call can add kinds, never remove them. */
+  redact?: readonly RedactKind[];
 }
+
+/** The deployment's live call intelligence settings (src/intel/). */
+export interface CallIntelConfig {
+  /** CALLSCRIBE_REDACT: redacted on every call. */
+  redact: readonly RedactKind[];
+  /** CALLSCRIBE_RULES, loaded and validated at start. */
+  rules: readonly Rule[];
+  /** CALLSCRIBE_METRICS_INTERVAL_MS: audio time between `metrics` events (0: only at the end). */
+  metricsIntervalMs: number;
+  /** CALLSCRIBE_WEBHOOK_URL: alerts are POSTed here too. */
+  webhookUrl?: string;
+}
+
+export const NO_INTEL: CallIntelConfig = { redact: [], rules: [], metricsIntervalMs: 5000 };
 
 /** Where a finalized call's transcript is analyzed, and who hears of the outcome. */
 export interface CallAnalysis {
@@ -44,6 +65,7 @@ export interface CallDeps {
   analysis?: CallAnalysis | null;
   /** A live call's record is rewritten at most this often as final segments arrive (0: at each one). */
   recordIntervalMs?: number;
+  intel?: CallIntelConfig;
 }
 
 /**
@@ -70,6 +92,9 @@ export class Call {
   private opened = false;
   /** Refused: the id is another call's. Nothing of this call is published or written. */
   private refused = false;
+  private readonly intel: CallIntel;
+  /** Each channel's last final segment (its id): a number split across it and the next is redacted in both. */
+  private readonly lastFinal: (number | undefined)[] = [];
 
   private constructor(private readonly deps: CallDeps, private readonly asr: AsrSession[], opts: CallOptions) {
     this.id = opts.id || randomUUID();
@@ -78,9 +103,21 @@ export class Call {
       started_at: new Date().toISOString(), ended_at: null, worker: asr[0]!.worker, gateway: deps.asr.gatewayId,
       channels: opts.labels.map((label, channel) => ({ channel, label, worker: asr[channel]!.worker })),
       segments: [], text: '', metadata: { ...(opts.metadata ?? {}) }, end_reason: null, analysis: null,
+      metrics: null, sentiment: null, alerts: [], redact: [],
     };
     this.analyze = opts.analyze === true && !!deps.analysis;
-    this.router = new ChannelRouter(asr.map((s) => (pcm: Int16Array) => s.pushPcm(pcm)));
+    const intel = deps.intel ?? NO_INTEL;
+    const redact = [...new Set([...intel.redact, ...(opts.redact ?? [])])];
+    this.record.redact = redact;
+    this.intel = new CallIntel(
+      { channels: asr.length, labels: opts.labels, language: opts.language, redact, rules: intel.rules, metricsIntervalMs: intel.metricsIntervalMs },
+      (ev) => this.onIntel(ev),
+    );
+    // The intelligence sees each channel's 16 kHz audio before its engine does (the view is the caller's).
+    this.router = new ChannelRouter(asr.map((s, channel) => (pcm: Int16Array) => {
+      this.intel.audio(channel, pcm);
+      s.pushPcm(pcm);
+    }));
     asr.forEach((s, channel) => s.attach({
       segment: (ev) => this.onSegment(channel, ev),
       error: (err) => this.fail(err),
@@ -244,9 +281,18 @@ export class Call {
 
   toRecord(): CallRecord {
     const segments = [...this.segments.values()].sort((a, b) => a.segment_id - b.segment_id);
-    return { ...this.record, segments, text: transcriptText(segments, this.record.channels.map((c) => c.label)) };
+    const live = this.over ? {} : this.intel.summary();
+    return {
+      ...this.record, ...live, alerts: [...this.intel.raised()], segments,
+      text: transcriptText(segments, this.record.channels.map((c) => c.label)),
+    };
   }
 
+  /**
+   * An engine segment: redacted (partials too) before anything sees it, its tone when it is a final
+   * turn, numbered across channels. A number that began in the channel's previous final segment and
+   * ended in this one redacts that segment too: its event goes out again, same id, redacted.
+   */
   private onSegment(channel: number, ev: SegmentEvent): void {
     const key = `${channel}:${ev.id}`;
     let id = this.ids.get(key);
@@ -255,14 +301,40 @@ export class Call {
       this.ids.set(key, id);
     }
     if (ev.final) this.ids.delete(key);
+    const out = this.intel.segment(channel, ev.text, ev.final);
     const label = this.record.channels[channel]?.label;
     const seg: CallSegment = {
-      segment_id: id, channel, ...(label ? { speaker: label } : {}), text: ev.text,
+      segment_id: id, channel, ...(label ? { speaker: label } : {}), text: out.text,
       start: formatHms(ev.startMs), end: formatHms(ev.endMs), start_ms: ev.startMs, end_ms: ev.endMs, final: ev.final,
+      ...(out.tone ? { tone: out.tone } : {}),
     };
+    if (out.previous) this.revise(channel, out.previous.text);
     this.segments.set(id, seg);
     this.emit({ type: 'segment', ...seg });
-    if (ev.final) this.persistSoon();
+    if (!ev.final) return;
+    this.lastFinal[channel] = id;
+    if (seg.tone) this.intel.turn({ segment_id: id, channel, text: seg.text, tone: seg.tone, start_ms: seg.start_ms, end_ms: seg.end_ms });
+    this.persistSoon();
+  }
+
+  /** The channel's last final segment gets a new (more redacted) text, and its event goes out again. */
+  private revise(channel: number, text: string): void {
+    const id = this.lastFinal[channel];
+    const prev = id === undefined ? undefined : this.segments.get(id);
+    if (!prev || prev.text === text) return;
+    const seg = { ...prev, text };
+    this.segments.set(seg.segment_id, seg);
+    this.emit({ type: 'segment', ...seg });
+  }
+
+  /** Turns, metrics and alerts: to listeners and the bus; alerts also to the webhook. */
+  private onIntel(ev: IntelEvent): void {
+    if (this.over) return;
+    this.emit(ev);
+    const url = this.deps.intel?.webhookUrl;
+    if (ev.type === 'alert' && url && this.opened && !this.refused) {
+      void postWebhook(url, { ...ev, call_id: this.id, source: this.record.source }, this.deps.log);
+    }
   }
 
   /** Another worker took a channel over: the record says who serves it now, and how often it moved. */
@@ -283,6 +355,10 @@ export class Call {
   }
 
   private end(reason: string | null): void {
+    const { metrics: m, sentiment } = this.intel.final();
+    this.record.metrics = m;
+    this.record.sentiment = sentiment;
+    if (!this.refused) this.emit({ type: 'metrics', ...m });
     this.over = true;
     this.record.status = 'completed';
     this.record.ended_at = new Date().toISOString();

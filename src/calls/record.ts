@@ -1,6 +1,39 @@
 import { z } from 'zod';
 import { AnalysisResult, storedResult } from '../analysis/result.js';
 
+/** The built-in analyzer's tone of a turn (src/intel/call-intel.ts). */
+export const Tone = z.enum(['positive', 'neutral', 'negative']);
+
+/** Talk metrics from the gateway's VAD (src/intel/talk.ts): live on the record, final once it ended. */
+export const TalkMetricsRecord = z.object({
+  duration_ms: z.number(),
+  non_talk_ms: z.number(),
+  overtalk_ms: z.number(),
+  channels: z.array(z.object({
+    channel: z.number().int(), talk_ms: z.number(), talk_ratio: z.number(), words: z.number(), wpm: z.number(),
+    interruptions: z.number(), interrupted: z.number(),
+  })),
+  interruptions: z.array(z.object({ by: z.number().int(), of: z.number().int(), at_ms: z.number() })),
+});
+
+export const AlertRecord = z.object({
+  type: z.literal('alert'),
+  rule: z.string(),
+  severity: z.enum(['info', 'warning', 'critical']),
+  kind: z.enum(['phrase', 'regex', 'negative_turns', 'silence', 'overtalk']),
+  segment_id: z.number().int().nullable(),
+  channel: z.number().int().nullable(),
+  at_ms: z.number(),
+  match: z.string().optional(),
+});
+
+const TrajectoryTone = Tone.nullable();
+export const SentimentRecord = z.object({
+  start: TrajectoryTone,
+  end: TrajectoryTone,
+  channels: z.array(z.object({ channel: z.number().int(), start: TrajectoryTone, end: TrajectoryTone, turns: z.number().int() })),
+});
+
 /** A call as the calls API shows it (`GET /v1/calls/{id}`), and as it is kept in JetStream KV. */
 export const CallSegment = z.object({
   segment_id: z.number().int().positive(),
@@ -12,6 +45,8 @@ export const CallSegment = z.object({
   start_ms: z.number(),
   end_ms: z.number(),
   final: z.boolean(),
+  /** A final turn with words: the built-in analyzer's tone of its text. */
+  tone: Tone.optional(),
 });
 export type CallSegment = z.infer<typeof CallSegment>;
 
@@ -50,6 +85,14 @@ export const CallRecord = z.object({
     result: AnalysisResult.nullable(),
     error: z.object({ code: z.string(), message: z.string() }).optional(),
   }).nullable().default(null),
+  /** What was redacted from its text (CALLSCRIBE_REDACT and the call's own `redact`). */
+  redact: z.array(z.string()).default([]),
+  /** Talk metrics (live while the call is, final once ended). Null in older records. */
+  metrics: TalkMetricsRecord.nullable().default(null),
+  /** The tone at the start and the end of the call, overall and per channel. */
+  sentiment: SentimentRecord.nullable().default(null),
+  /** Alerts the rules raised, in order. */
+  alerts: z.array(AlertRecord).default([]),
 });
 export type CallRecord = z.infer<typeof CallRecord>;
 

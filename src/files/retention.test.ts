@@ -54,7 +54,7 @@ async function maxAges(streams: string[]): Promise<Record<string, number>> {
 
 function task(store: TaskStore, items: Task['items']): Task {
   const now = new Date().toISOString();
-  return { id: store.newId(), state: 'PENDING', language: 'en', created_at: now, updated_at: now, deadline: Date.now() + 60_000, owner: null, attempts: 0, items };
+  return { id: store.newId(), state: 'PENDING', language: 'en', created_at: now, updated_at: now, deadline: Date.now() + 60_000, owner: null, attempts: 0, redact: [], items };
 }
 
 async function bytesOf(stream: Readable): Promise<Buffer> {

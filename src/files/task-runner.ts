@@ -16,6 +16,7 @@ import { formatHms } from '../protocol/harf.js';
 import { decodeToPcm16k } from './decode.js';
 import { checkUrl, fetchMedia } from './fetch.js';
 import { ChunkedTranscriber } from './chunked-transcriber.js';
+import { redactTimedText, silenceMedia, silencedWav, type TimeSpan } from '../intel/redact-media.js';
 import type { Task, TaskItem, TaskStore } from './tasks.js';
 
 /** A task resumed this many times after restarts (it may be what kills the process) is failed instead. */
@@ -183,7 +184,9 @@ export class TaskRunner {
       item.progress = 0.1;
       await this.save(task);
       const decoded = await decodeToPcm16k(file, { maxSamples: MAX_SAMPLES, signal });
-      fs.rmSync(dir, { recursive: true, force: true });
+      // An upload under redaction is kept until its redacted spans are silenced in the stored copy.
+      const silence = task.redact.length > 0 && item.source.kind === 'upload';
+      if (!silence) fs.rmSync(dir, { recursive: true, force: true });
       let saved = Date.now();
       const r = await this.transcriber.transcribe(decoded.pcm, task.language, {
         deadline: task.deadline,
@@ -198,7 +201,9 @@ export class TaskRunner {
         },
       });
       item.duration = formatHms(decoded.durationMs);
-      item.segments = r.segments.map((s) => ({ start: formatHms(s.startMs), end: formatHms(s.endMs), text: s.text }));
+      const red = redactTimedText(r.segments, task.redact);
+      item.segments = red.segments.map((s) => ({ start: formatHms(s.startMs), end: formatHms(s.endMs), text: s.text }));
+      if (silence && red.spans.length > 0) await this.silenceUpload(item, file, decoded.pcm, red.spans, dir, signal);
       item.status = 'done';
       item.progress = 1;
       this.deps.log.info({ task: task.id, audioMs: decoded.durationMs, chunks: r.chunks, parallel: r.parallel, wallMs: Date.now() - started }, 'file transcribed');
@@ -226,6 +231,24 @@ export class TaskRunner {
   private async dropUpload(item: TaskItem): Promise<void> {
     if (item.source.kind !== 'upload') return;
     await this.deps.store.deleteMedia(item.source.object);
+  }
+
+  /**
+   * The stored upload, served back under /media/files/..., is replaced by a copy with the redacted spans
+   * silent: in its own format when ffmpeg can write it, else as the decoded 16 kHz WAV.
+   */
+  private async silenceUpload(item: TaskItem, file: string, pcm: Int16Array, spans: TimeSpan[], dir: string, signal: AbortSignal): Promise<void> {
+    if (item.source.kind !== 'upload') return;
+    const ext = path.extname(item.source.filename).replace(/[^.A-Za-z0-9]/g, '');
+    let out = path.join(dir, `redacted${ext || '.wav'}`);
+    try {
+      await silenceMedia(file, out, spans, signal);
+    } catch (err) {
+      this.deps.log.info({ err: asCallscribeError(err).message }, 'upload re-encoded as WAV to silence its redacted spans');
+      out = path.join(dir, 'redacted.wav');
+      fs.writeFileSync(out, silencedWav(pcm, spans));
+    }
+    await this.deps.store.putMedia(item.source.object, fs.createReadStream(out));
   }
 
   /** The item's media as a local file: fetched from its URL, or read back from the object store. */

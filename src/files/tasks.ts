@@ -11,6 +11,7 @@ import { Objm, type ObjectStore } from '@nats-io/obj';
 import { z } from 'zod';
 import { applyRetention, nanos } from '../bus/retention.js';
 
+import { REDACT_KINDS } from '../intel/redact.js';
 export const TaskSegment = z.object({ start: z.string(), end: z.string(), text: z.string() });
 export type TaskSegment = z.infer<typeof TaskSegment>;
 
@@ -44,6 +45,8 @@ export const Task = z.object({
   owner: z.string().nullable(),
   /** How many times a restart resumed it; past the limit it is failed, not retried forever. */
   attempts: z.number().int().default(0),
+  /** Kinds redacted from its transcripts (CALLSCRIBE_REDACT and the request's `redact`); uploads are silenced there. */
+  redact: z.array(z.enum(REDACT_KINDS)).default([]),
   items: z.array(TaskItem),
 });
 export type Task = z.infer<typeof Task>;

@@ -1,11 +1,15 @@
 import { z } from 'zod';
 import { BadParameterError } from '../errors.js';
+import { type RedactKind, parseRedactKinds } from '../intel/redact.js';
 
 /**
  * The native socket `GET /v1/listen`: query parameters, client control messages, server events.
  *
  * Server events (JSON text): `{"type":"segment","segment_id","channel","text","start","end","start_ms",
- * "end_ms","final"}`, `{"type":"error","code","message"}`, `{"type":"closed"}`.
+ * "end_ms","final"[,"speaker"][,"tone"]}` (a final segment may come again with the same id, more redacted,
+ * when a number split across it and the next one is found), `{"type":"utterance_end","channel",
+ * "last_word_end_ms"}`, `{"type":"metrics",...}` (talk metrics, every CALLSCRIBE_METRICS_INTERVAL_MS of audio
+ * and at the end), `{"type":"alert","rule",...}`, `{"type":"error","code","message"}`, `{"type":"closed"}`.
  * Client control (JSON text): `{"type":"finalize"}`, `{"type":"keepalive"}`, `{"type":"close"}`.
  */
 export const ENCODINGS = ['linear16', 'mulaw', 'alaw', 'opus', 'ogg-opus', 'webm-opus', 'wav'] as const;
@@ -22,6 +26,8 @@ export interface ListenParams {
   analyze: boolean;
   /** A live stream, held to the rate ceiling; `realtime=false`: a batch upload, as fast as the client can. */
   realtime: boolean;
+  /** `redact=pci,ssn,phone,email` (or `all`): redacted on top of the deployment's CALLSCRIBE_REDACT. */
+  redact: RedactKind[];
 }
 
 const OPUS_RATES = new Set([8000, 12000, 16000, 24000, 48000]);
@@ -63,6 +69,7 @@ export function parseListenParams(query: (k: string) => string | undefined, defa
     interimResults: bool(query('interim_results'), true, 'interim_results'),
     analyze: bool(query('analyze'), false, 'analyze'),
     realtime: realtimeParam(query),
+    redact: parseRedactKinds(query('redact') ?? ''),
   };
 }
 

@@ -1,0 +1,83 @@
+/**
+ * Redaction of whole transcripts (the Harf file API, Voiceponce audio inputs) and of the audio kept with
+ * them: a stored upload is rewritten with the redacted segments silenced. The engines give times per
+ * segment, not per word, so a segment that held anything redacted is silenced whole: coarser than the
+ * words, never finer (nothing of a card number is left audible).
+ */
+import { execFile } from 'node:child_process';
+import fs from 'node:fs';
+import { promisify } from 'node:util';
+import type { TimedText } from '../files/chunked-transcriber.js';
+import { type RedactKind, type RedactTag, StreamRedactor } from './redact.js';
+
+const run = promisify(execFile);
+
+export interface TimeSpan {
+  startMs: number;
+  endMs: number;
+}
+
+export interface RedactedTranscript {
+  segments: TimedText[];
+  /** The segments that held something redacted: what to silence in the audio. */
+  spans: TimeSpan[];
+  tags: RedactTag[];
+}
+
+/** Redacts a transcript's segments in time order, numbers split across two segments included. */
+export function redactTimedText(segments: readonly TimedText[], kinds: readonly RedactKind[]): RedactedTranscript {
+  if (kinds.length === 0) return { segments: [...segments], spans: [], tags: [] };
+  const r = new StreamRedactor(kinds);
+  const out: TimedText[] = [];
+  const hit: boolean[] = [];
+  const tags = new Set<RedactTag>();
+  for (const s of segments) {
+    const red = r.final(s.text);
+    if (red.previous && out.length > 0) {
+      out[out.length - 1] = { ...out[out.length - 1]!, text: red.previous.text };
+      hit[out.length - 1] = hit[out.length - 1]! || red.previous.tags.length > 0;
+      for (const t of red.previous.tags) tags.add(t);
+    }
+    out.push({ ...s, text: red.text });
+    hit.push(red.tags.length > 0);
+    for (const t of red.tags) tags.add(t);
+  }
+  const spans = out.filter((_, i) => hit[i]).map((s) => ({ startMs: s.startMs, endMs: s.endMs }));
+  return { segments: out, spans, tags: [...tags] };
+}
+
+/** ffmpeg's `volume` filter muting every span (times in seconds, a little wider than the segment's). */
+export function muteFilter(spans: readonly TimeSpan[], marginMs = 100): string {
+  const parts = spans.map((s) => `between(t,${(Math.max(0, s.startMs - marginMs) / 1000).toFixed(3)},${((s.endMs + marginMs) / 1000).toFixed(3)})`);
+  return `volume=enable='${parts.join('+')}':volume=0`;
+}
+
+/**
+ * Writes `input` to `output` with the spans silenced, in the container and codec ffmpeg picks for
+ * `output`'s extension (the upload's own). Rejects when ffmpeg cannot; the caller then falls back to
+ * `silencedWav` of the decoded audio.
+ */
+export async function silenceMedia(input: string, output: string, spans: readonly TimeSpan[], signal?: AbortSignal): Promise<void> {
+  await run('ffmpeg', [
+    '-nostdin', '-hide_banner', '-loglevel', 'error', '-protocol_whitelist', 'file', '-i', `file:${input}`,
+    '-vn', '-map', '0:a:0', '-af', muteFilter(spans), '-y', `file:${output}`,
+  ], { signal, maxBuffer: 1 << 20 });
+  if (fs.statSync(output).size === 0) throw new Error('ffmpeg wrote nothing');
+}
+
+/** The decoded 16 kHz mono audio as a WAV file, the spans zeroed (`pcm` is not changed). */
+export function silencedWav(pcm: Int16Array, spans: readonly TimeSpan[], marginMs = 100): Buffer {
+  const data = Buffer.alloc(pcm.length * 2);
+  Buffer.from(pcm.buffer, pcm.byteOffset, pcm.byteLength).copy(data);
+  for (const s of spans) {
+    const from = Math.max(0, Math.floor(((s.startMs - marginMs) * 16)));
+    const to = Math.min(pcm.length, Math.ceil((s.endMs + marginMs) * 16));
+    if (to > from) data.fill(0, from * 2, to * 2);
+  }
+  const h = Buffer.alloc(44);
+  h.write('RIFF', 0); h.writeUInt32LE(36 + data.length, 4); h.write('WAVE', 8);
+  h.write('fmt ', 12); h.writeUInt32LE(16, 16); h.writeUInt16LE(1, 20); h.writeUInt16LE(1, 22);
+  h.writeUInt32LE(16_000, 24); h.writeUInt32LE(32_000, 28); h.writeUInt16LE(2, 32); h.writeUInt16LE(16, 34);
+  h.write('data', 36); h.writeUInt32LE(data.length, 40);
+  return Buffer.concat([h, data]);
+}
