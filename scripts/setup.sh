@@ -3,12 +3,13 @@
 # so each works alone from a fresh clone on Debian/Ubuntu.
 #   --test   also the packages only the tests use (pocketsphinx_continuous, the WER baseline; chromium
 #            for the browser page test, driven by playwright-core, which never downloads a browser;
-#            sip-tester, i.e. sipp, for the SIP tests)
+#            sip-tester, i.e. sipp, for the SIP tests; flite, whose voices speak the call intelligence
+#            test's card call, made at test time from its script)
 set -eu
 cd "$(dirname "$0")/.."
 
 PKGS="nats-server libpocketsphinx3 pocketsphinx-en-us ffmpeg"
-[ "${1:-}" = "--test" ] && PKGS="$PKGS pocketsphinx chromium sip-tester curl"
+[ "${1:-}" = "--test" ] && PKGS="$PKGS pocketsphinx chromium sip-tester curl flite"
 
 missing=""
 if command -v dpkg-query >/dev/null 2>&1; then
