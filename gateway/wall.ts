@@ -4,6 +4,7 @@ import type { Logger } from '../src/log.js';
 import { metrics } from '../src/metrics.js';
 import { type CallRecord, callKey } from '../src/calls/record.js';
 import type { CallStore } from '../src/calls/store.js';
+import { TRAJECTORY_TURNS, toneOf } from '../src/intel/call-intel.js';
 import type { SocketSession, SocketSink } from '../src/protocol/session.js';
 
 /**
@@ -94,7 +95,7 @@ export interface WallChannel {
   text: string;
   /** The segment still growing; '' when none. */
   partial: string;
-  /** The tone of the channel's latest final segment that had one. */
+  /** The channel's mood lately: the tone of its last few turns (toneOf, as the record's trajectory). */
   tone: Tone | null;
   /** A partial is open and no utterance_end came since. */
   speaking: boolean;
@@ -139,11 +140,13 @@ interface ChannelState extends WallChannel {
   /** The highest final segment id of the channel: a later partial of it is stale. */
   lastFinal: number;
   partialId: number;
+  /** Tones of the last TRAJECTORY_TURNS final turns. */
+  recent: Tone[];
 }
 
 const emptyChannel = (channel: number, label: string | null): ChannelState => ({
   channel, label, text: '', partial: '', tone: null, speaking: false, talk_ratio: null, talk_ms: null, words: null, wpm: null,
-  interruptions: null, interrupted: null, lastFinal: 0, partialId: 0,
+  interruptions: null, interrupted: null, lastFinal: 0, partialId: 0, recent: [],
 });
 
 /** One call's summary, built from its record and its events. Every `apply*` returns whether it changed. */
@@ -233,7 +236,11 @@ export class CallSummary {
     const words = text.trim();
     if (words) ch.text = tail(ch.text ? `${ch.text} ${words}` : words, this.limits.textChars);
     const tone = Tone.safeParse(ev.tone);
-    if (tone.success) ch.tone = tone.data;
+    if (tone.success) {
+      ch.recent.push(tone.data);
+      if (ch.recent.length > TRAJECTORY_TURNS) ch.recent.shift();
+      ch.tone = toneOf(ch.recent);
+    }
     return true;
   }
 
@@ -285,7 +292,7 @@ export class CallSummary {
   toJSON(): WallCall {
     return {
       call_id: this.id, source: this.source, language: this.language, started_at: this.startedAt, status: this.status,
-      channels: this.channels.map(({ lastFinal: _f, partialId: _p, ...c }) => c),
+      channels: this.channels.map(({ lastFinal: _f, partialId: _p, recent: _r, ...c }) => c),
       metrics: this.metrics, alerts: this.alerts, alerts_total: this.alertsTotal, severity: this.severity, error: this.error,
     };
   }

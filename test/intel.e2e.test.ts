@@ -5,6 +5,8 @@ import type { AddressInfo } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { chromium, type Browser, type BrowserContext } from 'playwright-core';
+import { CHROMIUM, openPage, requireChromium } from './lib/browser.js';
 import { refusedUpgrade, startCallscribe, type Running } from './lib/proc.js';
 import { type ListenEvent, chunks, listen } from './lib/listen-client.js';
 import { waitForCall } from './lib/calls-client.js';
@@ -15,7 +17,8 @@ import { CARD_WORDS, type IntelCall, makeIntelCall } from './lib/intel-call.js';
  * Issue 16's call, end to end on the real program and PocketSphinx: an agent and a customer on two
  * channels (flite voices), a card number read out as words, an angry stretch, four seconds of overtalk.
  * The number must be gone from everything that leaves callscribe (partials, finals, the record, the
- * webhook, the logs); the call must come back with its turns, talk metrics, alerts and per-turn tones.
+ * webhook, the logs); the call must come back with its turns, talk metrics, alerts and per-turn tones,
+ * and the supervisor wall (real Chromium) must show it live.
  */
 
 const TOKEN = 'intel-token';
@@ -39,8 +42,12 @@ let app: Running;
 let base: string;
 const hooks: any[] = [];
 let hookServer: http.Server;
+let browser: Browser;
+const contexts: BrowserContext[] = [];
+const pageErrors: string[] = [];
 
 beforeAll(async () => {
+  requireChromium();
   dir = fs.mkdtempSync(path.join(os.tmpdir(), 'callscribe-intel-'));
   call = await makeIntelCall(dir);
   hookServer = http.createServer((req, res) => {
@@ -70,25 +77,58 @@ beforeAll(async () => {
     CALLSCRIBE_WEBHOOK_URL: `http://127.0.0.1:${(hookServer.address() as AddressInfo).port}/hook`, LOG_LEVEL: 'debug',
   });
   base = `127.0.0.1:${app.ready.port}`;
+  browser = await chromium.launch({ executablePath: CHROMIUM, headless: true, args: ['--no-sandbox', '--disable-gpu', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'] });
 });
 
 afterAll(async () => {
+  for (const c of contexts) await c.close().catch(() => undefined);
+  await browser?.close();
   if (app) expect(await app.stop()).toBe(0);
   hookServer?.close();
   if (dir) fs.rmSync(dir, { recursive: true, force: true });
 });
 
 describe('live call intelligence', () => {
-  it('intel - a card call through /v1/listen: the number redacted everywhere, with turns, metrics, alerts and tones', async () => {
+  it('intel - a card call through /v1/listen: the number redacted everywhere, with turns, metrics, alerts and tones', async ({ annotate }) => {
     hooks.length = 0; // a retry starts clean
     const bytes = Buffer.from(call.pcm.buffer, call.pcm.byteOffset, call.pcm.byteLength);
     const q = 'encoding=linear16&sample_rate=16000&channels=2&label0=agent&label1=customer&redact=pci';
-    const run = await listen(`ws://${base}/v1/listen?${q}&token=${TOKEN}`, chunks(bytes, 16000 * 2 * 2 / 50), { pace: 4 });
+    const wall = await openPage(browser, `http://${base}`, `wall?token=${TOKEN}`, contexts, pageErrors);
+    await wall.waitForSelector('#status[data-state="live"]', { timeout: 10_000 });
+    let shown: { words: string; tones: (string | null)[]; alerts: (string | null)[]; ratio: number } | null = null;
+    // The wall, while the call is live (all audio sent, not yet finalized): the angry customer's alert
+    // highlights the card, the tones and the talk ratio show, the card number is not there.
+    const whileLive = async () => {
+      const c = '.card[data-severity="critical"]';
+      await wall.waitForSelector(c, { timeout: 30_000 });
+      await wall.waitForFunction((sel) => (globalThis as unknown as { document: { querySelectorAll(s: string): { length: number } } }).document.querySelectorAll(`${sel} .alert`).length >= 3, c, { timeout: 30_000 });
+      shown = {
+        words: await wall.$eval(c, (e) => e.textContent ?? ''),
+        tones: await wall.$$eval(`${c} .chan .tone`, (els) => els.map((e) => e.getAttribute('data-tone'))),
+        alerts: await wall.$$eval(`${c} .alert .rule`, (els) => els.map((e) => e.textContent)),
+        ratio: (await wall.$$eval(`${c} .ratio .part`, (els) => els.length)),
+      };
+      // Kept after the suite (the call's audio dir is removed): the test output names it.
+      const shot = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'callscribe-wall-shot-')), 'wall-intel-call.png');
+      await wall.screenshot({ path: shot, fullPage: true });
+      console.log(JSON.stringify({ intel: 'wall', screenshot: shot, shown }));
+      await annotate('the supervisor wall during the card call', { path: shot, contentType: 'image/png' });
+    };
+    const run = await listen(`ws://${base}/v1/listen?${q}&token=${TOKEN}`, chunks(bytes, 16000 * 2 * 2 / 50), { pace: 4, before: whileLive });
     expect(run.closeCode).toBe(1000);
     const id = run.events.find((e) => e.type === 'session')!.call_id as string;
     const of = (type: string) => run.events.filter((e) => e.type === type);
     const segments = of('segment');
     console.log(JSON.stringify({ intel: 'finals', text: run.text }));
+
+    // The wall showed it live: the customer negative, three alerts, both channels in the talk ratio.
+    expect(shown).not.toBeNull();
+    const wallSaw = shown!;
+    expect(wallSaw.tones[1]).toBe('negative');
+    expect(wallSaw.ratio).toBe(2);
+    expect([...wallSaw.alerts].sort()).toEqual(['angry-customer', 'cancellation', 'long-overtalk']);
+    expect(digitRun(wallSaw.words)).toBeLessThan(4);
+    expect(pageErrors).toEqual([]);
 
     // Redacted everywhere: no event, partials included, carries four digits in a row.
     for (const s of segments) expect(digitRun(s.text), s.text).toBeLessThan(4);

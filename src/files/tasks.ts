@@ -10,8 +10,8 @@ import { Kvm, type KV } from '@nats-io/kv';
 import { Objm, type ObjectStore } from '@nats-io/obj';
 import { z } from 'zod';
 import { applyRetention, nanos } from '../bus/retention.js';
-
 import { REDACT_KINDS } from '../intel/redact.js';
+
 export const TaskSegment = z.object({ start: z.string(), end: z.string(), text: z.string() });
 export type TaskSegment = z.infer<typeof TaskSegment>;
 

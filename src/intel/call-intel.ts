@@ -52,13 +52,13 @@ export interface IntelSummary {
 /** Rules look at the talk state this often (audio time): a silence or overtalk alert is late by at most this. */
 const TICK_MS = 250;
 const SAMPLES_PER_MS = 16;
-/** Turns averaged for the start and the end of the trajectory. */
-const TRAJECTORY_TURNS = 3;
+/** Turns averaged for the start and the end of the trajectory (and the wall's mood of a channel). */
+export const TRAJECTORY_TURNS = 3;
 
 const SCORE: Record<Tone, number> = { positive: 1, neutral: 0, negative: -1 };
 
 /** The tone of a few turns: the mean of +1/0/-1, negative or positive past a third. */
-function toneOf(tones: readonly Tone[]): Tone | null {
+export function toneOf(tones: readonly Tone[]): Tone | null {
   if (tones.length === 0) return null;
   const mean = tones.reduce((s, t) => s + SCORE[t], 0) / tones.length;
   return mean <= -1 / 3 ? 'negative' : mean >= 1 / 3 ? 'positive' : 'neutral';
