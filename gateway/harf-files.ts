@@ -228,7 +228,14 @@ export class HarfFilesApi {
 
   /** `GET /media/files/{task}/{name}`: a stored upload, streamed. */
   async media(object: string): Promise<AnyReply> {
-    const m = /^[A-Za-z0-9-]{1,64}\/[^/]{1,300}$/.test(object) ? await this.store.getMedia(object) : null;
+    if (!/^[A-Za-z0-9-]{1,64}\/[^/]{1,300}$/.test(object)) return json(404, { code: 'CS_ERR_NOT_FOUND', message: 'no such media' });
+    // An upload under redaction is served only once its redacted spans are silenced in the stored copy.
+    const task = await this.store.get(object.slice(0, object.indexOf('/')));
+    const item = task?.items.find((i) => i.source.kind === 'upload' && i.source.object === object);
+    if (task && task.redact.length > 0 && item && item.status !== 'done') {
+      return json(409, { code: 'CS_ERR_MEDIA_NOT_READY', message: 'this upload is served once its transcript is redacted and the redacted spans are silenced' });
+    }
+    const m = await this.store.getMedia(object);
     if (!m) return json(404, { code: 'CS_ERR_NOT_FOUND', message: 'no such media' });
     return { status: 200, type: 'application/octet-stream', headers: { 'Content-Disposition': 'attachment' }, stream: m.stream };
   }

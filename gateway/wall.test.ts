@@ -90,6 +90,17 @@ describe('wall - call summaries', () => {
     expect(Object.keys(j.channels[0]!)).not.toContain('lastFinal');
   });
 
+  it('wall - a final re-sent with the same id (redacted more) replaces its words; a partial of it never does', () => {
+    const s = new CallSummary('c3', 'k3', { maxCalls: 10, textChars: 200, alertsKept: 2, maxChannels: 2, lookupConcurrency: 1, relistMs: 1, flushMs: 1 });
+    s.apply(seg(1, 1, 'my card is', true));
+    s.apply(seg(2, 1, 'four one one one one', true));
+    expect(s.toJSON().channels[1]!.text).toBe('my card is four one one one one');
+    expect(s.apply(seg(2, 1, '[card]', true))).toBe(true);
+    expect(s.apply(seg(2, 1, 'four one one one one', false))).toBe(false);
+    expect(s.apply(seg(1, 1, 'stale', true))).toBe(false);
+    expect(s.toJSON().channels[1]!.text).toBe('my card is [card]');
+  });
+
   it('wall - tone, utterance_end, metrics and alerts are kept; text, alerts and channels are bounded', () => {
     const s = new CallSummary('c2', 'k2', { maxCalls: 10, textChars: 20, alertsKept: 2, maxChannels: 2, lookupConcurrency: 1, relistMs: 1, flushMs: 1 });
     s.apply(seg(1, 0, 'one two three four five six', true, { tone: 'negative' }));

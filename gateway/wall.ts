@@ -134,6 +134,9 @@ export function tail(text: string, max: number): string {
   return space < 0 || space > from + 40 ? text.slice(from) : text.slice(space + 1);
 }
 
+/** Finals kept per channel to rebuild its words when one is re-sent (the shown tail is shorter). */
+const FINALS_KEPT = 12;
+
 const isObject = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
 
 interface ChannelState extends WallChannel {
@@ -142,11 +145,13 @@ interface ChannelState extends WallChannel {
   partialId: number;
   /** Tones of the last TRAJECTORY_TURNS final turns. */
   recent: Tone[];
+  /** The last finals with words: `text` is their tail, rebuilt when the call re-sends one redacted. */
+  finals: { id: number; text: string }[];
 }
 
 const emptyChannel = (channel: number, label: string | null): ChannelState => ({
   channel, label, text: '', partial: '', tone: null, speaking: false, talk_ratio: null, talk_ms: null, words: null, wpm: null,
-  interruptions: null, interrupted: null, lastFinal: 0, partialId: 0, recent: [],
+  interruptions: null, interrupted: null, lastFinal: 0, partialId: 0, recent: [], finals: [],
 });
 
 /** One call's summary, built from its record and its events. Every `apply*` returns whether it changed. */
@@ -218,7 +223,9 @@ export class CallSummary {
     const { segment_id: id, text, final } = ev;
     if (typeof id !== 'number' || typeof text !== 'string' || typeof final !== 'boolean') return false;
     const ch = this.channel(ev.channel as number);
-    if (!ch || id <= ch.lastFinal) return false; // a partial arriving after its final never undoes it
+    if (!ch || id < ch.lastFinal || (id === ch.lastFinal && !final)) return false; // a partial arriving after its final never undoes it
+    // The same final again: the call re-sent it more redacted (a number that ended in the next one).
+    if (id === ch.lastFinal) return this.replaceFinal(ch, id, text);
     if (ch.label === null && typeof ev.speaker === 'string') ch.label = ev.speaker.slice(0, 64);
     if (!final) {
       const partial = tail(text, this.limits.textChars);
@@ -234,13 +241,26 @@ export class CallSummary {
       ch.speaking = false;
     }
     const words = text.trim();
-    if (words) ch.text = tail(ch.text ? `${ch.text} ${words}` : words, this.limits.textChars);
+    if (words) {
+      ch.finals.push({ id, text: words });
+      if (ch.finals.length > FINALS_KEPT) ch.finals.shift();
+      ch.text = tail(ch.finals.map((f) => f.text).join(' '), this.limits.textChars);
+    }
     const tone = Tone.safeParse(ev.tone);
     if (tone.success) {
       ch.recent.push(tone.data);
       if (ch.recent.length > TRAJECTORY_TURNS) ch.recent.shift();
       ch.tone = toneOf(ch.recent);
     }
+    return true;
+  }
+
+  private replaceFinal(ch: ChannelState, id: number, text: string): boolean {
+    const f = ch.finals.find((x) => x.id === id);
+    const words = text.trim();
+    if (!f || f.text === words) return false;
+    f.text = words;
+    ch.text = tail(ch.finals.map((x) => x.text).join(' '), this.limits.textChars);
     return true;
   }
 
@@ -292,7 +312,7 @@ export class CallSummary {
   toJSON(): WallCall {
     return {
       call_id: this.id, source: this.source, language: this.language, started_at: this.startedAt, status: this.status,
-      channels: this.channels.map(({ lastFinal: _f, partialId: _p, recent: _r, ...c }) => c),
+      channels: this.channels.map(({ lastFinal: _f, partialId: _p, recent: _r, finals: _fi, ...c }) => c),
       metrics: this.metrics, alerts: this.alerts, alerts_total: this.alertsTotal, severity: this.severity, error: this.error,
     };
   }

@@ -292,6 +292,9 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   if (e.VOICEPONCE_URL && (!e.VOICEPONCE_USERNAME || !e.VOICEPONCE_PASSWORD)) {
     throw new ConfigError('invalid VOICEPONCE_USERNAME: VOICEPONCE_URL needs VOICEPONCE_USERNAME and VOICEPONCE_PASSWORD');
   }
+  if (e.CALLSCRIBE_METRICS_INTERVAL_MS > 0 && e.CALLSCRIBE_METRICS_INTERVAL_MS < 1000) {
+    throw new ConfigError('invalid CALLSCRIBE_METRICS_INTERVAL_MS: 0 (only at the end) or at least 1000 (a metrics event per second of audio at most)');
+  }
   let redact: RedactKind[];
   try {
     redact = parseRedactKinds(e.CALLSCRIBE_REDACT);

@@ -31,12 +31,18 @@ describe('listen - the native socket, every encoding with real speech', () => {
     expect(run.events.at(-1)).toEqual({ type: 'closed' });
     const segs = run.events.filter((e) => e.type === 'segment');
     for (const e of segs) {
-      expect(Object.keys(e).sort()).toEqual(['channel', 'end', 'end_ms', 'final', 'segment_id', 'seq', 'start', 'start_ms', 'text', 'type']);
+      // A final with words carries its tone; nothing else is added.
+      const tone = e.final && /\w/.test(e.text) ? ['tone'] : [];
+      expect(Object.keys(e).sort()).toEqual(['channel', 'end', 'end_ms', 'final', 'segment_id', 'seq', 'start', 'start_ms', 'text', ...tone, 'type'].sort());
       expect(e.channel).toBe(0);
       expect(e.start).toMatch(/^\d+:\d\d:\d\d$/);
       expect(e.end_ms).toBeGreaterThanOrEqual(e.start_ms);
     }
     expect(segs.some((e) => !e.final)).toBe(true); // interim results by default
+    // Every event is of a documented type; the call's turns and its last talk metrics are there.
+    for (const e of run.events) expect(['session', 'segment', 'utterance_end', 'metrics', 'closed']).toContain(e.type);
+    expect(run.events.filter((e) => e.type === 'utterance_end').length).toBeGreaterThanOrEqual(4);
+    expect(run.events.findLast((e) => e.type === 'metrics')?.channels[0].talk_ms).toBeGreaterThan(15_000);
     expect(normalizeWords(run.text[0]!)).toEqual(normalizeWords(pocketsphinxDirect(fixture('call-en-16k.wav'))));
   });
 

@@ -17,7 +17,7 @@ import { metrics } from '../metrics.js';
 import { CallscribeError, NoWorkerError, asCallscribeError } from '../errors.js';
 import type { AsrClient } from '../bus/asr-client.js';
 import { ChunkedTranscriber } from '../files/chunked-transcriber.js';
-import { redactTimedText, silenceMedia, silencedWav } from '../intel/redact-media.js';
+import { redactTimedText, silenceMedia, silencedName, silencedWav } from '../intel/redact-media.js';
 import { decodeToPcm16k } from '../files/decode.js';
 import { JOBS_CONSUMER, JOBS_STREAM, languageOf, type Transcription, type TranscriptionStore } from './records.js';
 import type { Analyzer } from './result.js';
@@ -232,10 +232,11 @@ export class AnalysisWorker {
       // CALLSCRIBE_REDACT: the text is redacted before it is analyzed or stored, the kept audio silenced there.
       const red = redactTimedText(r.segments, this.deps.config.intel.redact);
       if (red.spans.length > 0 && t.input_object) {
-        let out = path.join(dir, `redacted.${file.split('.').pop()}`);
+        let out = path.join(dir, silencedName(t.input_filename ?? ''));
         try {
           await silenceMedia(file, out, red.spans, this.stopping.signal);
-        } catch {
+        } catch (err) {
+          if (this.stopping.signal.aborted) throw err;
           out = path.join(dir, 'redacted.wav');
           fs.writeFileSync(out, silencedWav(decoded.pcm, red.spans));
         }

@@ -110,13 +110,17 @@ export class Call {
     const redact = [...new Set([...intel.redact, ...(opts.redact ?? [])])];
     this.record.redact = redact;
     this.intel = new CallIntel(
-      { channels: asr.length, labels: opts.labels, language: opts.language, redact, rules: intel.rules, metricsIntervalMs: intel.metricsIntervalMs },
+      {
+        channels: asr.length, labels: opts.labels, language: opts.language, redact, rules: intel.rules, metricsIntervalMs: intel.metricsIntervalMs,
+        onError: (err) => deps.log.warn({ call: this.id, err }, 'call intelligence stopped for this call'),
+      },
       (ev) => this.onIntel(ev),
     );
-    // The intelligence sees each channel's 16 kHz audio before its engine does (the view is the caller's).
+    // The intelligence sees each channel's 16 kHz audio as its engine does (the view is the caller's;
+    // pushPcm copies what it keeps). It never throws, and comes second all the same: the words first.
     this.router = new ChannelRouter(asr.map((s, channel) => (pcm: Int16Array) => {
-      this.intel.audio(channel, pcm);
       s.pushPcm(pcm);
+      this.intel.audio(channel, pcm);
     }));
     asr.forEach((s, channel) => s.attach({
       segment: (ev) => this.onSegment(channel, ev),
@@ -281,7 +285,7 @@ export class Call {
 
   toRecord(): CallRecord {
     const segments = [...this.segments.values()].sort((a, b) => a.segment_id - b.segment_id);
-    const live = this.over ? {} : this.intel.summary();
+    const live = this.over ? {} : (this.intel.summary() ?? {});
     return {
       ...this.record, ...live, alerts: [...this.intel.raised()], segments,
       text: transcriptText(segments, this.record.channels.map((c) => c.label)),
@@ -312,7 +316,8 @@ export class Call {
     this.segments.set(id, seg);
     this.emit({ type: 'segment', ...seg });
     if (!ev.final) return;
-    this.lastFinal[channel] = id;
+    // An empty final is not kept by the redactor either: a later `previous` is the one before it.
+    if (ev.text.trim() !== '') this.lastFinal[channel] = id;
     if (seg.tone) this.intel.turn({ segment_id: id, channel, text: seg.text, tone: seg.tone, start_ms: seg.start_ms, end_ms: seg.end_ms });
     this.persistSoon();
   }
@@ -355,14 +360,16 @@ export class Call {
   }
 
   private end(reason: string | null): void {
-    const { metrics: m, sentiment } = this.intel.final();
-    this.record.metrics = m;
-    this.record.sentiment = sentiment;
-    if (!this.refused) this.emit({ type: 'metrics', ...m });
+    const intel = this.intel.final(); // its last utterance_end events go out first (never throws)
     this.over = true;
     this.record.status = 'completed';
     this.record.ended_at = new Date().toISOString();
     this.record.end_reason = reason;
+    if (intel) {
+      this.record.metrics = intel.metrics;
+      this.record.sentiment = intel.sentiment;
+      if (!this.refused) this.emit({ type: 'metrics', ...intel.metrics });
+    }
     this.emit({ type: 'closed' });
     this.persist();
   }

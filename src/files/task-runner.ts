@@ -16,7 +16,7 @@ import { formatHms } from '../protocol/harf.js';
 import { decodeToPcm16k } from './decode.js';
 import { checkUrl, fetchMedia } from './fetch.js';
 import { ChunkedTranscriber } from './chunked-transcriber.js';
-import { redactTimedText, silenceMedia, silencedWav, type TimeSpan } from '../intel/redact-media.js';
+import { redactTimedText, silenceMedia, silencedName, silencedWav, type TimeSpan } from '../intel/redact-media.js';
 import type { Task, TaskItem, TaskStore } from './tasks.js';
 
 /** A task resumed this many times after restarts (it may be what kills the process) is failed instead. */
@@ -239,11 +239,11 @@ export class TaskRunner {
    */
   private async silenceUpload(item: TaskItem, file: string, pcm: Int16Array, spans: TimeSpan[], dir: string, signal: AbortSignal): Promise<void> {
     if (item.source.kind !== 'upload') return;
-    const ext = path.extname(item.source.filename).replace(/[^.A-Za-z0-9]/g, '');
-    let out = path.join(dir, `redacted${ext || '.wav'}`);
+    let out = path.join(dir, silencedName(item.source.filename));
     try {
       await silenceMedia(file, out, spans, signal);
     } catch (err) {
+      if (signal.aborted) throw signal.reason ?? err;
       this.deps.log.info({ err: asCallscribeError(err).message }, 'upload re-encoded as WAV to silence its redacted spans');
       out = path.join(dir, 'redacted.wav');
       fs.writeFileSync(out, silencedWav(pcm, spans));

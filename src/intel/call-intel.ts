@@ -25,6 +25,8 @@ export interface IntelOptions {
   rules: readonly Rule[];
   /** Audio time between `metrics` events (0: none live, only at the end). */
   metricsIntervalMs: number;
+  /** A bug in the intelligence (its turns, metrics and rules stop for the call), or an alert flood. */
+  onError?: (err: unknown) => void;
 }
 
 /** What the call publishes for one engine segment. */
@@ -73,17 +75,40 @@ function countRedactions(tags: readonly RedactTag[]): void {
   }
 }
 
+/** Alerts one call keeps, posts and sends: past it a rule that matches every segment is counted only. */
+export const MAX_ALERTS = 100;
+
+/** A channel's tones: the first and the last few turns (the trajectory needs no more), and how many. */
+class Tones {
+  readonly first: Tone[] = [];
+  readonly last: Tone[] = [];
+  count = 0;
+  add(t: Tone): void {
+    this.count++;
+    if (this.first.length < TRAJECTORY_TURNS) this.first.push(t);
+    this.last.push(t);
+    if (this.last.length > TRAJECTORY_TURNS) this.last.shift();
+  }
+}
+
 export class CallIntel {
   private readonly redactors: StreamRedactor[] | null;
   private readonly talk: TalkTracker;
   private readonly rules: RuleEngine | null;
-  /** Samples of channel 0 so far, and when the next tick and metrics event are due (in samples). */
-  private samples = 0;
+  /** Samples of each channel so far; ticks and metrics follow the channel furthest on (one may stall). */
+  private readonly samples: number[];
+  private far = 0;
   private nextTick = TICK_MS * SAMPLES_PER_MS;
   private nextMetrics: number;
-  /** Tones of final turns in arrival order, with their channel. */
-  private readonly turns: { channel: number; tone: Tone }[] = [];
+  private readonly tones: Tones[];
+  private readonly allTones = new Tones();
+  /** Tags of each channel's last final, counted: a `previous` re-redacting it counts only what is new. */
+  private readonly lastTags: RedactTag[][];
   private readonly alerts: Alert[] = [];
+  private alertsDropped = 0;
+  /** The intelligence failed (a bug): turns, metrics and rules stop for this call; redaction goes on, closed. */
+  private broken = false;
+  private ended = false;
 
   constructor(private readonly opts: IntelOptions, private readonly emit: (ev: IntelEvent) => void) {
     this.redactors = opts.redact.length > 0 ? Array.from({ length: opts.channels }, () => new StreamRedactor(opts.redact)) : null;
@@ -92,68 +117,124 @@ export class CallIntel {
     });
     this.rules = opts.rules.length > 0 ? new RuleEngine(opts.rules, opts.labels) : null;
     this.nextMetrics = opts.metricsIntervalMs > 0 ? opts.metricsIntervalMs * SAMPLES_PER_MS : Infinity;
+    this.samples = new Array<number>(opts.channels).fill(0);
+    this.tones = Array.from({ length: opts.channels }, () => new Tones());
+    this.lastTags = Array.from({ length: opts.channels }, () => []);
   }
 
-  /** One channel's audio at 16 kHz, as it goes to its engine. Allocates nothing between ticks. */
+  /** One channel's audio at 16 kHz, as it goes to its engine. Allocates nothing between ticks; never throws. */
   audio(channel: number, pcm: Int16Array): void {
-    this.talk.audio(channel, pcm);
-    if (channel !== 0) return;
-    this.samples += pcm.length;
-    if (this.samples >= this.nextTick) {
-      this.nextTick = this.samples + TICK_MS * SAMPLES_PER_MS;
-      if (this.rules) for (const a of this.rules.tick(this.talk.state())) this.alert(a);
-    }
-    if (this.samples >= this.nextMetrics) {
-      this.nextMetrics = this.samples + this.opts.metricsIntervalMs * SAMPLES_PER_MS;
-      this.emit({ type: 'metrics', ...this.talk.snapshot() });
+    if (this.broken || this.ended) return;
+    try {
+      this.talk.audio(channel, pcm);
+      const n = (this.samples[channel] = this.samples[channel]! + pcm.length);
+      if (n <= this.far) return;
+      this.far = n;
+      if (n >= this.nextTick) {
+        this.nextTick = n + TICK_MS * SAMPLES_PER_MS;
+        if (this.rules) for (const a of this.rules.tick(this.talk.state())) this.alert(a);
+      }
+      if (n >= this.nextMetrics) {
+        this.nextMetrics = n + this.opts.metricsIntervalMs * SAMPLES_PER_MS;
+        this.emit({ type: 'metrics', ...this.talk.snapshot() });
+      }
+    } catch (err) {
+      this.fault(err);
     }
   }
 
-  /** An engine segment of `channel`: what the call may publish of it. Finals come in order per channel. */
+  /**
+   * An engine segment of `channel`: what the call may publish of it. Finals come in order per channel.
+   * Never throws: should the redactor ever fail, the segment's text is withheld (''), never sent as it was.
+   */
   segment(channel: number, text: string, final: boolean): IntelSegment {
     const r = this.redactors?.[channel];
-    if (!final) return { text: r ? r.interim(text) : text, tags: [], previous: null };
-    const red = r ? r.final(text) : { text, tags: [] as RedactTag[], previous: null };
+    let red: { text: string; tags: RedactTag[]; previous: IntelSegment['previous'] };
+    try {
+      if (!final) return { text: r ? r.interim(text) : text, tags: [], previous: null };
+      red = r ? r.final(text) : { text, tags: [], previous: null };
+    } catch (err) {
+      this.fault(err);
+      return { text: '', tags: [], previous: null };
+    }
+    if (red.text.trim() === '') return { ...red, previous: null }; // the redactor keeps no empty final either
     countRedactions(red.tags);
-    if (red.previous) countRedactions(red.previous.tags);
-    if (!/[\p{L}\p{N}]/u.test(red.text)) return { text: red.text, tags: red.tags, previous: red.previous };
-    const tone = this.tone(red.text);
-    this.turns.push({ channel, tone });
-    return { text: red.text, tags: red.tags, tone, previous: red.previous };
+    if (red.previous) countRedactions(red.previous.tags.filter((t) => !this.lastTags[channel]!.includes(t)));
+    this.lastTags[channel] = red.tags;
+    if (this.broken || this.ended || !/[\p{L}\p{N}]/u.test(red.text)) return red;
+    try {
+      const tone = this.tone(red.text);
+      this.tones[channel]!.add(tone);
+      this.allTones.add(tone);
+      return { ...red, tone };
+    } catch (err) {
+      this.fault(err);
+      return red;
+    }
   }
 
-  /** A final turn with words, numbered: its words count, and the text rules see it. */
+  /** A final turn with words, numbered: its words count, and the text rules see it. Never throws. */
   turn(t: { segment_id: number; channel: number; text: string; tone: Tone; start_ms: number; end_ms: number }): void {
-    this.talk.words(t.channel, t.text.split(/\s+/).filter((w) => /[\p{L}\p{N}]/u.test(w)).length);
-    if (this.rules) for (const a of this.rules.turn(t)) this.alert(a);
+    if (this.broken || this.ended) return;
+    try {
+      this.talk.words(t.channel, t.text.split(/\s+/).filter((w) => /[\p{L}\p{N}]/u.test(w) && !/^\[\w+\]$/.test(w)).length);
+      if (this.rules) for (const a of this.rules.turn(t)) this.alert(a);
+    } catch (err) {
+      this.fault(err);
+    }
   }
 
-  /** The alerts raised so far (the record keeps them). */
+  /** The alerts raised so far (the record keeps them, MAX_ALERTS at most). */
   raised(): readonly Alert[] {
     return this.alerts;
   }
 
   /** The metrics so far and the sentiment trajectory (live record). */
-  summary(): IntelSummary {
-    return { metrics: this.talk.snapshot(), sentiment: this.trajectory() };
+  summary(): IntelSummary | null {
+    if (this.broken) return null;
+    try {
+      return { metrics: this.talk.snapshot(), sentiment: this.trajectory() };
+    } catch (err) {
+      this.fault(err);
+      return null;
+    }
   }
 
-  /** At the call's end: the final metrics (every open run closed), observed in the histograms. */
-  final(): IntelSummary {
-    const m = this.talk.final();
-    const talk = m.channels.reduce((s, c) => s + c.talk_ms, 0);
-    if (m.duration_ms > 0) {
-      metrics.callNonTalkRatio.observe(m.non_talk_ms / m.duration_ms);
-      metrics.callOvertalkSeconds.observe(m.overtalk_ms / 1000);
-      metrics.callInterruptions.observe(m.interruptions.length);
-      if (talk > 0 && m.channels.length > 1) for (const c of m.channels) metrics.callTalkRatio.labels(String(c.channel)).observe(c.talk_ratio);
+  /** At the call's end: the final metrics (every open run closed), observed in the histograms. Never throws. */
+  final(): IntelSummary | null {
+    if (this.broken) return null;
+    try {
+      const m = this.talk.final();
+      this.ended = true;
+      const talk = m.channels.reduce((s, c) => s + c.talk_ms, 0);
+      if (m.duration_ms > 0) {
+        metrics.callNonTalkRatio.observe(m.non_talk_ms / m.duration_ms);
+        metrics.callOvertalkSeconds.observe(m.overtalk_ms / 1000);
+        metrics.callInterruptions.observe(m.interruptions.length);
+        if (talk > 0 && m.channels.length > 1) for (const c of m.channels) metrics.callTalkRatio.labels(String(c.channel)).observe(c.talk_ratio);
+      }
+      return { metrics: m, sentiment: this.trajectory() };
+    } catch (err) {
+      this.fault(err);
+      return null;
     }
-    return { metrics: m, sentiment: this.trajectory() };
+  }
+
+  /** A bug in the intelligence ends it for this call (reported once); the call itself goes on. */
+  private fault(err: unknown): void {
+    if (this.broken) return;
+    this.broken = true;
+    this.opts.onError?.(err);
   }
 
   private alert(a: Alert): void {
-    this.alerts.push(a);
+    if (this.ended) return;
     metrics.alerts.labels(a.rule, a.severity).inc();
+    if (this.alerts.length >= MAX_ALERTS) {
+      if (this.alertsDropped++ === 0) this.opts.onError?.(new Error(`more than ${MAX_ALERTS} alerts on one call: the rest are counted only`));
+      return;
+    }
+    this.alerts.push(a);
     this.emit(a);
   }
 
@@ -163,17 +244,10 @@ export class CallIntel {
   }
 
   private trajectory(): SentimentTrajectory {
-    const all = this.turns.map((t) => t.tone);
-    const ends = (tones: Tone[]) => ({
-      start: toneOf(tones.slice(0, TRAJECTORY_TURNS)),
-      end: toneOf(tones.slice(-TRAJECTORY_TURNS)),
-    });
+    const ends = (t: Tones) => ({ start: toneOf(t.first), end: toneOf(t.last) });
     return {
-      ...ends(all),
-      channels: Array.from({ length: this.opts.channels }, (_, channel) => {
-        const tones = this.turns.filter((t) => t.channel === channel).map((t) => t.tone);
-        return { channel, ...ends(tones), turns: tones.length };
-      }),
+      ...ends(this.allTones),
+      channels: this.tones.map((t, channel) => ({ channel, ...ends(t), turns: t.count })),
     };
   }
 }

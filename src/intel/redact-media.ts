@@ -53,9 +53,21 @@ export function muteFilter(spans: readonly TimeSpan[], marginMs = 100): string {
 }
 
 /**
+ * Audio formats a silenced copy is written back in, by the upload's extension; anything else (a video,
+ * a playlist, an unknown name) is kept as the decoded 16 kHz WAV instead.
+ */
+const WRITABLE = new Set(['.wav', '.mp3', '.ogg', '.oga', '.opus', '.flac', '.m4a', '.aac', '.webm', '.mka']);
+
+/** The name of the silenced copy to write in `dir`: the upload's own format when ffmpeg can write it. */
+export function silencedName(uploadName: string): string {
+  const ext = (/\.[A-Za-z0-9]{1,8}$/.exec(uploadName)?.[0] ?? '').toLowerCase();
+  return `redacted${WRITABLE.has(ext) ? ext : '.wav'}`;
+}
+
+/**
  * Writes `input` to `output` with the spans silenced, in the container and codec ffmpeg picks for
- * `output`'s extension (the upload's own). Rejects when ffmpeg cannot; the caller then falls back to
- * `silencedWav` of the decoded audio.
+ * `output`'s extension (silencedName). Rejects when ffmpeg cannot; the caller then falls back to
+ * `silencedWav` of the decoded audio, unless `signal` aborted (the work stops, nothing is stored).
  */
 export async function silenceMedia(input: string, output: string, spans: readonly TimeSpan[], signal?: AbortSignal): Promise<void> {
   await run('ffmpeg', [
