@@ -123,7 +123,8 @@ export class SipMedia {
       depthPackets: this.opts.jitterPackets,
       onPcm: (pcm, rate) => this.call.pushChannel(channel, pcm, rate),
       onDtmf: (digit, atMs) => {
-        if (this.dtmf.length < MAX_DTMF) this.dtmf.push({ digit, channel, at_ms: Math.round(atMs) });
+        // Keypad card entry is a PCI path too: under pci redaction a key's time is kept, not which key.
+        if (this.dtmf.length < MAX_DTMF) this.dtmf.push({ digit: this.call.redacts('pci') ? '*' : digit, channel, at_ms: Math.round(atMs) });
       },
     });
   }

@@ -73,7 +73,7 @@ describe('twilio - messages', () => {
 });
 
 /** A session on a fake call whose claim resolves when told to. */
-function session(fail = false) {
+function session(fail = false, redact?: string[]) {
   const pushed: [number, number][] = [];
   const metadata: Record<string, unknown> = {};
   const closes: number[] = [];
@@ -88,7 +88,7 @@ function session(fail = false) {
     finalize: async () => { finalized++; },
   } as unknown as Call;
   const deps = {
-    config: { defaultLanguage: 'en' } as Config,
+    config: { defaultLanguage: 'en', intel: { redact: redact ?? [] } } as unknown as Config,
     log: pino({ level: 'silent' }),
     openCall: (o: CallOptions) => {
       opts = o;
@@ -124,6 +124,17 @@ describe('twilio - session', () => {
     expect(t.closes).toEqual([1000]);
     const meta = t.metadata.twilio as TwilioMetadata;
     expect(meta).toMatchObject({ streamSid: 'MZ1', gaps: 0, dtmf: [{ digit: '5', track: 'inbound_track', at_ms: 40 }] });
+  });
+
+  it('twilio - under pci redaction a keypad digit is kept as * with its time (card entry by keypad)', async () => {
+    const t = session(false, ['pci']);
+    t.s.onText(JSON.stringify({ event: 'start', streamSid: 'MZ2', start: { callSid: 'CA2', tracks: ['inbound'], customParameters: {} } }));
+    t.s.onText(JSON.stringify({ event: 'dtmf', dtmf: { track: 'inbound_track', digit: '4' } }));
+    t.open();
+    await tick();
+    t.s.onText(JSON.stringify({ event: 'stop' }));
+    await tick();
+    expect((t.metadata.twilio as TwilioMetadata).dtmf).toEqual([{ digit: '*', track: 'inbound_track', at_ms: 0 }]);
   });
 
   it('twilio - a hang-up without stop still finalizes, once', async () => {

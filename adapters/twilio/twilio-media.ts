@@ -170,7 +170,12 @@ export class TwilioMediaSession implements SocketSession {
       }
       case 'dtmf':
         if (!this.meta) return this.bad('dtmf before start');
-        if (this.meta.dtmf.length < MAX_NOTES) this.meta.dtmf.push({ digit: msg.dtmf.digit, track: msg.dtmf.track, at_ms: this.lastMediaMs });
+        // Keypad card entry is a PCI path too: under pci redaction (a Twilio call has the deployment's) a
+        // key's time is kept, not which key.
+        if (this.meta.dtmf.length < MAX_NOTES) {
+          const digit = this.deps.config.intel.redact.includes('pci') ? '*' : msg.dtmf.digit;
+          this.meta.dtmf.push({ digit, track: msg.dtmf.track, at_ms: this.lastMediaMs });
+        }
         return;
       case 'mark':
         if (!this.meta) return this.bad('mark before start');

@@ -67,6 +67,7 @@ describe('call - live intelligence', () => {
     const rec = call.toRecord();
     expect(rec.text).not.toMatch(/one one one one/);
     expect(rec.redact).toEqual(['pci']);
+    expect([call.redacts('pci'), call.redacts('ssn')]).toEqual([true, false]); // SIP keeps keypad digits as * then
     expect(events.at(-1)).toEqual({ type: 'closed' });
     expect(events.at(-2)).toMatchObject({ type: 'metrics' });
   });

@@ -180,6 +180,11 @@ export class Call {
     if (this.opened && !this.over && Date.now() - this.lastPersist >= maxAgeMs) this.persist();
   }
 
+  /** The call redacts this kind (its own and the deployment's): keypad digits, say, are kept as `*` under pci. */
+  redacts(kind: RedactKind): boolean {
+    return (this.record.redact as readonly string[]).includes(kind);
+  }
+
   get channels(): number {
     return this.asr.length;
   }
