@@ -74,6 +74,8 @@ beforeAll(async () => {
   ].join('\n'));
   app = await startCallscribe('all', {
     CALLSCRIBE_HARF_TOKENS: TOKEN, CALLSCRIBE_RULES: rules, CALLSCRIBE_METRICS_INTERVAL_MS: '2000',
+    // The deployment redacts e-mail everywhere; the card call adds pci for itself.
+    CALLSCRIBE_REDACT: 'email', CALLSCRIBE_ACCOUNTS: 'boss:boss-pw:admin',
     CALLSCRIBE_WEBHOOK_URL: `http://127.0.0.1:${(hookServer.address() as AddressInfo).port}/hook`, LOG_LEVEL: 'debug',
   });
   base = `127.0.0.1:${app.ready.port}`;
@@ -103,7 +105,7 @@ describe('live call intelligence', () => {
       await wall.waitForSelector(c, { timeout: 30_000 });
       await wall.waitForFunction((sel) => (globalThis as unknown as { document: { querySelectorAll(s: string): { length: number } } }).document.querySelectorAll(`${sel} .alert`).length >= 3, c, { timeout: 30_000 });
       shown = {
-        words: await wall.$eval(c, (e) => e.textContent ?? ''),
+        words: (await wall.$$eval(`${c} .chan .final, ${c} .chan .partial`, (els) => els.map((e) => e.textContent ?? ''))).join(' '),
         tones: await wall.$$eval(`${c} .chan .tone`, (els) => els.map((e) => e.getAttribute('data-tone'))),
         alerts: await wall.$$eval(`${c} .alert .rule`, (els) => els.map((e) => e.textContent)),
         ratio: (await wall.$$eval(`${c} .ratio .part`, (els) => els.length)),
@@ -127,6 +129,7 @@ describe('live call intelligence', () => {
     expect(wallSaw.tones[1]).toBe('negative');
     expect(wallSaw.ratio).toBe(2);
     expect([...wallSaw.alerts].sort()).toEqual(['angry-customer', 'cancellation', 'long-overtalk']);
+    expect(wallSaw.words).toContain('[card]');
     expect(digitRun(wallSaw.words)).toBeLessThan(4);
     expect(pageErrors).toEqual([]);
 
@@ -172,7 +175,7 @@ describe('live call intelligence', () => {
     const rec = await waitForCall(`http://${base}`, TOKEN, id);
     expect(digitRun(rec.text)).toBeLessThan(4);
     expect(rec.text).toContain('[card]');
-    expect(rec.redact).toEqual(['pci']);
+    expect(rec.redact).toEqual(['email', 'pci']);
     expect(rec.metrics.overtalk_ms).toBe(last.overtalk_ms);
     expect(rec.sentiment.channels[1].end).toBe('negative');
     expect(rec.alerts.map((a: any) => a.rule).sort()).toEqual(alerts.map((a) => a.rule).sort());
@@ -212,6 +215,22 @@ describe('live call intelligence', () => {
     const angry = call.lines.find((l) => l.text.startsWith('This is terrible'))!;
     expect(rms(back, card.startMs + 300, card.endMs - 300)).toBeLessThan(10);
     expect(rms(back, angry.startMs, angry.endMs)).toBeGreaterThan(300);
+  });
+
+  it('intel - CALLSCRIBE_REDACT reaches Voiceponce: a review is redacted before it is stored and analyzed', async () => {
+    const t = await fetch(`http://${base}/api/v1/token`, { method: 'POST', body: new URLSearchParams({ username: 'boss', password: 'boss-pw' }) });
+    const tok = ((await t.json()) as any).token as string;
+    const auth = { authorization: `Bearer ${tok}`, 'content-type': 'application/json' };
+    const created = await fetch(`http://${base}/api/v1/transcriptions`, { method: 'POST', headers: auth, body: JSON.stringify({ input: 'Terrible support, write to me at jane.doe@example.com today.', language: 'en' }) });
+    expect(created.status).toBeLessThan(300);
+    const id = ((await created.json()) as any).id as string;
+    let rec: any;
+    await until(async () => {
+      rec = await (await fetch(`http://${base}/api/v1/transcriptions/${id}`, { headers: auth })).json();
+      return rec.status === 'completed';
+    }, 30_000);
+    expect(JSON.stringify(rec)).not.toMatch(/jane|example\.com/);
+    expect(rec.input_text).toContain('[email]');
   });
 
   it('intel - an unknown redact kind is refused: 400 CS_ERR_BAD_PARAMETER at the upgrade and on the file API', async () => {
@@ -258,9 +277,9 @@ function rms(file: string, fromMs: number, toMs: number): number {
   return Math.sqrt(sum / Math.max(1, b - a));
 }
 
-async function until(cond: () => boolean, timeoutMs = 10_000): Promise<void> {
+async function until(cond: () => boolean | Promise<boolean>, timeoutMs = 10_000): Promise<void> {
   const end = Date.now() + timeoutMs;
-  while (!cond()) {
+  while (!(await cond())) {
     if (Date.now() > end) throw new Error('condition not met in time');
     await new Promise((r) => setTimeout(r, 100));
   }
