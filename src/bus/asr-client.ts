@@ -85,6 +85,21 @@ export class AsrClient {
     }
   }
 
+  /**
+   * Drops the writer of a worker that is gone (worker ids change at every restart, and each writer keeps a
+   * pooled buffer of up to 512 KiB). What it holds goes out first: the closes of the sessions just taken
+   * off that worker, which a worker that was only partitioned still needs to free their slots. Its next
+   * buffer was never published, so it goes straight back to the pool; the published one waits for a flush
+   * like any other (`publishBatch`).
+   */
+  private dropBatch(worker: string, w: FrameBatchWriter): void {
+    this.batches.delete(worker);
+    const i = this.pendingWorkers.indexOf(worker);
+    if (i >= 0) this.pendingWorkers.splice(i, 1);
+    this.publishBatch(worker, w);
+    w.release();
+  }
+
   /** Asks for a flush when enough published buffers wait for one; they are reused once it comes back. */
   private recycle(): void {
     if (this.recycling || this.pool.heldCount === 0 || this.nc.isClosed()) return;
@@ -156,6 +171,9 @@ export class AsrClient {
         if (s.worker === id) s.lost(new WorkerLostError(`worker ${id} stopped sending heartbeats`));
       }
     }
+    // After the sessions' takeovers above, so their closes to the lost worker are in its batch. A worker
+    // whose claim reply came before any heartbeat of it loses its writer too: the next frame makes another.
+    for (const [id, w] of this.batches) if (!this.workers.has(id)) this.dropBatch(id, w);
   }
 
   /**
