@@ -4,7 +4,7 @@
  *
  * Raw 16 kHz s16 is 32 KB a second, and with Whisper a segment stays open up to ~25 s (plus the last
  * final one, kept as the new engine's warm-up): ~800 KB a stream. So the buffer holds at most
- * `budgetBytes` (128 KiB) raw: past it, its oldest 300 ms blocks are compressed with Opus, and the newest
+ * `budgetBytes` (128 KiB unless CALLSCRIBE_REPLAY_BUDGET_BYTES says otherwise) raw: past it, its oldest 300 ms blocks are compressed with Opus, and the newest
  * audio stays raw. A stream whose kept audio fits in 3.9 s (PocketSphinx's short segments, the sink
  * engine's) never encodes a frame and replays exactly what it was sent; 25 s kept is 1.5 s raw and
  * 23.5 s of Opus, 127 KiB in all (800 KB raw), and up to ~32 s fits the budget (past that it grows
@@ -64,7 +64,7 @@ const LOOKAHEAD = 40;
 /** A count byte, then primer + 15 frames + trailer, each a length byte and its packet. */
 const PACKED_BYTES = 1 + (FRAMES + 2) * (1 + PACKET_BYTES);
 const RAW_BYTES = BLOCK * 2;
-/** What a stream holds raw before its oldest blocks are compressed. */
+/** What a stream holds raw before its oldest blocks are compressed (the default of CALLSCRIBE_REPLAY_BUDGET_BYTES). */
 export const REPLAY_BUDGET_BYTES = 128 * 1024;
 
 // libopus CTLs (opus_defines.h).
@@ -187,6 +187,8 @@ export class ReplayBuffer {
   overflowed = 0;
   /** Samples replayed as silence because their block would not decode. */
   damaged = 0;
+  /** Compressed blocks decoded and replayed (all replays so far). */
+  unpacked = 0;
 
   /**
    * `maxSamples`: past this, the oldest block is dropped (and counted). `budgetBytes`: past this, the
@@ -256,6 +258,7 @@ export class ReplayBuffer {
           this.damaged += n;
           emit(decoded.subarray(0, n));
         } else {
+          this.unpacked++;
           emit(decoded.subarray(at + inBlock, at + inBlock + n));
         }
       }

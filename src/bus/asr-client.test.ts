@@ -5,6 +5,7 @@ import { forEachFrame, type BatchPool } from './frame-batch.js';
 import { HEARTBEAT_SUBJECT, batchSubject } from './subjects.js';
 import { loadConfig } from '../config.js';
 import { createLogger } from '../log.js';
+import { metrics } from '../metrics.js';
 import { encodeJson } from '../protocol/bus.js';
 import {
   FLAG_DISCONTINUITY, KIND_AUDIO, KIND_CLOSE, KIND_FINALIZE, KIND_KEEPALIVE, copyFrameSamples, decodeFrameHeader, newFrameHeader,
@@ -249,5 +250,44 @@ describe('asr client - writers of departed workers', () => {
     expect(s.failovers).toBe(5);
     s.close();
     c.close();
+  });
+});
+
+describe('asr client - the failover replay budget', () => {
+  afterEach(() => {
+    vi.useRealTimers();
+  });
+
+  /** Compressed blocks replayed when `w1` goes quiet 3 s into a session opened with `opts`, `w2` taking over. */
+  async function compressedReplayed(env: { [name: string]: string }, opts: { replayBudgetBytes?: number } = {}): Promise<number> {
+    vi.useFakeTimers({ toFake: ['setInterval', 'clearInterval', 'Date'] });
+    const nc = new FakeNc();
+    const c = new AsrClient(nc as unknown as NatsConnection, loadConfig({ CALLSCRIBE_HEARTBEAT_MS: '100', ...env }), createLogger('silent'));
+    const heartbeat = (worker: string) => nc.deliver(HEARTBEAT_SUBJECT, encodeJson({ worker, pid: 1, slots: 4, sessions: 1, languages: ['en'] }));
+    const counted = async () => (await metrics.replayCompressedBlocks.get()).values[0]?.value ?? 0;
+    const before = await counted();
+    c.start();
+    heartbeat('w1');
+    const s = await c.open('en', opts);
+    s.pushPcm(signal(48_000)); // 3 s, no final segment: all of it is kept for a failover
+    nc.grant = 'w2';
+    for (let beat = 0; beat < 4; beat++) {
+      vi.advanceTimersByTime(100);
+      heartbeat('w2');
+    }
+    await turn();
+    expect(s.failovers).toBe(1);
+    s.close();
+    c.close();
+    return (await counted()) - before;
+  }
+
+  it('asr client - CALLSCRIBE_REPLAY_BUDGET_BYTES=0: a failover replays every block but the newest from Opus, counted in callscribe_replay_compressed_blocks_total', async () => {
+    expect(await compressedReplayed({ CALLSCRIBE_REPLAY_BUDGET_BYTES: '0' })).toBe(9); // ten 300 ms blocks
+  });
+
+  it('asr client - the default budget keeps 3 s raw; a session opened with its own budget (file chunks: Infinity) keeps it', async () => {
+    expect(await compressedReplayed({})).toBe(0);
+    expect(await compressedReplayed({ CALLSCRIBE_REPLAY_BUDGET_BYTES: '0' }, { replayBudgetBytes: Infinity })).toBe(0);
   });
 });
