@@ -41,7 +41,9 @@
  * a failover already differed around the takeover (the new engine starts there), and the raw tail keeps
  * the newest audio and every short segment exact. The failover test (test/roles.e2e.test.ts, SIGKILL 12 s
  * into the call, PocketSphinx) gave WER 0.296 against the undisturbed 0.324, and 0.296 again with a budget
- * of 0 (every block but the newest replayed from Opus). Whisper's words on replayed audio: not measured.
+ * of 0 (every block but the newest replayed from Opus). That test runs both (CALLSCRIBE_REPLAY_BUDGET_BYTES=0
+ * on a second gateway): its replay holds ~7.5 s even at the default, audio at 2x arriving while the loss is
+ * noticed, so 13-14 blocks come back from Opus there too; at 0, 25-50 (0.296, 0.296, 0.310 in three runs). Whisper's words on replayed audio: not measured.
  * `node dist/loadtest/replay-codec.js` measures bytes, µs and WER again.
  *
  * Blocks come from pools shared by every stream and go back as soon as a final segment covers them, so
