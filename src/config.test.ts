@@ -26,6 +26,7 @@ describe('config', () => {
     expect(c.defaultLanguage).toBe('en');
     expect(c.maxMessageBytes).toBe(65536);
     expect(c.psBlockSamples).toBe(2048);
+    expect(c.replayBudgetBytes).toBe(131072);
     expect(c.logLevel).toBe('info');
     expect(c.harfWsUrl).toBeUndefined();
     expect(c.workerSlots).toBeUndefined();
@@ -120,8 +121,9 @@ describe('config', () => {
   });
 
   it('config - numbers are coerced from strings', () => {
-    const c = loadConfig({ PORT: '9090', CALLSCRIBE_MAX_MESSAGE_BYTES: '131072', CALLSCRIBE_WORKER_SLOTS: '4' });
+    const c = loadConfig({ PORT: '9090', CALLSCRIBE_MAX_MESSAGE_BYTES: '131072', CALLSCRIBE_WORKER_SLOTS: '4', CALLSCRIBE_REPLAY_BUDGET_BYTES: '0' });
     expect(c.port).toBe(9090);
+    expect(c.replayBudgetBytes).toBe(0);
     expect(c.maxMessageBytes).toBe(131072);
     expect(c.workerSlots).toBe(4);
   });
@@ -141,6 +143,7 @@ describe('config', () => {
       [{ LOG_LEVEL: 'loud' }, 'LOG_LEVEL'],
       [{ CALLSCRIBE_MAX_MESSAGE_BYTES: '10' }, 'CALLSCRIBE_MAX_MESSAGE_BYTES'],
       [{ CALLSCRIBE_WORKER_ID: 'a b' }, 'CALLSCRIBE_WORKER_ID'],
+      [{ CALLSCRIBE_REPLAY_BUDGET_BYTES: '-1' }, 'CALLSCRIBE_REPLAY_BUDGET_BYTES'],
     ];
     for (const [env, variable] of cases) {
       const err = configError(env);

@@ -79,6 +79,7 @@ const EnvSchema = z.object({
   CALLSCRIBE_CLAIM_TIMEOUT_MS: int(3000, 100),
   CALLSCRIBE_FINALIZE_TIMEOUT_MS: int(30_000, 1000),
   CALLSCRIBE_REPLAY_MS: int(60_000, 1000, 600_000), // audio kept since the last final segment, replayed to a new worker on failover
+  CALLSCRIBE_REPLAY_BUDGET_BYTES: int(128 * 1024, 0), // 128 KiB: a stream's replay kept raw; past it the oldest 300 ms blocks are kept as Opus (0: all but the newest)
   CALLSCRIBE_RECORD_INTERVAL_MS: int(2000, 0, 60_000), // a live call's record in KV is rewritten at most this often (0: at every final segment)
   CALLSCRIBE_RESUME_MS: int(30_000, 0, 3_600_000), // a /v1/listen call whose connection dropped waits this long for its client (0: no resume)
   CALLSCRIBE_DRAIN_MS: int(25_000, 0, 3_600_000), // SIGTERM: live sessions finalize and close within this (Kubernetes' 30 s grace)
@@ -176,6 +177,8 @@ export interface Config {
   /** A live call's KV record is rewritten at most this often as final segments arrive. */
   readonly recordIntervalMs: number;
   readonly replayMs: number;
+  /** Bytes of a live stream's failover replay kept raw; past it its oldest blocks are compressed (audio/replay.ts). */
+  readonly replayBudgetBytes: number;
   readonly heartbeatMs: number;
   readonly workerId: string | undefined;
   readonly workerSlots: number | undefined;
@@ -361,6 +364,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     resumeMs: e.CALLSCRIBE_RESUME_MS,
     recordIntervalMs: e.CALLSCRIBE_RECORD_INTERVAL_MS,
     replayMs: e.CALLSCRIBE_REPLAY_MS,
+    replayBudgetBytes: e.CALLSCRIBE_REPLAY_BUDGET_BYTES,
     heartbeatMs: e.CALLSCRIBE_HEARTBEAT_MS,
     workerId: e.CALLSCRIBE_WORKER_ID,
     workerSlots: e.CALLSCRIBE_WORKER_SLOTS,

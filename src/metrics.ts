@@ -53,6 +53,7 @@ export const metrics = {
   handoffs: new client.Counter({ name: 'callscribe_handoffs_total', help: 'Finalized streams handed to analysis, by outcome (ok, failed, timeout)', labelNames: ['outcome'], registers: [registry] }),
   webhooks: new client.Counter({ name: 'callscribe_webhooks_total', help: 'Analysis webhook deliveries, by outcome (ok, failed)', labelNames: ['outcome'], registers: [registry] }),
   failovers: new client.Counter({ name: 'callscribe_failovers_total', help: 'Streams whose worker was lost: taken over by another (ok) or failed (no_worker)', labelNames: ['outcome'], registers: [registry] }),
+  replayCompressedBlocks: new client.Counter({ name: 'callscribe_replay_compressed_blocks_total', help: 'Failover replays: 300 ms blocks decoded from Opus (kept past CALLSCRIBE_REPLAY_BUDGET_BYTES) and replayed to the new worker', registers: [registry] }),
   resumes: new client.Counter({ name: 'callscribe_resumes_total', help: '/v1/listen connections dropped and resumed, by event (detached, resumed, replaced: a socket still open when its client resumed, expired: finalized without its client)', labelNames: ['event'], registers: [registry] }),
   badBusMessages: new client.Counter({ name: 'callscribe_bad_bus_messages_total', help: 'Malformed bus messages dropped', registers: [registry] }),
   redactions: new client.Counter({ name: 'callscribe_redactions_total', help: 'Spans redacted from final segments, by tag (card, cvv, expiry, ssn, phone, email)', labelNames: ['tag'], registers: [registry] }),

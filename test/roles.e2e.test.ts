@@ -73,40 +73,75 @@ describe('roles - gateway and asr-worker as separate processes over a real nats-
     }
   });
 
-  it('roles - failover: SIGKILL the worker serving a live call; another takes it over with the audio since the last final, no words lost or doubled', async () => {
-    const a = await startCallscribe('asr-worker', { NATS_URL: nats.url, CALLSCRIBE_HEARTBEAT_MS: '500', CALLSCRIBE_WORKER_ID: 'w-a', CALLSCRIBE_WORKER_SLOTS: '1' });
-    const b = await startCallscribe('asr-worker', { NATS_URL: nats.url, CALLSCRIBE_HEARTBEAT_MS: '500', CALLSCRIBE_WORKER_ID: 'w-b', CALLSCRIBE_WORKER_SLOTS: '1' });
-    const api = `http://127.0.0.1:${gateway.ready.port}`;
+  /**
+   * The failover run: two one-slot workers, the 28 s call through `gw` at 2x, the serving worker SIGKILLed
+   * 12 s into the call; the other takes it over. Checks the ids, the words against the undisturbed engine's
+   * (within 0.03 of WER), the record and the failover counter; gives back the count of replayed blocks
+   * that were kept as Opus (callscribe_replay_compressed_blocks_total) and the gateway's failover log line.
+   */
+  async function failoverRun(gw: Running, ids: [string, string], label: string): Promise<{ compressed: number; logged: any }> {
+    const startWorker = (id: string) => startCallscribe('asr-worker', { NATS_URL: nats.url, CALLSCRIBE_HEARTBEAT_MS: '500', CALLSCRIBE_WORKER_ID: id, CALLSCRIBE_WORKER_SLOTS: '1' });
+    const a = await startWorker(ids[0]);
+    const b = await startWorker(ids[1]);
+    const api = `http://127.0.0.1:${gw.ready.port}`;
     const auth = { authorization: `Token ${TOKEN}`, connection: 'close' };
     try {
-      // The first roles test's worker is still there: it goes first, so the call lands on w-a or w-b.
+      // The first roles test's worker is still there: it goes first, so the call lands on a or b.
       if (worker) expect(await worker.stop()).toBe(0);
       worker = null;
       await new Promise((r) => setTimeout(r, 1600)); // its heartbeat is forgotten
-      const run = streamWav(`ws://127.0.0.1:${gateway.ready.port}${HARF}`, CALL16, { token: TOKEN, pace: 2, chunkMs: 100 });
+      await waitForStatus(`${api}/readyz`, 200);
+      const run = streamWav(`ws://127.0.0.1:${gw.ready.port}${HARF}`, CALL16, { token: TOKEN, pace: 2, chunkMs: 100 });
       await new Promise((r) => setTimeout(r, 6000)); // 12 s of the call sent, some of it final
       const live = ((await (await fetch(`${api}/v1/calls?status=live`, { headers: auth })).json()) as any).calls;
       expect(live).toHaveLength(1);
       const callId = live[0].id as string;
       const serving = live[0].worker as string;
-      expect(['w-a', 'w-b']).toContain(serving);
-      (serving === 'w-a' ? a : b).proc.kill('SIGKILL');
+      expect(ids).toContain(serving);
+      (serving === ids[0] ? a : b).proc.kill('SIGKILL');
       const done = await run;
       expect(done.closeCode).toBe(1000);
-      const ids = [...done.segments.keys()];
-      expect(ids).toEqual(ids.map((_, i) => i + 1)); // ids continue across the failover, no holes
+      const segIds = [...done.segments.keys()];
+      expect(segIds).toEqual(segIds.map((_, i) => i + 1)); // ids continue across the failover, no holes
       const through = wer(REF, done.text);
       const undisturbed = wer(REF, direct);
-      console.log(JSON.stringify({ failover: `killed ${serving}`, wer_gateway: Number(through.toFixed(3)), wer_undisturbed: Number(undisturbed.toFixed(3)) }));
+      const m = await (await fetch(`${api}/metrics`, { headers: auth })).text();
+      const compressed = Number(/^callscribe_replay_compressed_blocks_total (\d+)/m.exec(m)?.[1]);
+      const logged = gw.lines.flatMap((l) => { try { return [JSON.parse(l)]; } catch { return []; } }).findLast((l) => l.msg === 'worker failover');
+      console.log(JSON.stringify({
+        failover: `killed ${serving}`, run: label, wer_gateway: Number(through.toFixed(3)), wer_undisturbed: Number(undisturbed.toFixed(3)),
+        replayed_ms: logged?.replayedMs, replay_compressed_blocks: compressed,
+      }));
       expect(through).toBeLessThanOrEqual(undisturbed + 0.03);
       const rec: any = await (await fetch(`${api}/v1/calls/${encodeURIComponent(callId)}`, { headers: auth })).json();
-      expect(rec.worker).toBe(serving === 'w-a' ? 'w-b' : 'w-a');
+      expect(rec.worker).toBe(serving === ids[0] ? ids[1] : ids[0]);
       expect(rec.metadata.failovers).toBe(1);
-      const m = await (await fetch(`${api}/metrics`, { headers: auth })).text();
       expect(m).toMatch(/callscribe_failovers_total\{outcome="ok"\} 1/);
+      return { compressed, logged };
     } finally {
       await a.stop();
       await b.stop();
+    }
+  }
+
+  it('roles - failover: SIGKILL the worker serving a live call; another takes it over with the audio since the last final, no words lost or doubled', async () => {
+    await failoverRun(gateway, ['w-a', 'w-b'], 'default budget');
+  });
+
+  it('roles - failover with CALLSCRIBE_REPLAY_BUDGET_BYTES=0: the replay\'s older blocks come back from Opus, and the words are as good', async () => {
+    // The suite's gateway keeps the default budget (its failover replays raw audio): one more gateway, on the same bus.
+    const gw = await startCallscribe('gateway', {
+      NATS_URL: nats.url, CALLSCRIBE_HARF_TOKENS: TOKEN, CALLSCRIBE_HEARTBEAT_MS: '500', CALLSCRIBE_REPLAY_BUDGET_BYTES: '0',
+    });
+    try {
+      const { compressed, logged } = await failoverRun(gw, ['w-c', 'w-d'], 'budget 0');
+      // Every kept block but the newest (or the two newest, when the newest has no full frame yet) was held
+      // as Opus, and the replay decoded them: the counter and the failover's log line say how many.
+      expect(logged).toMatchObject({ compressedBlocks: compressed });
+      expect(compressed).toBeGreaterThan(0);
+      expect(compressed).toBeGreaterThanOrEqual(Math.ceil(logged.replayedMs / 300) - 2);
+    } finally {
+      expect(await gw.stop()).toBe(0);
     }
   });
 

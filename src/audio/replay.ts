@@ -4,7 +4,7 @@
  *
  * Raw 16 kHz s16 is 32 KB a second, and with Whisper a segment stays open up to ~25 s (plus the last
  * final one, kept as the new engine's warm-up): ~800 KB a stream. So the buffer holds at most
- * `budgetBytes` (128 KiB) raw: past it, its oldest 300 ms blocks are compressed with Opus, and the newest
+ * `budgetBytes` (128 KiB unless CALLSCRIBE_REPLAY_BUDGET_BYTES says otherwise) raw: past it, its oldest 300 ms blocks are compressed with Opus, and the newest
  * audio stays raw. A stream whose kept audio fits in 3.9 s (PocketSphinx's short segments, the sink
  * engine's) never encodes a frame and replays exactly what it was sent; 25 s kept is 1.5 s raw and
  * 23.5 s of Opus, 127 KiB in all (800 KB raw), and up to ~32 s fits the budget (past that it grows
@@ -41,7 +41,9 @@
  * a failover already differed around the takeover (the new engine starts there), and the raw tail keeps
  * the newest audio and every short segment exact. The failover test (test/roles.e2e.test.ts, SIGKILL 12 s
  * into the call, PocketSphinx) gave WER 0.296 against the undisturbed 0.324, and 0.296 again with a budget
- * of 0 (every block but the newest replayed from Opus). Whisper's words on replayed audio: not measured.
+ * of 0 (every block but the newest replayed from Opus). That test runs both (CALLSCRIBE_REPLAY_BUDGET_BYTES=0
+ * on a second gateway): its replay holds ~7.5 s even at the default, audio at 2x arriving while the loss is
+ * noticed, so 13-14 blocks come back from Opus there too; at 0, 25-50 (0.296, 0.296, 0.310 in three runs). Whisper's words on replayed audio: not measured.
  * `node dist/loadtest/replay-codec.js` measures bytes, µs and WER again.
  *
  * Blocks come from pools shared by every stream and go back as soon as a final segment covers them, so
@@ -64,7 +66,7 @@ const LOOKAHEAD = 40;
 /** A count byte, then primer + 15 frames + trailer, each a length byte and its packet. */
 const PACKED_BYTES = 1 + (FRAMES + 2) * (1 + PACKET_BYTES);
 const RAW_BYTES = BLOCK * 2;
-/** What a stream holds raw before its oldest blocks are compressed. */
+/** What a stream holds raw before its oldest blocks are compressed (the default of CALLSCRIBE_REPLAY_BUDGET_BYTES). */
 export const REPLAY_BUDGET_BYTES = 128 * 1024;
 
 // libopus CTLs (opus_defines.h).
@@ -187,6 +189,8 @@ export class ReplayBuffer {
   overflowed = 0;
   /** Samples replayed as silence because their block would not decode. */
   damaged = 0;
+  /** Compressed blocks decoded and replayed (all replays so far). */
+  unpacked = 0;
 
   /**
    * `maxSamples`: past this, the oldest block is dropped (and counted). `budgetBytes`: past this, the
@@ -256,6 +260,7 @@ export class ReplayBuffer {
           this.damaged += n;
           emit(decoded.subarray(0, n));
         } else {
+          this.unpacked++;
           emit(decoded.subarray(at + inBlock, at + inBlock + n));
         }
       }

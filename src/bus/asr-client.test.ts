@@ -1,10 +1,11 @@
 import type { NatsConnection } from '@nats-io/transport-node';
-import { describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it, vi } from 'vitest';
 import { AsrClient } from './asr-client.js';
-import { forEachFrame } from './frame-batch.js';
-import { batchSubject } from './subjects.js';
+import { forEachFrame, type BatchPool } from './frame-batch.js';
+import { HEARTBEAT_SUBJECT, batchSubject } from './subjects.js';
 import { loadConfig } from '../config.js';
 import { createLogger } from '../log.js';
+import { metrics } from '../metrics.js';
 import { encodeJson } from '../protocol/bus.js';
 import {
   FLAG_DISCONTINUITY, KIND_AUDIO, KIND_CLOSE, KIND_FINALIZE, KIND_KEEPALIVE, copyFrameSamples, decodeFrameHeader, newFrameHeader,
@@ -13,13 +14,16 @@ import {
 /**
  * A NATS connection as the outbox sees it. Like nats.js, it keeps every published payload by reference
  * (nats.js copies it only when it writes to the socket, BatchPool in frame-batch.ts); a flush settles
- * when the test says so. A claim is granted to worker `w1`.
+ * when the test says so. A claim is granted to worker `grant` (`w1`); `deliver` hands a message to the
+ * subscriptions of a subject (heartbeats).
  */
 class FakeNc {
   readonly published: { subject: string; data: Uint8Array; copy: Uint8Array }[] = [];
   /** Flushes asked for: how many payloads were published before each, and how to settle it. */
   readonly flushes: { before: number; resolve: () => void; reject: (e: Error) => void }[] = [];
+  readonly subs: { subject: string; callback: (err: Error | null, msg: { subject: string; data: Uint8Array }) => void }[] = [];
   closed = false;
+  grant = 'w1';
 
   isClosed(): boolean {
     return this.closed;
@@ -33,12 +37,18 @@ class FakeNc {
     return new Promise((resolve, reject) => this.flushes.push({ before: this.published.length, resolve, reject }));
   }
 
-  subscribe(): { unsubscribe(): void } {
-    return { unsubscribe() {} };
+  subscribe(subject: string, opts: { callback: FakeNc['subs'][number]['callback'] }): { unsubscribe(): void } {
+    const sub = { subject, callback: opts.callback };
+    this.subs.push(sub);
+    return { unsubscribe: () => void this.subs.splice(this.subs.indexOf(sub) >>> 0, 1) };
+  }
+
+  deliver(subject: string, data: Uint8Array): void {
+    for (const s of this.subs.filter((x) => x.subject === subject)) s.callback(null, { subject, data });
   }
 
   async request(): Promise<{ data: Uint8Array }> {
-    return { data: encodeJson({ ok: true, worker: 'w1', engine: 'null' }) };
+    return { data: encodeJson({ ok: true, worker: this.grant, engine: 'null' }) };
   }
 }
 
@@ -178,5 +188,106 @@ describe('asr client - frames written straight into the worker\'s batch', () => 
     expect(got.every((r, i) => r.pcm[0] === signal(1, i * 320)[0])).toBe(true);
     s.close();
     c.close();
+  });
+});
+
+describe('asr client - writers of departed workers', () => {
+  afterEach(() => {
+    vi.useRealTimers();
+  });
+
+  it('asr client - the sweep drops the batch writer of a worker no longer heard from, its sessions\' closes published and its buffer pooled, never a buffer the bus holds (issue 15: a writer per worker id ever seen)', async () => {
+    // Date and the sweep's interval are the test's; setImmediate (the outbox's turn) stays real.
+    vi.useFakeTimers({ toFake: ['setInterval', 'clearInterval', 'Date'] });
+    const nc = new FakeNc();
+    const c = new AsrClient(nc as unknown as NatsConnection, loadConfig({ CALLSCRIBE_HEARTBEAT_MS: '100' }), createLogger('silent'));
+    const inside = c as unknown as { batches: Map<string, unknown>; pool: BatchPool };
+    const heartbeat = (worker: string) => nc.deliver(HEARTBEAT_SUBJECT, encodeJson({ worker, pid: 1, slots: 4, sessions: 1, languages: ['en'] }));
+    // Nothing the bus was given may change before a flush after it comes back (none does here).
+    const intact = () => {
+      for (const [i, p] of nc.published.entries()) {
+        if (!Buffer.from(p.data.buffer, p.data.byteOffset, p.data.length).equals(p.copy)) throw new Error(`payload ${i} was overwritten while the bus held it`);
+      }
+    };
+    const kinds = (worker: string) => nc.published.filter((p) => p.subject === batchSubject(worker)).flatMap((p) => {
+      const out: number[] = [];
+      forEachFrame(p.copy, (_, frame) => out.push(decodeFrameHeader(frame, newFrameHeader()).kind));
+      return out;
+    });
+    c.start();
+    heartbeat('w1');
+    const s = await c.open('en');
+    let pos = 0;
+    const talk = async (turns: number) => {
+      for (let t = 0; t < turns; t++) {
+        s.pushPcm(signal(320, pos));
+        pos += 320;
+        await turn();
+        intact();
+      }
+    };
+    await talk(5);
+    // Five restarts: each time the serving worker goes quiet, a new one (a new id) heartbeats and takes the call over.
+    for (let k = 2; k <= 6; k++) {
+      const gone = `w${k - 1}`;
+      const next = `w${k}`;
+      nc.grant = next;
+      heartbeat(next);
+      await talk(2); // audio still goes to the old worker: it is not yet known to be gone
+      const free = inside.pool.freeCount;
+      for (let beat = 0; beat < 4; beat++) {
+        vi.advanceTimersByTime(100);
+        heartbeat(next);
+      }
+      await turn(); // the claim of the new worker resolves; the replay goes to it
+      expect(s.worker).toBe(next);
+      expect(kinds(gone).at(-1)).toBe(KIND_CLOSE); // the lost session's close went out before its writer was dropped
+      expect(inside.batches.has(gone)).toBe(false);
+      expect(inside.pool.freeCount).toBeGreaterThan(free); // the dropped writer's unpublished buffer is back in the pool
+      await talk(3);
+    }
+    expect([...inside.batches.keys()]).toEqual(['w6']);
+    expect(s.failovers).toBe(5);
+    s.close();
+    c.close();
+  });
+});
+
+describe('asr client - the failover replay budget', () => {
+  afterEach(() => {
+    vi.useRealTimers();
+  });
+
+  /** Compressed blocks replayed when `w1` goes quiet 3 s into a session opened with `opts`, `w2` taking over. */
+  async function compressedReplayed(env: { [name: string]: string }, opts: { replayBudgetBytes?: number } = {}): Promise<number> {
+    vi.useFakeTimers({ toFake: ['setInterval', 'clearInterval', 'Date'] });
+    const nc = new FakeNc();
+    const c = new AsrClient(nc as unknown as NatsConnection, loadConfig({ CALLSCRIBE_HEARTBEAT_MS: '100', ...env }), createLogger('silent'));
+    const heartbeat = (worker: string) => nc.deliver(HEARTBEAT_SUBJECT, encodeJson({ worker, pid: 1, slots: 4, sessions: 1, languages: ['en'] }));
+    const counted = async () => (await metrics.replayCompressedBlocks.get()).values[0]?.value ?? 0;
+    const before = await counted();
+    c.start();
+    heartbeat('w1');
+    const s = await c.open('en', opts);
+    s.pushPcm(signal(48_000)); // 3 s, no final segment: all of it is kept for a failover
+    nc.grant = 'w2';
+    for (let beat = 0; beat < 4; beat++) {
+      vi.advanceTimersByTime(100);
+      heartbeat('w2');
+    }
+    await turn();
+    expect(s.failovers).toBe(1);
+    s.close();
+    c.close();
+    return (await counted()) - before;
+  }
+
+  it('asr client - CALLSCRIBE_REPLAY_BUDGET_BYTES=0: a failover replays every block but the newest from Opus, counted in callscribe_replay_compressed_blocks_total', async () => {
+    expect(await compressedReplayed({ CALLSCRIBE_REPLAY_BUDGET_BYTES: '0' })).toBe(9); // ten 300 ms blocks
+  });
+
+  it('asr client - the default budget keeps 3 s raw; a session opened with its own budget (file chunks: Infinity) keeps it', async () => {
+    expect(await compressedReplayed({})).toBe(0);
+    expect(await compressedReplayed({ CALLSCRIBE_REPLAY_BUDGET_BYTES: '0' }, { replayBudgetBytes: Infinity })).toBe(0);
   });
 });

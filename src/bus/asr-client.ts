@@ -85,6 +85,21 @@ export class AsrClient {
     }
   }
 
+  /**
+   * Drops the writer of a worker that is gone (worker ids change at every restart, and each writer keeps a
+   * pooled buffer of up to 512 KiB). What it holds goes out first: the closes of the sessions just taken
+   * off that worker, which a worker that was only partitioned still needs to free their slots. Its next
+   * buffer was never published, so it goes straight back to the pool; the published one waits for a flush
+   * like any other (`publishBatch`).
+   */
+  private dropBatch(worker: string, w: FrameBatchWriter): void {
+    this.batches.delete(worker);
+    const i = this.pendingWorkers.indexOf(worker);
+    if (i >= 0) this.pendingWorkers.splice(i, 1);
+    this.publishBatch(worker, w);
+    w.release();
+  }
+
   /** Asks for a flush when enough published buffers wait for one; they are reused once it comes back. */
   private recycle(): void {
     if (this.recycling || this.pool.heldCount === 0 || this.nc.isClosed()) return;
@@ -156,17 +171,21 @@ export class AsrClient {
         if (s.worker === id) s.lost(new WorkerLostError(`worker ${id} stopped sending heartbeats`));
       }
     }
+    // After the sessions' takeovers above, so their closes to the lost worker are in its batch. A worker
+    // whose claim reply came before any heartbeat of it loses its writer too: the next frame makes another.
+    for (const [id, w] of this.batches) if (!this.workers.has(id)) this.dropBatch(id, w);
   }
 
   /**
    * Claims a worker for a new session. Resolves once a worker holds a slot for it, so audio never waits
    * for a claim; rejects with NoWorkerError (or the worker's own error) otherwise.
-   * `replayBudgetBytes`: what the session's failover replay keeps raw before compressing (ReplayBuffer);
-   * a file chunk, pushed whole before any final can come back and closed after it, says Infinity: it
-   * would otherwise encode ~97 of its 100 blocks (~30 ms of the event loop) for a replay never used.
+   * `replayBudgetBytes`: what the session's failover replay keeps raw before compressing (ReplayBuffer),
+   * CALLSCRIBE_REPLAY_BUDGET_BYTES unless given; a file chunk, pushed whole before any final can come back
+   * and closed after it, says Infinity: it would otherwise encode ~97 of its 100 blocks (~30 ms of the
+   * event loop) for a replay never used.
    */
   async open(language: string, opts: { replayBudgetBytes?: number } = {}): Promise<AsrSession> {
-    const s = new AsrSession(this, language, opts.replayBudgetBytes);
+    const s = new AsrSession(this, language, opts.replayBudgetBytes ?? this.config.replayBudgetBytes);
     this.sessions.set(s.id, s);
     try {
       await s.claim();
@@ -232,7 +251,7 @@ export class AsrSession {
   private framesSent = 0; // frames (whole or partial) whose send time is recorded
   private over = false;
 
-  constructor(private readonly client: AsrClient, readonly language: string, replayBudgetBytes?: number) {
+  constructor(private readonly client: AsrClient, readonly language: string, replayBudgetBytes: number) {
     const self = this;
     this.out = {
       open: (seq, firstSample, samples, channel, flags) => this.openAudio(seq, firstSample, samples, channel, flags),
@@ -394,14 +413,17 @@ export class AsrSession {
     // is dropped (warmUntilMs). It starts on the original stream's 10 ms frame grid: the new engine
     // computes the same features as the old one did (a shift of a few ms changes PocketSphinx's words).
     const start = Math.min(this.lastFinalStart, this.committed);
+    const unpacked = this.replay.unpacked;
     const from = this.replay.replay(start - (start % ENGINE_FRAME_SAMPLES), (samples) => this.framer.push(samples));
+    const compressedBlocks = this.replay.unpacked - unpacked;
+    metrics.replayCompressedBlocks.inc(compressedBlocks);
     this.offset = from;
     this.idOffset = this.lastFinalId;
     this.warmUntilMs = from < this.committed ? this.committed / 16 : null;
     this.recovering = null;
     this.failovers++;
     metrics.failovers.labels('ok').inc();
-    this.client.log.info({ session: this.id, from: old, to: this.worker, replayedMs: Math.round((this.replay.position - from) / 16) }, 'worker failover');
+    this.client.log.info({ session: this.id, from: old, to: this.worker, replayedMs: Math.round((this.replay.position - from) / 16), compressedBlocks }, 'worker failover');
     this.handlers?.worker?.(this.worker!);
     if (this.finalized) this.sendFinalize();
   }

@@ -79,6 +79,25 @@ describe('frame batch - many sessions\' frames in one bus message', () => {
     expect(reused(w.take())).toBe(true);
   });
 
+  it('frame batch - release() gives the writer\'s unpublished buffer back, never the batch the bus holds; twice is harmless', () => {
+    const pool = new BatchPool();
+    const w = new FrameBatchWriter(pool);
+    w.frame('s', KIND_AUDIO, 0, 0, 320);
+    const published = w.take();
+    pool.hold(published);
+    const next = w.bytes;
+    w.release();
+    w.release();
+    expect(pool.freeCount).toBe(1);
+    expect(pool.get(4096).buffer).toBe(next.buffer);
+    expect(pool.get(4096).buffer).not.toBe(published.buffer);
+    // Written again after all: a new buffer, records as before.
+    w.frame('s', KIND_FINALIZE, 1, 320, 0);
+    const kinds: number[] = [];
+    forEachFrame(w.take(), (_, f) => kinds.push(decodeFrameHeader(f, newFrameHeader()).kind));
+    expect(kinds).toEqual([KIND_FINALIZE]);
+  });
+
   it('frame batch - no byte sequence crashes the reader: records, or FrameBatchError', () => {
     fc.assert(fc.property(fc.uint8Array({ maxLength: 300 }), (bytes) => {
       try {

@@ -20,6 +20,8 @@ const MAX_ID = 64;
 const decoder = new TextDecoder('latin1');
 /** Smallest batch buffer; buffers are powers of two from here, so a pool of them serves every size. */
 const MIN_BUFFER = 4096;
+/** A released writer's buffer: nothing to write into, nothing to give back. */
+const NO_BUFFER = new Uint8Array(0);
 /** Largest record: a 64-character id and a full five-frame message. */
 export const MAX_RECORD_BYTES = 1 + MAX_ID + 2 + HEADER_BYTES + MAX_SAMPLES_PER_MESSAGE * 2;
 
@@ -196,6 +198,18 @@ export class FrameBatchWriter {
   private setBuffer(b: Uint8Array): void {
     this.buf = b;
     this.dv = new DataView(b.buffer, b.byteOffset, b.byteLength);
+  }
+
+  /**
+   * The writer is no longer needed (its worker is gone): its buffer goes back to the pool, with anything
+   * written since the last `take()` (take what should be published first). That buffer is safe to reuse at
+   * once: the bus only ever gets the buffer `take()` hands out, and the writer continues in another one.
+   * Idempotent; a write after it starts a new buffer from the pool.
+   */
+  release(): void {
+    this.pool.put(this.buf); // NO_BUFFER is not a pool size: put ignores it
+    this.setBuffer(NO_BUFFER);
+    this.len = 0;
   }
 
   /**
