@@ -144,6 +144,10 @@ describe('audiohook', () => {
     expect(b.data.isFinal).toBe(true);
     expect(b.data.id).toBe(a.data.id);
     expect(events[1].seq).toBe(events[0].seq + 1);
+    // The call sends the final again, redacted more (a number ended in the next segment): same id.
+    t.call.emit({ type: 'segment', ...seg, text: 'hello [card]', final: true });
+    const again = t.sent.filter((m) => m.type === 'event').at(-1).parameters.entities[0];
+    expect([again.data.id, again.data.isFinal, again.data.alternatives[0].interpretations[0].transcript]).toEqual([a.data.id, true, 'hello [card]']);
   });
 
   it('audiohook - close finalizes the call, then closed; the client closes the socket', async () => {

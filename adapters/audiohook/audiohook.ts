@@ -64,6 +64,8 @@ export class AudioHookSession implements SocketSession {
   private keepaliveTimer: NodeJS.Timeout | null = null;
   private lingerTimer: NodeJS.Timeout | null = null;
   private readonly segmentIds = new Map<number, string>();
+  /** Each channel's last final: its segment id and the transcript id it was sent with. */
+  private readonly lastFinalIds = new Map<number, { segment: number; id: string }>();
   private readonly meta: Record<string, unknown> = {};
 
   constructor(private readonly deps: AdapterDeps, private readonly sink: SocketSink) {
@@ -283,13 +285,16 @@ export class AudioHookSession implements SocketSession {
     if (this.state === 'done') return;
     switch (ev.type) {
       case 'segment': {
-        let id = this.segmentIds.get(ev.segment_id);
+        // A final the call sends again (redacted more: a number ended in the next one) keeps its id.
+        const last = this.lastFinalIds.get(ev.channel);
+        let id = this.segmentIds.get(ev.segment_id) ?? (last?.segment === ev.segment_id ? last.id : undefined);
         if (ev.final) this.segmentIds.delete(ev.segment_id);
         if (!id) {
           if (!ev.text) return; // nothing to show, nothing shown before
           id = randomUUID();
           if (!ev.final) this.segmentIds.set(ev.segment_id, id);
         }
+        if (ev.final) this.lastFinalIds.set(ev.channel, { segment: ev.segment_id, id });
         return this.send('event', {
           entities: [{
             type: 'transcript', timestamp: formatDuration(this.positionMs()),
