@@ -3,7 +3,7 @@ import { describe, expect, it } from 'vitest';
 import { VoiceponceApi } from '../../gateway/voiceponce-api.js';
 import type { HttpReply, UpgradeRequest } from '../../gateway/server.js';
 import { TooManyAttemptsError } from '../errors.js';
-import { AccountBook, DEFAULT_PROJECT, TokenSigner, hashPassword, parseAccount, verifyPassword } from './accounts.js';
+import { AccountBook, DEFAULT_PROJECT, TokenSigner, createOrRead, hashPassword, parseAccount, verifyPassword } from './accounts.js';
 import { BoundedSemaphore, DEFAULT_LOGIN_LIMITS, LoginLimiter } from './login-limiter.js';
 
 describe('accounts', () => {
@@ -173,5 +173,35 @@ describe('tokens', () => {
     expect(signer.check(forged, 10_100)).toEqual({ ok: false, reason: 'invalid' });
     expect(TokenSigner.withSecret(Buffer.alloc(32, 8), 1000).check(t, 10_100)).toEqual({ ok: false, reason: 'invalid' });
     for (const g of ['', '.', 'abc', 'a.b.c', '..']) expect(signer.check(g).ok).toBe(false);
+  });
+});
+
+describe('shared values in KV', () => {
+  /** A KV whose create fails `failures` times (timeouts) and reads nothing until something is written. */
+  function flakyKv(failures: number, existing: string | null = null) {
+    let stored = existing;
+    let creates = 0;
+    return {
+      get creates() { return creates; },
+      create: async (_k: string, v: string) => {
+        creates++;
+        if (creates <= failures) throw new Error('TIMEOUT');
+        if (stored !== null) throw Object.assign(new Error('wrong last sequence'), { code: 10071 });
+        stored = v;
+        return 1;
+      },
+      get: async () => (stored === null ? null : { operation: 'PUT', length: stored.length, string: () => stored! }),
+    };
+  }
+
+  it('createOrRead - a create that times out is tried again, not taken for "already there" (a start crashed on null.string())', async () => {
+    const kv = flakyKv(2);
+    expect(await createOrRead(kv as never, 'token-secret', 'mine', [1, 1, 1])).toEqual({ value: 'mine', created: true });
+    expect(kv.creates).toBe(3);
+  });
+
+  it('createOrRead - a value already there is read; one that can never be created fails with CS_ERR_CONFIG', async () => {
+    expect(await createOrRead(flakyKv(0, 'theirs') as never, 'admin', 'mine', [1])).toEqual({ value: 'theirs', created: false });
+    await expect(createOrRead(flakyKv(99) as never, 'admin', 'mine', [1, 1])).rejects.toMatchObject({ code: 'CS_ERR_CONFIG' });
   });
 });

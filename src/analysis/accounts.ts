@@ -24,6 +24,34 @@ import { ConfigError, TooManyAttemptsError } from '../errors.js';
 import { metrics } from '../metrics.js';
 import { BoundedSemaphore, LoginLimiter } from './login-limiter.js';
 
+/**
+ * A value the first gateway creates and every other one reads: created if the key is free, else the one
+ * there. A create that fails for another reason than the key existing (a JetStream request timing out
+ * while a replicated bucket settles) used to be taken for "already there", and the read that followed
+ * found nothing: the start crashed on `null.string()`. Now the create is tried again, a few times.
+ */
+export async function createOrRead(kv: Pick<KV, 'create' | 'get'>, key: string, value: string, delaysMs = [100, 300, 1000, 3000]): Promise<{ value: string; created: boolean }> {
+  let lastError: unknown = null;
+  for (let attempt = 0; ; attempt++) {
+    try {
+      await kv.create(key, value);
+      return { value, created: true };
+    } catch (err) {
+      lastError = err;
+    }
+    try {
+      const e = await kv.get(key);
+      if (e && e.operation === 'PUT' && e.length > 0) return { value: e.string(), created: false };
+    } catch (err) {
+      lastError = err;
+    }
+    if (attempt >= delaysMs.length) {
+      throw new ConfigError(`the shared "${key}" could neither be created nor read in JetStream KV: ${(lastError as Error | null)?.message ?? 'no value'}`, { cause: lastError });
+    }
+    await new Promise((r) => setTimeout(r, delaysMs[attempt]));
+  }
+}
+
 export const ROLES = ['viewer', 'editor', 'admin'] as const;
 export type Role = (typeof ROLES)[number];
 
@@ -136,14 +164,9 @@ export class AccountBook {
     if (specs.length > 0) return AccountBook.fromSpecs(specs, options);
     const password = randomBytes(12).toString('base64url');
     const admin: Account = { username: 'admin', passwordHash: hashPassword(password), role: 'admin', project: DEFAULT_PROJECT };
-    let generated: { username: string; password: string } | null = null;
-    try {
-      await kv.create('admin', JSON.stringify(admin));
-      generated = { username: 'admin', password };
-    } catch {
-      // Already there: created at an earlier start or by another gateway.
-    }
-    const stored = JSON.parse((await kv.get('admin'))!.string()) as Account;
+    const { value, created } = await createOrRead(kv, 'admin', JSON.stringify(admin));
+    const generated = created ? { username: 'admin', password } : null;
+    const stored = JSON.parse(value) as Account;
     return new AccountBook(new Map([[stored.username, stored]]), generated, options);
   }
 
@@ -190,12 +213,8 @@ export class TokenSigner {
 
   /** The shared secret from `kv` (created by the first gateway). */
   static async open(kv: KV, ttlMs: number): Promise<TokenSigner> {
-    try {
-      await kv.create('token-secret', randomBytes(32).toString('base64url'));
-    } catch {
-      // Already there.
-    }
-    return new TokenSigner(Buffer.from((await kv.get('token-secret'))!.string(), 'base64url'), ttlMs);
+    const { value } = await createOrRead(kv, 'token-secret', randomBytes(32).toString('base64url'));
+    return new TokenSigner(Buffer.from(value, 'base64url'), ttlMs);
   }
 
   /** A signer with a given secret (tests; a deployment shares the one in KV). */
