@@ -139,7 +139,11 @@ describe('live call intelligence', () => {
     const customer = run.text[1] ?? '';
     expect(customer).toContain('[card]');
     expect(customer).toMatch(/\[cvv\]/);
-    expect(segments.filter((s) => !s.final).some((s) => s.text.includes('[card]'))).toBe(true);
+    // A partial that got past "card number is" shows the tag, not digits. PocketSphinx sends such partials
+    // in this call; Whisper's partials (a window every second or so, under load less) may skip the card.
+    const cardPartials = segments.filter((s) => !s.final && /card number is \S/i.test(s.text));
+    for (const s of cardPartials) expect(s.text).toContain('[card]');
+    if (!process.env.CALLSCRIBE_TEST_LANGUAGES) expect(cardPartials.length).toBeGreaterThan(0);
 
     // Turns: an utterance_end per channel, times inside the call.
     const ends = of('utterance_end');

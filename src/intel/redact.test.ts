@@ -72,6 +72,10 @@ describe('redact - card numbers', () => {
     r.final('i\'m calling about my mastercard');
     expect(r.final('i was charged twice for forty nine ninety nine').text).toBe('i was charged twice for forty nine ninety nine');
   });
+  it('card - a recognizer loop of card digits (Whisper: "4-1-1-1-...") longer than any card is still the card', () => {
+    const loop = `My card number is 4${'-1'.repeat(300)}- The security code is 737.`;
+    expect(red(loop)).toBe('My card number is [card]- The security code is [cvv].');
+  });
   it('card - right after a card word, 4+ digits read one by one are hidden however the segment goes on', () => {
     // A PocketSphinx partial seen in the e2e call: the digits so far, then a word it will revise.
     expect(red('my card number is four one one one one one will')).toBe('my card number is [card] will');
