@@ -13,6 +13,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { REPLAY_BUDGET_BYTES, ReplayBuffer } from '../src/audio/replay.js';
+import { encodeWav } from '../src/audio/wav.js';
 import { PROJECT_ROOT } from '../src/paths.js';
 import { normalizeWords } from '../src/quality/wer.js';
 
@@ -34,11 +35,7 @@ function channel(c: number): Int16Array {
 
 function pocketsphinx(samples: Int16Array): string {
   const f = path.join(tmp, 'in.wav');
-  const h = Buffer.alloc(44);
-  h.write('RIFF', 0); h.writeUInt32LE(36 + samples.length * 2, 4); h.write('WAVEfmt ', 8); h.writeUInt32LE(16, 16);
-  h.writeUInt16LE(1, 20); h.writeUInt16LE(1, 22); h.writeUInt32LE(16_000, 24); h.writeUInt32LE(32_000, 28);
-  h.writeUInt16LE(2, 32); h.writeUInt16LE(16, 34); h.write('data', 36); h.writeUInt32LE(samples.length * 2, 40);
-  fs.writeFileSync(f, Buffer.concat([h, Buffer.from(samples.buffer, samples.byteOffset, samples.byteLength)]));
+  fs.writeFileSync(f, encodeWav(samples, 16_000));
   const r = spawnSync('pocketsphinx_continuous', ['-infile', f, '-logfn', '/dev/null'], { encoding: 'utf8', maxBuffer: 1 << 20 });
   if (r.status !== 0) throw new Error(`pocketsphinx_continuous: ${r.stderr}`);
   return r.stdout.split('\n').map((l) => l.trim()).filter(Boolean).join(' ');

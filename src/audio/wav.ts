@@ -336,3 +336,14 @@ export function decodeWav(bytes: Uint8Array): { format: WavFormat; samples: Int1
   d.end();
   return { format: d.format!, samples };
 }
+
+/** A whole s16le WAV file of `pcm` (interleaved when `channels` is 2): header and samples, one copy. */
+export function encodeWav(pcm: Int16Array, sampleRate: number, channels = 1): Buffer {
+  const out = Buffer.alloc(44 + pcm.byteLength);
+  out.write('RIFF', 0); out.writeUInt32LE(36 + pcm.byteLength, 4); out.write('WAVE', 8);
+  out.write('fmt ', 12); out.writeUInt32LE(16, 16); out.writeUInt16LE(1, 20); out.writeUInt16LE(channels, 22);
+  out.writeUInt32LE(sampleRate, 24); out.writeUInt32LE(sampleRate * channels * 2, 28); out.writeUInt16LE(channels * 2, 32); out.writeUInt16LE(16, 34);
+  out.write('data', 36); out.writeUInt32LE(pcm.byteLength, 40);
+  Buffer.from(pcm.buffer, pcm.byteOffset, pcm.byteLength).copy(out, 44);
+  return out;
+}

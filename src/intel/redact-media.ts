@@ -8,9 +8,12 @@ import { execFile } from 'node:child_process';
 import fs from 'node:fs';
 import { promisify } from 'node:util';
 import type { TimedText } from '../files/chunked-transcriber.js';
+import { encodeWav } from '../audio/wav.js';
 import { type RedactKind, type RedactTag, StreamRedactor } from './redact.js';
 
 const run = promisify(execFile);
+/** 10 ms at 8 kHz, 5 ms at 16 kHz, 1.7 ms at 48 kHz: the finest step of the mute (muteFilter). */
+const FRAME_SAMPLES = 80;
 
 export interface TimeSpan {
   startMs: number;
@@ -46,10 +49,12 @@ export function redactTimedText(segments: readonly TimedText[], kinds: readonly 
   return { segments: out, spans, tags: [...tags] };
 }
 
-/** ffmpeg's `volume` filter muting every span (times in seconds, a little wider than the segment's). */
+/** ffmpeg's filter muting every span (times in seconds, a little wider than the segment's). */
 export function muteFilter(spans: readonly TimeSpan[], marginMs = 100): string {
   const parts = spans.map((s) => `between(t,${(Math.max(0, s.startMs - marginMs) / 1000).toFixed(3)},${((s.endMs + marginMs) / 1000).toFixed(3)})`);
-  return `volume=enable='${parts.join('+')}':volume=0`;
+  // `enable` is judged once per audio frame, at its start: decoders hand over frames of up to ~100 ms
+  // (4096 samples of a WAV), which would leave the start of a span audible. Frames are cut to 80 samples first.
+  return `asetnsamples=n=${FRAME_SAMPLES}:p=0,volume=enable='${parts.join('+')}':volume=0`;
 }
 
 /**
@@ -79,17 +84,11 @@ export async function silenceMedia(input: string, output: string, spans: readonl
 
 /** The decoded 16 kHz mono audio as a WAV file, the spans zeroed (`pcm` is not changed). */
 export function silencedWav(pcm: Int16Array, spans: readonly TimeSpan[], marginMs = 100): Buffer {
-  const data = Buffer.alloc(pcm.length * 2);
-  Buffer.from(pcm.buffer, pcm.byteOffset, pcm.byteLength).copy(data);
+  const wav = encodeWav(pcm, 16_000);
   for (const s of spans) {
-    const from = Math.max(0, Math.floor(((s.startMs - marginMs) * 16)));
+    const from = Math.max(0, Math.floor((s.startMs - marginMs) * 16));
     const to = Math.min(pcm.length, Math.ceil((s.endMs + marginMs) * 16));
-    if (to > from) data.fill(0, from * 2, to * 2);
+    if (to > from) wav.fill(0, 44 + from * 2, 44 + to * 2);
   }
-  const h = Buffer.alloc(44);
-  h.write('RIFF', 0); h.writeUInt32LE(36 + data.length, 4); h.write('WAVE', 8);
-  h.write('fmt ', 12); h.writeUInt32LE(16, 16); h.writeUInt16LE(1, 20); h.writeUInt16LE(1, 22);
-  h.writeUInt32LE(16_000, 24); h.writeUInt32LE(32_000, 28); h.writeUInt16LE(2, 32); h.writeUInt16LE(16, 34);
-  h.write('data', 36); h.writeUInt32LE(data.length, 40);
-  return Buffer.concat([h, data]);
+  return wav;
 }

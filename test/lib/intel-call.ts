@@ -9,7 +9,7 @@ import { execFile } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { promisify } from 'node:util';
-import { decodeWav } from '../../src/audio/wav.js';
+import { decodeWav, encodeWav } from '../../src/audio/wav.js';
 
 const run = promisify(execFile);
 const RATE = 16_000;
@@ -81,16 +81,6 @@ export async function makeIntelCall(dir: string, script: readonly Line[] = INTEL
     for (let k = 0; k < s.length && at + k < frames; k++) pcm[(at + k) * 2 + line.channel] = s[k]!;
   });
   const wav = path.join(dir, 'intel-call.wav');
-  fs.writeFileSync(wav, wavFile(pcm, 2));
+  fs.writeFileSync(wav, encodeWav(pcm, RATE, 2));
   return { wav, pcm, lines, durationMs };
-}
-
-function wavFile(pcm: Int16Array, channels: number): Buffer {
-  const data = Buffer.from(pcm.buffer, pcm.byteOffset, pcm.byteLength);
-  const h = Buffer.alloc(44);
-  h.write('RIFF', 0); h.writeUInt32LE(36 + data.length, 4); h.write('WAVE', 8);
-  h.write('fmt ', 12); h.writeUInt32LE(16, 16); h.writeUInt16LE(1, 20); h.writeUInt16LE(channels, 22);
-  h.writeUInt32LE(RATE, 24); h.writeUInt32LE(RATE * channels * 2, 28); h.writeUInt16LE(channels * 2, 32); h.writeUInt16LE(16, 34);
-  h.write('data', 36); h.writeUInt32LE(data.length, 40);
-  return Buffer.concat([h, data]);
 }
