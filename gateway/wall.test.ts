@@ -4,7 +4,8 @@ import { startNatsServer } from '../test/lib/proc.js';
 import { createLogger } from '../src/log.js';
 import { callEventsSubject, type CallRecord, type CallStatus } from '../src/calls/record.js';
 import type { SocketSession, SocketSink } from '../src/protocol/session.js';
-import { CallSummary, WallFeed, type WallCall, tail } from './wall.js';
+import { WallFeed } from './wall.js';
+import { CallSummary, type WallCall, tail } from './wall-summary.js';
 
 let nats: Awaited<ReturnType<typeof startNatsServer>>;
 let nc: NatsConnection;
