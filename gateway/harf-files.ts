@@ -6,7 +6,7 @@
  * `"wait": true` holds a poll until the result is ready), and the uploads served back under
  * `/media/files/...`.
  */
-import { type RedactKind, parseRedactKinds } from '../src/intel/redact.js';
+import { type RedactKind, parseRedactKinds, redactKindsFor } from '../src/intel/redact.js';
 import type { Readable } from 'node:stream';
 import { z } from 'zod';
 import type { Config } from '../src/config.js';
@@ -89,7 +89,7 @@ export class HarfFilesApi {
 
   /** The deployment's kinds and the request's (BadParameterError on an unknown kind). */
   private redact(value: string | undefined): RedactKind[] {
-    return [...new Set([...this.config.intel.redact, ...parseRedactKinds(value ?? '')])];
+    return redactKindsFor(this.config.intel.redact, parseRedactKinds(value ?? ''));
   }
 
   private language(lang: string | undefined): string {

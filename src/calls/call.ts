@@ -11,7 +11,7 @@ import type { CallStore } from './store.js';
 import { metrics } from '../metrics.js';
 import { type AnalysisHandoff, type AnalysisOutcome, postWebhook } from '../analysis/handoff.js';
 import { CallIntel, type IntelEvent } from '../intel/call-intel.js';
-import type { RedactKind } from '../intel/redact.js';
+import { type RedactKind, redactKindsFor } from '../intel/redact.js';
 import type { Rule } from '../intel/rules.js';
 
 export type CallEvent =
@@ -107,7 +107,7 @@ export class Call {
     };
     this.analyze = opts.analyze === true && !!deps.analysis;
     const intel = deps.intel ?? NO_INTEL;
-    const redact = [...new Set([...intel.redact, ...(opts.redact ?? [])])];
+    const redact = redactKindsFor(intel.redact, opts.redact);
     this.record.redact = redact;
     this.intel = new CallIntel(
       {

@@ -30,6 +30,14 @@ export interface RedactResult {
 
 const KIND_OF: Readonly<Record<RedactTag, RedactKind>> = { card: 'pci', cvv: 'pci', expiry: 'pci', ssn: 'ssn', phone: 'phone', email: 'email' };
 
+/**
+ * The kinds a call or a file task redacts: the deployment's (CALLSCRIBE_REDACT) and the request's. A
+ * request adds kinds, never removes one: a client cannot turn off what compliance turned on.
+ */
+export function redactKindsFor(deployment: readonly RedactKind[], requested: readonly RedactKind[] = []): RedactKind[] {
+  return [...new Set([...deployment, ...requested])];
+}
+
 /** "pci,ssn,phone,email" (any order, spaces ok), "all", "" or "none" -> []; unknown -> throws BadParameterError (src/errors.ts) naming it. */
 export function parseRedactKinds(value: string): RedactKind[] {
   const v = value.trim().toLowerCase();
