@@ -27,11 +27,11 @@ import { ENCODINGS, type Encoding, loadSource, newStats, runCalls, type SimStats
 import { type Child, machine, machineBusyMs, pctSorted, procSample, r2, scrape, sleep, startBaseline, startNats, startRole, waitFor200 } from './procs.js';
 import { writeReport, type Series } from './report-html.js';
 
-const USAGE = 'usage: npm run loadtest -- --calls N --seconds S --encoding linear16|mulaw|opus|mixed [--json] [--ramp-ms MS] [--baselines bare-uws,ws|none] [--report FILE] [--cpu-prof DIR (the gateway\'s V8 CPU profile)]';
+const USAGE = 'usage: npm run loadtest -- --calls N --seconds S --encoding linear16|mulaw|opus|mixed [--json] [--ramp-ms MS] [--baselines bare-uws,ws|none] [--report FILE] [--cpu-prof DIR (the gateway\'s V8 CPU profile)] [--heap-snapshot DIR (the gateway\'s heap when the steady state ends)]';
 const TARGETS = ['gateway', 'bare-uws', 'ws-gateway'] as const;
 type TargetName = (typeof TARGETS)[number];
 
-interface Options { calls: number; seconds: number; encoding: Encoding | 'mixed'; json: boolean; rampMs: number; targets: TargetName[]; report: string; cpuProf: string | null }
+interface Options { calls: number; seconds: number; encoding: Encoding | 'mixed'; json: boolean; rampMs: number; targets: TargetName[]; report: string; cpuProf: string | null; heapSnapshot: string | null }
 
 function options(): Options {
   let v;
@@ -39,7 +39,7 @@ function options(): Options {
     ({ values: v } = parseArgs({ options: {
       calls: { type: 'string', default: '100' }, seconds: { type: 'string', default: '30' }, encoding: { type: 'string', default: 'linear16' },
       json: { type: 'boolean', default: false }, 'ramp-ms': { type: 'string' }, baselines: { type: 'string', default: 'bare-uws,ws' },
-      report: { type: 'string' }, 'cpu-prof': { type: 'string' }, help: { type: 'boolean', short: 'h' },
+      report: { type: 'string' }, 'cpu-prof': { type: 'string' }, 'heap-snapshot': { type: 'string' }, help: { type: 'boolean', short: 'h' },
     } }));
   } catch (err) {
     console.error(`${(err as Error).message}\n${USAGE}`);
@@ -64,6 +64,7 @@ function options(): Options {
     calls, seconds, encoding, json: v.json!, rampMs, targets: ['gateway', ...(base as TargetName[])],
     report: v.report ?? path.join(PROJECT_ROOT, 'loadtest/reports', `calls-${encoding}-${calls}-${stamp}.html`),
     cpuProf: v['cpu-prof'] ?? null,
+    heapSnapshot: v['heap-snapshot'] ? (fs.mkdirSync(v['heap-snapshot'], { recursive: true }), v['heap-snapshot']) : null,
   };
 }
 
@@ -81,7 +82,10 @@ async function startTarget(name: TargetName, o: Options, token: string): Promise
   const gateway = await startRole('gateway', ['gateway'], {
     ...common, PORT: '0', HOST: '127.0.0.1', SIP_PORT: 'off', CALLSCRIBE_HARF_TOKENS: token,
     CALLSCRIBE_MAX_SESSIONS: String(Math.max(2000, o.calls * 2)), CALLSCRIBE_SOCKET_IMPL: name === 'ws-gateway' ? 'ws' : 'uws',
-  }, o.cpuProf ? ['--cpu-prof', `--cpu-prof-dir=${path.resolve(o.cpuProf)}`] : []);
+  }, [
+    ...(o.cpuProf ? ['--cpu-prof', `--cpu-prof-dir=${path.resolve(o.cpuProf)}`] : []),
+    ...(o.heapSnapshot ? ['--heapsnapshot-signal=SIGUSR2', `--diagnostic-dir=${path.resolve(o.heapSnapshot)}`] : []),
+  ]);
   const http = `http://127.0.0.1:${String(gateway.ready!.port)}`;
   if (!(await waitFor200(`${http}/readyz`))) throw new Error(`${name}: /readyz never answered 200`);
   return {
@@ -202,10 +206,18 @@ async function runTarget(name: TargetName, o: Options, token: string) {
   sampler.start();
   const bar = progress(name, o, stats, t0, o.json);
   let steadyAt = 0;
+  // Where the gateway's memory is when the steady state ends (its own Prometheus figures), so the RSS per
+  // stream can be split into V8 heap (by space) and external memory (Buffers: the replay blocks, pools).
+  let memory: Promise<Record<string, number> | null> = Promise.resolve(null);
   // The steady state starts once every call streams (plus a second to settle) and ends when the first stops.
   await runCalls({ url: target.url, token, calls: o.calls, seconds: o.seconds, rampMs: o.rampMs, sources, finalizeTimeoutS: 30 }, stats, (phase) => {
     if (phase === 'steady') { steadyAt = Date.now(); setTimeout(() => sampler.mark('steady'), 1000); }
-    else sampler.mark('end');
+    else {
+      sampler.mark('end');
+      if (target.http) memory = scrape(target.http).then(memoryFigures, () => null);
+      // After the scrape's request is out: the snapshot stops the gateway for seconds.
+      if (o.heapSnapshot && name !== 'bare-uws') setTimeout(() => process.kill(target.procs[0]!.pid, 'SIGUSR2'), 200);
+    }
   });
   clearInterval(bar);
   if (process.stderr.isTTY) process.stderr.write('\n');
@@ -238,6 +250,7 @@ async function runTarget(name: TargetName, o: Options, token: string) {
     steady_state_s: win.seconds,
     machine_cpu_pct: win.machine_cpu_pct,
     gateway_counters: trouble(before, after),
+    gateway_memory_mib: await memory,
     gateway_warnings: byName('gateway')?.warnings ?? null,
     // When calls failed, the last words of each process on stderr (crashes, native errors).
     stderr_tails: stats.callsOk < o.calls ? Object.fromEntries(target.procs.map((p) => [p.name, p.stderr().slice(-600)])) : undefined,
@@ -246,6 +259,22 @@ async function runTarget(name: TargetName, o: Options, token: string) {
     ramp_done_s: steadyAt ? r2((steadyAt - t0) / 1000) : null,
   };
   return { result, series: sampler.series, added, final: stats.final.sorted(), partial: stats.partial.sorted() };
+}
+
+/** The gateway's memory from its default Prometheus metrics, in MiB: heap used/total, each heap space's size, external. */
+function memoryFigures(m: Map<string, number>): Record<string, number> {
+  const mib = (v: number | undefined) => Math.round(((v ?? 0) / 2 ** 20) * 10) / 10;
+  const out: Record<string, number> = {
+    rss: mib(m.get('callscribe_process_resident_memory_bytes')),
+    heap_used: mib(m.get('callscribe_nodejs_heap_size_used_bytes')),
+    heap_total: mib(m.get('callscribe_nodejs_heap_size_total_bytes')),
+    external: mib(m.get('callscribe_nodejs_external_memory_bytes')),
+  };
+  for (const [k, v] of m) {
+    const space = /^callscribe_nodejs_heap_space_size_total_bytes\{space="(\w+)"\}$/.exec(k)?.[1];
+    if (space) out[`space_${space}`] = mib(v);
+  }
+  return out;
 }
 
 const pick = (q: ReturnType<typeof quantiles>) => ({ p50: q.p50, p99: q.p99, n: q.n });

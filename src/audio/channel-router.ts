@@ -1,13 +1,18 @@
 import { BadParameterError } from '../errors.js';
 import { Resampler } from './resample.js';
 
+const NONE = new Int16Array(0);
+/** A scratch buffer's size for `samples`: twice that, at least 1024, so a slightly bigger push reuses it. */
+const scratch = (samples: number) => new Int16Array(Math.max(1024, samples * 2));
+
 /**
  * Routes decoded audio to a call's logical channels at 16 kHz. Interleaved input (mono or stereo, any
  * rate): one output mixes a stereo input down, two outputs take one input channel each (agent and
  * customer never swap: input channel i always goes to output i). Per-track input (a Twilio track, a SIPREC
  * stream) goes to one output at its own rate. A resampler per output is made once per rate (none at
- * 16 kHz: the audio passes through); scratch buffers grow once and are reused, so steady audio allocates
- * nothing here but a subarray view per push.
+ * 16 kHz: the audio passes through); scratch buffers are made on first need, grow to the largest push
+ * and are reused, so steady audio allocates nothing here but a subarray view per push (and a 16 kHz mono
+ * call, the usual one, holds none: 16 KB a call when they were made up front).
  */
 export class ChannelRouter {
   private readonly rates: number[];
@@ -19,8 +24,8 @@ export class ChannelRouter {
     if (sinks.length !== 1 && sinks.length !== 2) throw new RangeError('one or two outputs');
     this.rates = sinks.map(() => 0);
     this.resamplers = sinks.map(() => null);
-    this.split = sinks.map(() => new Int16Array(4096));
-    this.out = sinks.map(() => new Int16Array(4096));
+    this.split = sinks.map(() => NONE);
+    this.out = sinks.map(() => NONE);
   }
 
   get outputs(): number {
@@ -37,7 +42,7 @@ export class ChannelRouter {
         this.pushChannel(o, interleaved, rate);
         continue;
       }
-      if (this.split[o]!.length < frames) this.split[o] = new Int16Array(frames * 2);
+      if (this.split[o]!.length < frames) this.split[o] = scratch(frames);
       const dst = this.split[o]!;
       if (outputs === 1) for (let i = 0, j = 0; i < frames; i++, j += 2) dst[i] = (interleaved[j]! + interleaved[j + 1]!) >> 1;
       else for (let i = 0, j = o; i < frames; i++, j += 2) dst[i] = interleaved[j]!;
@@ -59,7 +64,7 @@ export class ChannelRouter {
     const rs = this.resamplers[o];
     if (!rs) return this.sinks[o]!(pcm);
     const need = rs.maxOutput(pcm.length);
-    if (this.out[o]!.length < need) this.out[o] = new Int16Array(need * 2);
+    if (this.out[o]!.length < need) this.out[o] = scratch(need);
     const n = rs.process(pcm, this.out[o]!);
     if (n > 0) this.sinks[o]!(this.out[o]!.subarray(0, n));
   }
@@ -73,7 +78,7 @@ export class ChannelRouter {
     const rs = this.resamplers[o];
     this.rates[o] = 0;
     if (!rs) return;
-    if (this.out[o]!.length < 4096) this.out[o] = new Int16Array(4096);
+    if (this.out[o]!.length < 4096) this.out[o] = new Int16Array(4096); // a resampler's tail: its taps, far less
     const n = rs.flush(this.out[o]!);
     if (n > 0) this.sinks[o]!(this.out[o]!.subarray(0, n));
     this.resamplers[o] = null;

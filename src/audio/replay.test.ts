@@ -1,7 +1,7 @@
 import fs from 'node:fs';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { REPLAY_BUDGET_BYTES, ReplayBuffer, pooledBlocks } from './replay.js';
+import { REPLAY_BUDGET_BYTES, ReplayBuffer, keepIdle, pooledBlocks } from './replay.js';
 
 const ramp = (from: number, n: number) => Int16Array.from({ length: n }, (_, i) => (from + i) % 32768);
 function collect(b: ReplayBuffer, from: number): { start: number; samples: number[] } {
@@ -119,19 +119,48 @@ describe('replay buffer', () => {
     b.commit(10 * 16_000);
     expect(b.start).toBe(Math.floor((10 * 16_000) / 4_800) * 4_800);
     expect(b.bytes).toBeLessThan(before);
-    expect(pooledBlocks().packed).toBe(pooled.packed + Math.floor((10 * 16_000) / 4_800));
+    // Back to the pool, which takes any block while it holds fewer than 64 idle.
+    const back = Math.floor((10 * 16_000) / 4_800);
+    expect(pooledBlocks().packed).toBeGreaterThanOrEqual(Math.min(pooled.packed + back, 64));
+    expect(pooledBlocks().packed).toBeLessThanOrEqual(pooled.packed + back);
     // What is left still replays at its positions.
     expect(replayed(b, 0).samples.length).toBe(b.position - b.start);
     const held = { raw: (b.position - b.start) / 4_800 - b.compressedBlocks, packed: b.compressedBlocks };
     const mid = pooledBlocks();
     b.release();
     expect(b.bytes).toBe(0);
-    expect(pooledBlocks()).toEqual({ raw: mid.raw + Math.ceil(held.raw), packed: mid.packed + held.packed });
+    const after = pooledBlocks();
+    expect(after.raw).toBeGreaterThanOrEqual(Math.min(mid.raw + Math.ceil(held.raw), 64));
+    expect(after.raw).toBeLessThanOrEqual(mid.raw + Math.ceil(held.raw));
+    expect(after.packed).toBeGreaterThanOrEqual(Math.min(mid.packed + held.packed, 64));
+    expect(after.packed).toBeLessThanOrEqual(mid.packed + held.packed);
     expect(replayed(b, 0).samples.length).toBe(0);
     // Taken again from the pool, blocks work as new ones.
     const again = speechBuffer(6);
     expect(replayed(again, 0).samples.length).toBe(6 * 16_000);
     again.release();
+  });
+
+  it('replay - the pools keep an eighth of the blocks in use idle (64 at least), not the high-water mark of a burst', () => {
+    // 300 streams holding 3 s each (a burst of late finals), then all but 20 let go.
+    const frame = SPEECH.subarray(0, 320);
+    const streams = Array.from({ length: 300 }, () => {
+      const b = new ReplayBuffer(60 * 16_000, NO_BUDGET);
+      for (let i = 0; i < 150; i++) b.push(frame);
+      return b;
+    });
+    const peak = pooledBlocks().inUse.raw;
+    expect(peak).toBeGreaterThanOrEqual(300 * 10);
+    for (const b of streams.slice(20)) b.release();
+    const { raw, inUse } = pooledBlocks();
+    expect(inUse.raw).toBe(peak - 280 * 10);
+    expect(raw).toBeLessThanOrEqual(keepIdle(inUse.raw));
+    expect(raw).toBeLessThan(100); // it was all 2,800
+    // The blocks kept are used again: a new stream takes from the pool, not from the allocator.
+    const again = new ReplayBuffer(60 * 16_000, NO_BUDGET);
+    for (let i = 0; i < 150; i++) again.push(frame);
+    expect(pooledBlocks().raw).toBe(raw - 10);
+    for (const b of [...streams.slice(0, 20), again]) b.release();
   });
 
   it('replay - damaged compressed blocks never throw: replayed at their length, as silence when they will not decode', () => {

@@ -207,6 +207,18 @@ describe('wav - frame alignment across messages', () => {
     expect(third.buffer).toBe(first.buffer);
     expect(Array.from(third)).toEqual(big.slice(505));
   });
+
+  it('a stream of 20 ms messages holds a buffer of their size, not 64 KB; a bigger message grows it to a power of two', () => {
+    const dec = new WavStreamDecoder();
+    const second = pcmSamples(16_000);
+    const file = wav({}, pcmBytes(second), { dataSize: 0 }); // a live stream's header: size unknown
+    dec.push(file.subarray(0, 44));
+    for (let at = 44; at < file.length; at += 640) dec.push(file.subarray(at, at + 640));
+    expect(dec.capacity).toBeLessThanOrEqual(2048);
+    const whole = dec.push(Uint8Array.from(pcmBytes(second)));
+    expect(Array.from(whole)).toEqual(second);
+    expect(dec.capacity).toBe(16_384);
+  });
 });
 
 describe('wav - rejections', () => {
