@@ -62,24 +62,34 @@ interface Candidate {
   readonly multiplier: number;
 }
 
-function pickUnit(pack: Pack, tokens: readonly AnalyzedToken[], i: number): Omit<Unit, 'negated' | 'value' | 'weight'> {
-  const cands: Candidate[] = [];
-  const add = (role: UnitRole, match: Match<unknown> | null, valence: Valence | null = null, multiplier = 1): void => {
-    if (match) cands.push({ role, match, valence, multiplier });
-  };
-  add('contrast', pack.contrast.matchAt(tokens, i));
-  add('concessive', pack.concessive.matchAt(tokens, i));
-  add('negator', pack.negators.matchAt(tokens, i));
+function unit(start: number, length: number, role: UnitRole, source: string, valence: Valence | null, multiplier: number): Unit {
+  return { start, length, role, source, valence, multiplier, negated: false, value: 0, weight: 1 };
+}
+
+/**
+ * The unit starting at token i. Most tokens start no cue: they are answered without the candidates'
+ * array (this runs for every token of every final segment of a live call, for its tone).
+ */
+function pickUnit(pack: Pack, tokens: readonly AnalyzedToken[], i: number): Unit {
+  const contrast = pack.contrast.matchAt(tokens, i);
+  const concessive = pack.concessive.matchAt(tokens, i);
+  const negator = pack.negators.matchAt(tokens, i);
   const s = pack.sentiment.matchAt(tokens, i);
-  add('sentiment', s, s?.value ?? null);
   const mod = pack.modifiers.matchAt(tokens, i);
-  add('modifier', mod, null, mod?.value ?? 1);
-  add('skip', pack.negationSkip.matchAt(tokens, i));
-  if (cands.length === 0) {
-    const role: UnitRole = tokens[i].negVerb ? 'negverb' : 'other';
-    return { start: i, length: 1, role, source: tokens[i].norm, valence: null, multiplier: 1 };
+  const skip = pack.negationSkip.matchAt(tokens, i);
+  if (!contrast && !concessive && !negator && !s && !mod && !skip) {
+    return unit(i, 1, tokens[i].negVerb ? 'negverb' : 'other', tokens[i].norm, null, 1);
   }
-  const longest = Math.max(...cands.map((c) => c.match.length));
+  // The candidates in this order: the first of the longest is chosen, but for the cases below.
+  const cands: Candidate[] = [];
+  if (contrast) cands.push({ role: 'contrast', match: contrast, valence: null, multiplier: 1 });
+  if (concessive) cands.push({ role: 'concessive', match: concessive, valence: null, multiplier: 1 });
+  if (negator) cands.push({ role: 'negator', match: negator, valence: null, multiplier: 1 });
+  if (s) cands.push({ role: 'sentiment', match: s, valence: s.value, multiplier: 1 });
+  if (mod) cands.push({ role: 'modifier', match: mod, valence: null, multiplier: mod.value ?? 1 });
+  if (skip) cands.push({ role: 'skip', match: skip, valence: null, multiplier: 1 });
+  let longest = 0;
+  for (const c of cands) longest = Math.max(longest, c.match.length);
   const top = cands.filter((c) => c.match.length === longest);
   const sent = top.find((c) => c.role === 'sentiment');
   const modifier = top.find((c) => c.role === 'modifier');
@@ -92,16 +102,16 @@ function pickUnit(pack: Pack, tokens: readonly AnalyzedToken[], i: number): Omit
   }
   if (chosen.role === 'sentiment' && chosen.valence && chosen.valence.score === 0 && chosen.valence.negated === null) {
     // a neutralised word ("support", "please") is nothing; a neutral negator-free word stays "other"
-    return { start: i, length: longest, role: 'other', source: chosen.match.source, valence: null, multiplier: 1 };
+    return unit(i, longest, 'other', chosen.match.source, null, 1);
   }
-  return { start: i, length: longest, role: chosen.role, source: chosen.match.source, valence: chosen.valence, multiplier: chosen.multiplier };
+  return unit(i, longest, chosen.role, chosen.match.source, chosen.valence, chosen.multiplier);
 }
 
 function buildUnits(pack: Pack, tokens: readonly AnalyzedToken[]): Unit[] {
   const units: Unit[] = [];
   for (let i = 0; i < tokens.length; ) {
     const u = pickUnit(pack, tokens, i);
-    units.push({ ...u, negated: false, value: 0, weight: 1 });
+    units.push(u);
     i += u.length;
   }
   return units;
