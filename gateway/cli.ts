@@ -76,6 +76,10 @@ async function connectBus(config: Config, name: string, log: Logger): Promise<Na
     maxPingOut: 2,
     // A server of the list that is down at start stays in the pool; the role waits for NATS rather than exit.
     waitOnFirstConnect: true,
+    // No Error (and its stack) made up front for every request, KV write and JetStream publish in case it
+    // times out: nats.js's own advice for throughput; in the 300-call profile, 0.7% of the gateway's time
+    // went to constructing them. A timeout still says what timed out (its subject), not where it was asked.
+    noAsyncTraces: true,
   }).finally(() => clearTimeout(waiting));
   void watchBus(nc, log);
   return nc;

@@ -27,11 +27,11 @@ import { ENCODINGS, type Encoding, loadSource, newStats, runCalls, type SimStats
 import { type Child, machine, machineBusyMs, pctSorted, procSample, r2, scrape, sleep, startBaseline, startNats, startRole, waitFor200 } from './procs.js';
 import { writeReport, type Series } from './report-html.js';
 
-const USAGE = 'usage: npm run loadtest -- --calls N --seconds S --encoding linear16|mulaw|opus|mixed [--json] [--ramp-ms MS] [--baselines bare-uws,ws|none] [--report FILE] [--cpu-prof DIR (the gateway\'s V8 CPU profile)] [--heap-snapshot DIR (the gateway\'s heap when the steady state ends)]';
+const USAGE = 'usage: npm run loadtest -- --calls N --seconds S --encoding linear16|mulaw|opus|mixed [--json] [--ramp-ms MS] [--baselines bare-uws,ws|none] [--report FILE] [--cpu-prof DIR (the gateway\'s V8 CPU profile)] [--heap-snapshot DIR (the gateway\'s heap when the steady state ends)] [--gateway-node-args="--flag ..." (V8 and Node flags of the gateway, e.g. its heap\'s sizes)]';
 const TARGETS = ['gateway', 'bare-uws', 'ws-gateway'] as const;
 type TargetName = (typeof TARGETS)[number];
 
-interface Options { calls: number; seconds: number; encoding: Encoding | 'mixed'; json: boolean; rampMs: number; targets: TargetName[]; report: string; cpuProf: string | null; heapSnapshot: string | null }
+interface Options { calls: number; seconds: number; encoding: Encoding | 'mixed'; json: boolean; rampMs: number; targets: TargetName[]; report: string; cpuProf: string | null; heapSnapshot: string | null; gatewayNodeArgs: string[] }
 
 function options(): Options {
   let v;
@@ -39,7 +39,7 @@ function options(): Options {
     ({ values: v } = parseArgs({ options: {
       calls: { type: 'string', default: '100' }, seconds: { type: 'string', default: '30' }, encoding: { type: 'string', default: 'linear16' },
       json: { type: 'boolean', default: false }, 'ramp-ms': { type: 'string' }, baselines: { type: 'string', default: 'bare-uws,ws' },
-      report: { type: 'string' }, 'cpu-prof': { type: 'string' }, 'heap-snapshot': { type: 'string' }, help: { type: 'boolean', short: 'h' },
+      report: { type: 'string' }, 'cpu-prof': { type: 'string' }, 'heap-snapshot': { type: 'string' }, 'gateway-node-args': { type: 'string' }, help: { type: 'boolean', short: 'h' },
     } }));
   } catch (err) {
     console.error(`${(err as Error).message}\n${USAGE}`);
@@ -64,6 +64,7 @@ function options(): Options {
     calls, seconds, encoding, json: v.json!, rampMs, targets: ['gateway', ...(base as TargetName[])],
     report: v.report ?? path.join(PROJECT_ROOT, 'loadtest/reports', `calls-${encoding}-${calls}-${stamp}.html`),
     cpuProf: v['cpu-prof'] ?? null,
+    gatewayNodeArgs: (v['gateway-node-args'] ?? '').split(/\s+/).filter(Boolean),
     heapSnapshot: v['heap-snapshot'] ? (fs.mkdirSync(v['heap-snapshot'], { recursive: true }), v['heap-snapshot']) : null,
   };
 }
@@ -83,6 +84,7 @@ async function startTarget(name: TargetName, o: Options, token: string): Promise
     ...common, PORT: '0', HOST: '127.0.0.1', SIP_PORT: 'off', CALLSCRIBE_HARF_TOKENS: token,
     CALLSCRIBE_MAX_SESSIONS: String(Math.max(2000, o.calls * 2)), CALLSCRIBE_SOCKET_IMPL: name === 'ws-gateway' ? 'ws' : 'uws',
   }, [
+    ...o.gatewayNodeArgs,
     ...(o.cpuProf ? ['--cpu-prof', `--cpu-prof-dir=${path.resolve(o.cpuProf)}`] : []),
     ...(o.heapSnapshot ? ['--heapsnapshot-signal=SIGUSR2', `--diagnostic-dir=${path.resolve(o.heapSnapshot)}`] : []),
   ]);
