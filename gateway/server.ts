@@ -161,7 +161,14 @@ export class HttpServer implements GatewayServer {
           refuse: (r) => ex.send(r.status, { 'Content-Type': 'application/json', ...r.headers }, JSON.stringify(r.body), false),
           accept: (ctx) => {
             ex.done = true;
-            res.cork(() => res.upgrade<UserData>({ context: ctx, session: null }, key, protocol, extensions, context));
+            // Not in res.cork(): admission is asynchronous, and uWS's cork() reads the HTTP response's state
+            // after its callback from memory that the upgrade has just made the WebSocket's (the socket is
+            // reallocated in place when it shrinks); when those bytes happen to hold the close flag it
+            // shuts the new socket down. That was the ~1% of calls cut (1006 on both ends, no reason) within
+            // milliseconds of opening in large load runs. uNetworking/uWebSockets PR #1929 fixes it in a
+            // release this build predates; upgrade() uncorked writes the 101 itself and corks the socket
+            // for the open handler on its own.
+            res.upgrade<UserData>({ context: ctx, session: null }, key, protocol, extensions, context);
           },
         });
       },

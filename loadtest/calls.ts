@@ -210,13 +210,13 @@ async function runTarget(name: TargetName, o: Options, token: string) {
   let steadyAt = 0;
   // Where the gateway's memory is when the steady state ends (its own Prometheus figures), so the RSS per
   // stream can be split into V8 heap (by space) and external memory (Buffers: the replay blocks, pools).
-  let memory: Promise<Record<string, number> | null> = Promise.resolve(null);
+  let endScrape: Promise<Map<string, number> | null> = Promise.resolve(null);
   // The steady state starts once every call streams (plus a second to settle) and ends when the first stops.
   await runCalls({ url: target.url, token, calls: o.calls, seconds: o.seconds, rampMs: o.rampMs, sources, finalizeTimeoutS: 30 }, stats, (phase) => {
     if (phase === 'steady') { steadyAt = Date.now(); setTimeout(() => sampler.mark('steady'), 1000); }
     else {
       sampler.mark('end');
-      if (target.http) memory = scrape(target.http).then(memoryFigures, () => null);
+      if (target.http) endScrape = scrape(target.http).catch(() => null);
       // After the scrape's request is out: the snapshot stops the gateway for seconds.
       if (o.heapSnapshot && name !== 'bare-uws') setTimeout(() => process.kill(target.procs[0]!.pid, 'SIGUSR2'), 200);
     }
@@ -252,7 +252,8 @@ async function runTarget(name: TargetName, o: Options, token: string) {
     steady_state_s: win.seconds,
     machine_cpu_pct: win.machine_cpu_pct,
     gateway_counters: trouble(before, after),
-    gateway_memory_mib: await memory,
+    gateway_memory_mib: await endScrape.then((m) => (m ? memoryFigures(m) : null)),
+    gateway_event_loop_delay_ms: await endScrape.then((m) => (m ? loopFigures(m) : null)),
     gateway_warnings: byName('gateway')?.warnings ?? null,
     // When calls failed, the last words of each process on stderr (crashes, native errors).
     stderr_tails: stats.callsOk < o.calls ? Object.fromEntries(target.procs.map((p) => [p.name, p.stderr().slice(-600)])) : undefined,
@@ -277,6 +278,12 @@ function memoryFigures(m: Map<string, number>): Record<string, number> {
     if (space) out[`space_${space}`] = mib(v);
   }
   return out;
+}
+
+/** The gateway's event-loop delay since it started (prom-client's monitorEventLoopDelay), in ms. */
+function loopFigures(m: Map<string, number>): Record<string, number> {
+  const ms = (k: string) => Math.round((m.get(`callscribe_nodejs_eventloop_lag_${k}_seconds`) ?? NaN) * 1e4) / 10;
+  return { p50: ms('p50'), p90: ms('p90'), p99: ms('p99'), max: ms('max') };
 }
 
 const pick = (q: ReturnType<typeof quantiles>) => ({ p50: q.p50, p99: q.p99, n: q.n });
