@@ -218,7 +218,11 @@ async function runTarget(name: TargetName, o: Options, token: string) {
       sampler.mark('end');
       if (target.http) endScrape = scrape(target.http).catch(() => null);
       // After the scrape's request is out: the snapshot stops the gateway for seconds.
-      if (o.heapSnapshot && name !== 'bare-uws') setTimeout(() => process.kill(target.procs[0]!.pid, 'SIGUSR2'), 200);
+      if (o.heapSnapshot && name !== 'bare-uws') {
+        setTimeout(() => {
+          try { process.kill(target.procs[0]!.pid, 'SIGUSR2'); } catch { /* the gateway is gone: no snapshot */ }
+        }, 200);
+      }
     }
   });
   clearInterval(bar);
@@ -252,8 +256,9 @@ async function runTarget(name: TargetName, o: Options, token: string) {
     steady_state_s: win.seconds,
     machine_cpu_pct: win.machine_cpu_pct,
     gateway_counters: trouble(before, after),
-    gateway_memory_mib: await endScrape.then((m) => (m ? memoryFigures(m) : null)),
-    gateway_event_loop_delay_ms: await endScrape.then((m) => (m ? loopFigures(m) : null)),
+    // scrape() answers an empty map when /metrics did not answer: no figures rather than zeros.
+    gateway_memory_mib: await endScrape.then((m) => (m?.size ? memoryFigures(m) : null)),
+    gateway_event_loop_delay_ms: await endScrape.then((m) => (m?.size ? loopFigures(m) : null)),
     gateway_warnings: byName('gateway')?.warnings ?? null,
     // When calls failed, the last words of each process on stderr (crashes, native errors).
     stderr_tails: stats.callsOk < o.calls ? Object.fromEntries(target.procs.map((p) => [p.name, p.stderr().slice(-600)])) : undefined,

@@ -55,6 +55,7 @@ describe('replay buffer', () => {
       const r = collect(b, from);
       expect(r.start).toBe(from);
       expect(r.samples).toEqual([...ramp(from, pos - from)]);
+      b.release(); // the pools count the blocks in use: a test leaves none
     }));
   });
 
@@ -67,6 +68,7 @@ describe('replay buffer', () => {
     b.commit(50_000);
     b.push(ramp(50_000, 100));
     expect(collect(b, 50_000).samples).toEqual([...ramp(50_000, 100)]);
+    b.release();
   });
 
   it('replay - past its limit the oldest 300 ms blocks are dropped and counted', () => {
@@ -76,6 +78,7 @@ describe('replay buffer', () => {
     expect(b.overflowed).toBe(9_600);
     expect(b.start).toBe(9_600);
     expect(collect(b, 0).start).toBe(9_600);
+    b.release();
   });
 
   it('replay - 25 s of speech open stays within 128 KiB, and 3.9 s is never compressed', () => {
@@ -154,8 +157,10 @@ describe('replay buffer', () => {
     for (const b of streams.slice(20)) b.release();
     const { raw, inUse } = pooledBlocks();
     expect(inUse.raw).toBe(peak - 280 * 10);
+    // What may stay idle is an eighth of what is in use (64 at least), well under the 2,800 just freed
+    // (other tests' buffers still held raise it: the bound is taken from the count, not assumed).
+    expect(keepIdle(inUse.raw)).toBeLessThan(2_800);
     expect(raw).toBeLessThanOrEqual(keepIdle(inUse.raw));
-    expect(raw).toBeLessThan(100); // it was all 2,800
     // The blocks kept are used again: a new stream takes from the pool, not from the allocator.
     const again = new ReplayBuffer(60 * 16_000, NO_BUDGET);
     for (let i = 0; i < 150; i++) again.push(frame);

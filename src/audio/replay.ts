@@ -107,13 +107,21 @@ function takePacked(): Uint8Array {
   return packedPool.pop() ?? new Uint8Array(PACKED_BYTES);
 }
 
-/** Back to its pool, if the pool holds less than it may keep; a pool over that (streams ended) is cut to it. */
+/**
+ * Back to its pool, if the pool holds less than it may keep; a pool over that (streams ended) is cut to it.
+ * Every block taken must come back here once (ReplayBuffer.release at a stream's end): one that never did
+ * would count as in use for good.
+ */
 function give(b: Int16Array | Uint8Array): void {
-  const raw = b instanceof Int16Array;
-  const pool: (Int16Array | Uint8Array)[] = raw ? rawPool : packedPool;
-  const keep = keepIdle(raw ? --inUse.raw : --inUse.packed);
-  if (pool.length < keep) pool.push(b);
-  else pool.length = keep;
+  if (b instanceof Int16Array) {
+    const keep = keepIdle(--inUse.raw);
+    if (rawPool.length < keep) rawPool.push(b);
+    else rawPool.length = keep;
+  } else {
+    const keep = keepIdle(--inUse.packed);
+    if (packedPool.length < keep) packedPool.push(b);
+    else packedPool.length = keep;
+  }
 }
 
 // The process's codec: @discordjs/opus keeps an encoder and a decoder in one object, each made on first use.

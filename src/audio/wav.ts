@@ -312,7 +312,7 @@ export class WavStreamDecoder {
 
   /** A message bigger than any before: grow to a power of two, at least twice the old size. */
   #grow(samples: number): void {
-    this.#out = new Int16Array(Math.max(2 ** Math.ceil(Math.log2(samples)), this.#out.length * 2));
+    this.#out = new Int16Array(Math.max(2 ** (32 - Math.clz32(samples - 1)), this.#out.length * 2));
     this.#outBytes = new Uint8Array(this.#out.buffer);
   }
 
