@@ -1,9 +1,9 @@
-import { spawn, spawnSync } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { FIXTURES, ffmpegTo16k, refusedUpgrade, startCallscribe, type Running } from './lib/proc.js';
+import { FIXTURES, ffmpegTo16k, pocketsphinxDirectAsync, refusedUpgrade, startCallscribe, type Running } from './lib/proc.js';
 import { wavData } from './lib/listen-client.js';
 import { channelText } from './lib/calls-client.js';
 import { newCallSid, playTwilio, twilioStream, type TwilioMsg } from './lib/twilio-client.js';
@@ -31,8 +31,8 @@ beforeAll(async () => {
   // Each stereo channel as Twilio would carry it: raw mu-law, 8 kHz.
   stereoTracks = [0, 1].map((ch) => ffmpeg(['-i', fixture('call-en-stereo-44k.wav'), '-af', `pan=mono|c0=c${ch}`, '-ar', '8000', '-c:a', 'pcm_mulaw', '-f', 'mulaw'], `track${ch}.ul`)) as [string, string];
   baseline = {
-    mono: pocketsphinxAsync(ffmpegTo16k(fixture('call-en-8k-mulaw.wav'))),
-    tracks: stereoTracks.map((t) => pocketsphinxAsync(rawMulawTo16k(t))),
+    mono: pocketsphinxDirectAsync(ffmpegTo16k(fixture('call-en-8k-mulaw.wav'))),
+    tracks: stereoTracks.map((t) => pocketsphinxDirectAsync(rawMulawTo16k(t))),
   };
   // Nothing unhandled if a test fails before awaiting them.
   for (const p of [baseline.mono, ...baseline.tracks]) p.catch(() => undefined);
@@ -51,17 +51,6 @@ function ffmpeg(args: string[], out: string): string {
 
 /** A raw mu-law track decoded by ffmpeg to the 16 kHz WAV PocketSphinx reads (44-byte header, as ffmpegTo16k). */
 const rawMulawTo16k = (raw: string) => ffmpeg(['-f', 'mulaw', '-ar', '8000', '-ac', '1', '-i', raw, '-ar', '16000', '-c:a', 'pcm_s16le', '-fflags', '+bitexact', '-map_metadata', '-1'], `${path.basename(raw)}.16k.wav`);
-
-/** pocketsphinxDirect (same command, same output) without blocking the test process while it decodes. */
-function pocketsphinxAsync(wav: string): Promise<string> {
-  return new Promise((resolve, reject) => {
-    const p = spawn('pocketsphinx_continuous', ['-infile', wav, '-logfn', '/dev/null'], { stdio: ['ignore', 'pipe', 'pipe'] });
-    let out = '';
-    p.stdout.setEncoding('utf8').on('data', (d: string) => { out += d; });
-    p.on('error', reject);
-    p.on('close', (code) => (code === 0 ? resolve(out.split('\n').map((l) => l.trim()).filter(Boolean).join(' ')) : reject(new Error(`pocketsphinx_continuous exited ${code}`))));
-  });
-}
 
 type Msg = TwilioMsg;
 const stream = twilioStream;
