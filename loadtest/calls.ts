@@ -210,13 +210,13 @@ async function runTarget(name: TargetName, o: Options, token: string) {
   let steadyAt = 0;
   // Where the gateway's memory is when the steady state ends (its own Prometheus figures), so the RSS per
   // stream can be split into V8 heap (by space) and external memory (Buffers: the replay blocks, pools).
-  let endScrape: Promise<Map<string, number> | null> = Promise.resolve(null);
+  let endScrape: Promise<Map<string, number>> = Promise.resolve(new Map());
   // The steady state starts once every call streams (plus a second to settle) and ends when the first stops.
   await runCalls({ url: target.url, token, calls: o.calls, seconds: o.seconds, rampMs: o.rampMs, sources, finalizeTimeoutS: 30 }, stats, (phase) => {
     if (phase === 'steady') { steadyAt = Date.now(); setTimeout(() => sampler.mark('steady'), 1000); }
     else {
       sampler.mark('end');
-      if (target.http) endScrape = scrape(target.http).catch(() => null);
+      if (target.http) endScrape = scrape(target.http); // never rejects: an empty map when /metrics did not answer
       // After the scrape's request is out: the snapshot stops the gateway for seconds.
       if (o.heapSnapshot && name !== 'bare-uws') {
         setTimeout(() => {
@@ -256,9 +256,9 @@ async function runTarget(name: TargetName, o: Options, token: string) {
     steady_state_s: win.seconds,
     machine_cpu_pct: win.machine_cpu_pct,
     gateway_counters: trouble(before, after),
-    // scrape() answers an empty map when /metrics did not answer: no figures rather than zeros.
-    gateway_memory_mib: await endScrape.then((m) => (m?.size ? memoryFigures(m) : null)),
-    gateway_event_loop_delay_ms: await endScrape.then((m) => (m?.size ? loopFigures(m) : null)),
+    // No figures rather than zeros when /metrics did not answer (an empty map).
+    gateway_memory_mib: await endScrape.then((m) => (m.size ? memoryFigures(m) : null)),
+    gateway_event_loop_delay_ms: await endScrape.then((m) => (m.size ? loopFigures(m) : null)),
     gateway_warnings: byName('gateway')?.warnings ?? null,
     // When calls failed, the last words of each process on stderr (crashes, native errors).
     stderr_tails: stats.callsOk < o.calls ? Object.fromEntries(target.procs.map((p) => [p.name, p.stderr().slice(-600)])) : undefined,

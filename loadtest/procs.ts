@@ -117,7 +117,7 @@ export async function startRole(name: string, args: string[], env: Record<string
         const warn = typeof rec.level === 'number' && rec.level >= 40;
         if (warn) t.warnings.count++;
         if ((warn || /failed|dropped|lost|timeout|cut/i.test(String(rec.msg))) && t.warnings.first.length < 10) {
-          t.warnings.first.push(`${String(rec.msg)}${rec.reason !== undefined ? ` (reason: ${JSON.stringify(rec.reason)})` : ""}${rec.code ? ` (${String(rec.code)})` : ''}${rec.err ? `: ${JSON.stringify(rec.err).slice(0, 160)}` : ''}`);
+          t.warnings.first.push(`${String(rec.msg)}${rec.reason !== undefined ? ` (reason: ${JSON.stringify(rec.reason)})` : ''}${rec.code ? ` (${String(rec.code)})` : ''}${rec.err ? `: ${JSON.stringify(rec.err).slice(0, 160)}` : ''}`);
         }
       }
     });
