@@ -27,6 +27,7 @@ import { Kvm } from '@nats-io/kv';
 import { AccountBook, TokenSigner } from '../src/analysis/accounts.js';
 import { TranscriptionStore } from '../src/analysis/records.js';
 import { type RedactKind, parseRedactKinds } from '../src/intel/redact.js';
+import { warmTone } from '../src/intel/call-intel.js';
 import { type AnalysisHandoff, BuiltinHandoff } from '../src/analysis/handoff.js';
 import type { CallAnalysis } from '../src/calls/call.js';
 import { MAX_FORM_BYTES, MAX_JSON_BYTES as VOICEPONCE_MAX_JSON_BYTES, VoiceponceApi } from './voiceponce-api.js';
@@ -338,6 +339,7 @@ export class Gateway {
   }
 
   async start(): Promise<number> {
+    warmTone(Object.keys(this.config.languages));
     this.store = await CallStore.open(this.nc, this.config.jsReplicas, this.config.retentionMs);
     this.api = new CallsApi(this.store, this.live);
     this.wall = new WallFeed({ nc: this.nc, store: this.store, log: this.log });
