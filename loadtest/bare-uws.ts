@@ -6,13 +6,24 @@
  * and `{"type":"finalize"}` with the rest, `{"type":"closed"}` and close 1000; so the same client measures
  * both. A benchmark program, not part of callscribe: it is the one uWS user outside gateway/server.ts.
  *
+ * With `BARE_NATS_URL` it is the floor of any gateway built on a bus (`--baselines bare-uws-nats`): each
+ * message is copied into a batch that goes to NATS once per event-loop turn (subject `bare.frames`,
+ * records of a u32 connection id, a u16 length and the bytes; length 0xffff is the client's finalize), and
+ * `loadtest/bare-sink.ts`, which stamps each frame's arrival, answers each connection's half seconds on
+ * `bare.segments`: a partial at 25 frames, the final with the 50 arrival times at 50, as the sink engine
+ * behind the gateway; the server turns them into the same events. That is the gateway's round trip
+ * (socket, batch, bus, worker, bus, socket) without anything callscribe does to the audio or the words.
+ *
  *   node dist/loadtest/bare-uws.js      # prints {"port":N} on stdout, serves until SIGTERM
  */
 import uWS from 'uWebSockets.js';
+import { connect, type NatsConnection } from '@nats-io/transport-node';
 
 const FRAMES_PER_SEGMENT = 50;
 
 interface Conn {
+  /** this connection's id on the bus (BARE_NATS_URL only) */
+  key: number;
   frames: number;
   segmentStart: number;
   arrivals: Float64Array;
@@ -21,41 +32,122 @@ interface Conn {
   seq: number;
 }
 
-function flush(ws: uWS.WebSocket<Conn>, c: Conn): void {
-  if (c.n === 0) return;
-  const t0 = c.arrivals[0]!;
-  const d: string[] = new Array(c.n);
-  for (let i = 0; i < c.n; i++) d[i] = (c.arrivals[i]! - t0).toFixed(2);
+/** A final segment of `n` frames whose arrival times are `arrivals` (the first n). */
+function sendFinal(ws: uWS.WebSocket<Conn>, c: Conn, arrivals: Float64Array, n: number): void {
+  if (n === 0) return;
+  const t0 = arrivals[0]!;
+  const d: string[] = new Array(n);
+  for (let i = 0; i < n; i++) d[i] = (arrivals[i]! - t0).toFixed(2);
   ws.send(JSON.stringify({
     type: 'segment', seq: ++c.seq, segment_id: c.id++, channel: 0, text: `sink t0=${t0.toFixed(3)} d=${d.join(',')}`,
-    start_ms: c.segmentStart * 20, end_ms: c.frames * 20, final: true,
+    start_ms: c.segmentStart * 20, end_ms: (c.segmentStart + n) * 20, final: true,
   }), false);
-  c.segmentStart = c.frames;
+  c.segmentStart += n;
+}
+
+function flush(ws: uWS.WebSocket<Conn>, c: Conn): void {
+  sendFinal(ws, c, c.arrivals, c.n);
   c.n = 0;
 }
+
+function closeCall(ws: uWS.WebSocket<Conn>): void {
+  ws.send('{"type":"closed"}', false);
+  ws.end(1000);
+}
+
+const nc: NatsConnection | null = process.env.BARE_NATS_URL ? await connect({ servers: process.env.BARE_NATS_URL, noAsyncTraces: true }) : null;
+const open = new Map<number, uWS.WebSocket<Conn>>();
+let nextKey = 1;
+// The turn's batch: grown when a turn brings more than it holds; a fresh one after each publish, since
+// nats.js keeps the payload by reference until its next write.
+let batch = Buffer.allocUnsafe(64 * 1024);
+let used = 0;
+let scheduled = false;
+const FINALIZE = 0xffff;
+
+function publishBatch(): void {
+  scheduled = false;
+  if (used === 0 || !nc) return;
+  nc.publish('bare.frames', batch.subarray(0, used));
+  batch = Buffer.allocUnsafe(batch.length);
+  used = 0;
+}
+
+function forward(key: number, message: ArrayBuffer | null): void {
+  const n = message ? message.byteLength : 0;
+  if (used + 6 + n > batch.length) {
+    const bigger = Buffer.allocUnsafe(Math.max(batch.length * 2, used + 6 + n));
+    batch.copy(bigger, 0, 0, used);
+    batch = bigger;
+  }
+  batch.writeUInt32LE(key, used);
+  batch.writeUInt16LE(message ? n : FINALIZE, used + 4);
+  if (message) batch.set(new Uint8Array(message), used + 6);
+  used += 6 + n;
+  if (!scheduled) { scheduled = true; setImmediate(publishBatch); }
+}
+
+// The sink's answers: records of a u32 id, a u8 kind (0 partial, 1 final, 2 the last final: close), a u16
+// count and that many f64 arrival times.
+nc?.subscribe('bare.segments', {
+  callback: (_err, msg) => {
+    const b = msg.data;
+    const v = new DataView(b.buffer, b.byteOffset, b.byteLength);
+    for (let at = 0; at + 7 <= b.byteLength;) {
+      const key = v.getUint32(at, true);
+      const kind = v.getUint8(at + 4);
+      const n = v.getUint16(at + 5, true);
+      at += 7;
+      const ws = open.get(key);
+      if (ws) {
+        const c = ws.getUserData();
+        if (kind === 0) {
+          ws.send(JSON.stringify({ type: 'segment', seq: ++c.seq, segment_id: c.id, channel: 0, text: 'sink partial', start_ms: c.segmentStart * 20, end_ms: (c.segmentStart + 25) * 20, final: false }), false);
+        } else {
+          for (let i = 0; i < n; i++) c.arrivals[i] = v.getFloat64(at + i * 8, true);
+          sendFinal(ws, c, c.arrivals, n);
+          if (kind === 2) closeCall(ws);
+        }
+      }
+      at += n * 8;
+    }
+  },
+});
 
 const app = uWS.App().ws<Conn>('/*', {
   compression: uWS.DISABLED,
   maxPayloadLength: 1024 * 1024,
   idleTimeout: 60,
   upgrade: (res, req, context) => {
-    res.upgrade<Conn>({ frames: 0, segmentStart: 0, arrivals: new Float64Array(FRAMES_PER_SEGMENT), n: 0, id: 1, seq: 0 },
+    res.upgrade<Conn>({ key: 0, frames: 0, segmentStart: 0, arrivals: new Float64Array(FRAMES_PER_SEGMENT), n: 0, id: 1, seq: 0 },
       req.getHeader('sec-websocket-key'), req.getHeader('sec-websocket-protocol'), req.getHeader('sec-websocket-extensions'), context);
   },
   open: (ws) => {
+    if (nc) {
+      const c = ws.getUserData();
+      c.key = nextKey++;
+      open.set(c.key, ws);
+    }
     ws.send(JSON.stringify({ type: 'session', call_id: `bare-${Math.random().toString(36).slice(2)}`, resume_token: null, resume_ms: 0 }), false);
   },
-  message: (ws, _message, isBinary) => {
+  message: (ws, message, isBinary) => {
     const c = ws.getUserData();
+    if (nc) {
+      // Through the bus: the sink stamps the arrivals and says when the call's last segment is out.
+      forward(c.key, isBinary ? message : null);
+      return;
+    }
     if (!isBinary) {
       flush(ws, c);
-      ws.send('{"type":"closed"}', false);
-      ws.end(1000);
+      closeCall(ws);
       return;
     }
     c.arrivals[c.n++] = performance.timeOrigin + performance.now();
     c.frames++;
     if (c.n === FRAMES_PER_SEGMENT) flush(ws, c);
+  },
+  close: (ws) => {
+    if (nc) open.delete(ws.getUserData().key);
   },
 });
 

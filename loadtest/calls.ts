@@ -3,13 +3,16 @@
  * the ceiling of its socket layer, all in the same run.
  *
  *   npm run loadtest -- --calls N --seconds S --encoding linear16|mulaw|opus|mixed [--json]
- *       [--ramp-ms 10] [--baselines bare-uws,ws|none] [--report FILE.html]
+ *       [--ramp-ms 10] [--baselines bare-uws,bare-uws-nats,ws|none] [--report FILE.html]
  *
  * Each target gets the same load: N calls on loopback, each streaming S seconds of the fixture call in
  * 20 ms messages at real time. Targets, one after another, each with fresh processes:
  * - `gateway`: `callscribe gateway` (uWS) + `callscribe asr-worker --engine null` (the sink engine:
  *   recognition costs nothing, the gateway and the bus are what is measured) + nats-server with JetStream;
  * - `bare-uws`: loadtest/bare-uws.ts, a uWS server that only notes each message's arrival: the ceiling;
+ * - `bare-uws-nats`: the same server forwarding each turn's frames over NATS to loadtest/bare-sink.ts,
+ *   which answers each call's half seconds back through NATS: the floor of any gateway on a bus (its
+ *   added latency is taken where the sink stamps the frames, as the worker does behind the gateway);
  * - `ws-gateway`: the same gateway path with its sockets on the `ws` library (CALLSCRIBE_SOCKET_IMPL=ws).
  * Figures per target: calls ok, frames sent and lost (sent but never seen by the worker), added latency
  * (client send to worker arrival), partial and final segment latency (client send of the audio that
@@ -27,8 +30,8 @@ import { ENCODINGS, type Encoding, loadSource, newStats, runCalls, type SimStats
 import { type Child, machine, machineBusyMs, pctSorted, procSample, r2, scrape, sleep, startBaseline, startNats, startRole, waitFor200 } from './procs.js';
 import { writeReport, type Series } from './report-html.js';
 
-const USAGE = 'usage: npm run loadtest -- --calls N --seconds S --encoding linear16|mulaw|opus|mixed [--json] [--ramp-ms MS] [--baselines bare-uws,ws|none] [--report FILE] [--cpu-prof DIR (the gateway\'s V8 CPU profile)] [--heap-snapshot DIR (the gateway\'s heap when the steady state ends)] [--gateway-node-args="--flag ..." (V8 and Node flags of the gateway, e.g. its heap\'s sizes)]';
-const TARGETS = ['gateway', 'bare-uws', 'ws-gateway'] as const;
+const USAGE = 'usage: npm run loadtest -- --calls N --seconds S --encoding linear16|mulaw|opus|mixed [--json] [--ramp-ms MS] [--baselines bare-uws,bare-uws-nats,ws|none] [--report FILE] [--cpu-prof DIR (the gateway\'s V8 CPU profile)] [--heap-snapshot DIR (the gateway\'s heap when the steady state ends)] [--gateway-node-args="--flag ..." (V8 and Node flags of the gateway, e.g. its heap\'s sizes)]';
+const TARGETS = ['gateway', 'bare-uws', 'bare-uws-nats', 'ws-gateway'] as const;
 type TargetName = (typeof TARGETS)[number];
 
 interface Options { calls: number; seconds: number; encoding: Encoding | 'mixed'; json: boolean; rampMs: number; targets: TargetName[]; report: string; cpuProf: string | null; heapSnapshot: string | null; gatewayNodeArgs: string[] }
@@ -58,7 +61,7 @@ function options(): Options {
   // Default ramp: every call streaming within a third of the run, at most 10 ms apart.
   const rampMs = v['ramp-ms'] === undefined ? Math.min(10, (seconds * 1000) / 3 / calls) : num('ramp-ms', v['ramp-ms'], 0, 10_000);
   const base = v.baselines === 'none' ? [] : v.baselines!.split(',').map((b) => (b === 'ws' ? 'ws-gateway' : b));
-  for (const b of base) if (b !== 'bare-uws' && b !== 'ws-gateway') { console.error(`--baselines: bare-uws, ws or none\n${USAGE}`); process.exit(2); }
+  for (const b of base) if (!(TARGETS as readonly string[]).includes(b) || b === 'gateway') { console.error(`--baselines: bare-uws, bare-uws-nats, ws or none\n${USAGE}`); process.exit(2); }
   const stamp = new Date().toISOString().replace(/[:.]/g, '-');
   return {
     calls, seconds, encoding, json: v.json!, rampMs, targets: ['gateway', ...(base as TargetName[])],
@@ -78,6 +81,14 @@ async function startTarget(name: TargetName, o: Options, token: string): Promise
     return { url: `ws://127.0.0.1:${bare.port}/v1/listen`, http: null, procs: [bare], stop: () => bare.stop() };
   }
   const nats = await startNats();
+  if (name === 'bare-uws-nats') {
+    const sink = await startBaseline('bare-sink', 'bare-sink.js', { BARE_NATS_URL: nats.url });
+    const bare = await startBaseline('bare-uws-nats', 'bare-uws.js', { BARE_NATS_URL: nats.url });
+    return {
+      url: `ws://127.0.0.1:${bare.port}/v1/listen`, http: null, procs: [bare, sink, nats],
+      stop: async () => { await bare.stop(); await sink.stop(); await nats.stop(); },
+    };
+  }
   const common = { NATS_URL: nats.url, CALLSCRIBE_DATA_DIR: fs.mkdtempSync(path.join(os.tmpdir(), 'callscribe-bench-')) };
   const worker = await startRole('asr-worker', ['asr-worker', '--engine', 'null'], common);
   const gateway = await startRole('gateway', ['gateway'], {
@@ -218,7 +229,7 @@ async function runTarget(name: TargetName, o: Options, token: string) {
       sampler.mark('end');
       if (target.http) endScrape = scrape(target.http); // never rejects: an empty map when /metrics did not answer
       // After the scrape's request is out: the snapshot stops the gateway for seconds.
-      if (o.heapSnapshot && name !== 'bare-uws') {
+      if (o.heapSnapshot && target.http) {
         setTimeout(() => {
           try { process.kill(target.procs[0]!.pid, 'SIGUSR2'); } catch { /* the gateway is gone: no snapshot */ }
         }, 200);
@@ -249,8 +260,8 @@ async function runTarget(name: TargetName, o: Options, token: string) {
     frames_lost: Math.max(0, stats.framesSent - stats.framesSeen),
     added_latency_ms: quantiles(added),
     segment_latency_ms: { ...pick(quantiles(stats.final.sorted())), partial: pick(quantiles(stats.partial.sorted())) },
-    gateway: name === 'bare-uws' ? fig('bare-uws') : fig('gateway'),
-    workers: fig('asr-worker'),
+    gateway: fig(name.startsWith('bare-uws') ? name : 'gateway'),
+    workers: fig(name === 'bare-uws-nats' ? 'bare-sink' : 'asr-worker'),
     nats: fig('nats-server'),
     generator: { ...sampler.figures(process.pid, streams), event_loop_p99_ms: r2(lag.percentile(99) / 1e6), send_lag_p99_ms: r2(pctSorted(stats.sendLag.sorted(), 0.99)) },
     steady_state_s: win.seconds,
@@ -307,6 +318,7 @@ async function main(): Promise<void> {
   }
   const main = runs[0]!.result;
   const bare = runs.find((r) => r.result.target === 'bare-uws')?.result;
+  const floor = runs.find((r) => r.result.target === 'bare-uws-nats')?.result;
   const ws = runs.find((r) => r.result.target === 'ws-gateway')?.result;
   const ratio = (a: number | null | undefined, b: number | null | undefined) => (a && b ? r2(a / b) : null);
   const summary = {
@@ -319,6 +331,12 @@ async function main(): Promise<void> {
       gateway_cpu_per_stream: ratio(main.gateway?.cpu_ms_per_stream_s, bare.gateway?.cpu_ms_per_stream_s),
       added_latency_p99: ratio(main.added_latency_ms.p99, bare.added_latency_ms.p99),
       frames_delivered: ratio(main.frames_sent - main.frames_lost, bare.frames_sent - bare.frames_lost),
+    } : null,
+    // The floor over the ceiling: what the bus round trip alone costs, before anything callscribe does.
+    vs_bare_uws_nats: floor ? {
+      gateway_cpu_per_stream: ratio(main.gateway?.cpu_ms_per_stream_s, floor.gateway?.cpu_ms_per_stream_s),
+      added_latency_p99: ratio(main.added_latency_ms.p99, floor.added_latency_ms.p99),
+      floor_vs_bare_cpu_per_stream: bare ? ratio(floor.gateway?.cpu_ms_per_stream_s, bare.gateway?.cpu_ms_per_stream_s) : null,
     } : null,
     vs_ws_gateway: ws ? {
       gateway_cpu_per_stream: ratio(main.gateway?.cpu_ms_per_stream_s, ws.gateway?.cpu_ms_per_stream_s),
