@@ -58,28 +58,30 @@ function closeCall(ws: uWS.WebSocket<Conn>): void {
 const nc: NatsConnection | null = process.env.BARE_NATS_URL ? await connect({ servers: process.env.BARE_NATS_URL, noAsyncTraces: true }) : null;
 const open = new Map<number, uWS.WebSocket<Conn>>();
 let nextKey = 1;
-// The turn's batch: grown when a turn brings more than it holds; a fresh one after each publish, since
-// nats.js keeps the payload by reference until its next write.
-let batch = Buffer.allocUnsafe(64 * 1024);
+// The turn's batch, published at the end of the turn or when the next frame would take it past
+// MAX_BATCH (as the gateway does: NATS refuses a message over its max_payload, 1 MiB by default).
+const MAX_BATCH = 256 * 1024;
+const batch = Buffer.allocUnsafe(MAX_BATCH);
 let used = 0;
 let scheduled = false;
 const FINALIZE = 0xffff;
 
 function publishBatch(): void {
   scheduled = false;
+  sendBatch();
+}
+
+function sendBatch(): void {
   if (used === 0 || !nc) return;
-  nc.publish('bare.frames', batch.subarray(0, used));
-  batch = Buffer.allocUnsafe(batch.length);
+  // A copy of the exact size: nats.js keeps the payload by reference until its next write, and the batch
+  // is written again at once (the gateway instead hands pooled buffers out and takes them back after a flush).
+  nc.publish('bare.frames', Buffer.from(batch.subarray(0, used)));
   used = 0;
 }
 
 function forward(key: number, message: ArrayBuffer | null): void {
   const n = message ? message.byteLength : 0;
-  if (used + 6 + n > batch.length) {
-    const bigger = Buffer.allocUnsafe(Math.max(batch.length * 2, used + 6 + n));
-    batch.copy(bigger, 0, 0, used);
-    batch = bigger;
-  }
+  if (used + 6 + n > MAX_BATCH) sendBatch(); // the turn's publish still comes for what follows
   batch.writeUInt32LE(key, used);
   batch.writeUInt16LE(message ? n : FINALIZE, used + 4);
   if (message) batch.set(new Uint8Array(message), used + 6);
@@ -116,7 +118,8 @@ nc?.subscribe('bare.segments', {
 
 const app = uWS.App().ws<Conn>('/*', {
   compression: uWS.DISABLED,
-  maxPayloadLength: 1024 * 1024,
+  // On the bus a message's length is a u16 (0xffff: the finalize).
+  maxPayloadLength: nc ? 0xfffe : 1024 * 1024,
   idleTimeout: 60,
   upgrade: (res, req, context) => {
     res.upgrade<Conn>({ key: 0, frames: 0, segmentStart: 0, arrivals: new Float64Array(FRAMES_PER_SEGMENT), n: 0, id: 1, seq: 0 },

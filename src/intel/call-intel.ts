@@ -61,12 +61,19 @@ export const TRAJECTORY_TURNS = 3;
 const SCORE: Record<Tone, number> = { positive: 1, neutral: 0, negative: -1 };
 
 /**
- * Compiles the built-in analyzer's rules for these languages now (20-80 ms each, once per process), as the
- * tone of a final turn in each would: left to the first call's first final, the compile stalled every
- * call on the gateway (140 ms at 300 calls in a CPU profile; the 10-call run's segment latency p99).
+ * Compiles the built-in analyzer's rules for these languages now (20-80 ms each, once per process), the
+ * ones the tone of a final turn in each may use (`tone()` resolves the tag, else the text's script). Left
+ * to the first call's first final, the compile stalled every call on the gateway (140 ms at 300 calls in
+ * a CPU profile; the 10-call run's segment latency p99).
  */
 export function warmTone(languages: Iterable<string>): void {
-  for (const tag of languages) packFor(resolveLanguage(tag, 'ok'));
+  for (const tag of languages) {
+    const latin = resolveLanguage(tag, 'ok');
+    // Only a ru or fa tag decides alone; for any other (en too, then ar, uk, de...) the text's script does,
+    // so any of the three may be used.
+    const packs = latin === resolveLanguage(tag, 'да') ? [latin] : (['en', 'ru', 'fa'] as const);
+    for (const lang of packs) packFor(lang);
+  }
 }
 
 /** The tone of a few turns: the mean of +1/0/-1, negative or positive past a third. */
