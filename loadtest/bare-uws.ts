@@ -24,7 +24,7 @@ const FRAMES_PER_SEGMENT = 50;
 interface Conn {
   /** this connection's id on the bus (BARE_NATS_URL only) */
   key: number;
-  frames: number;
+  /** frames before this segment's first */
   segmentStart: number;
   arrivals: Float64Array;
   n: number;
@@ -104,7 +104,7 @@ nc?.subscribe('bare.segments', {
       if (ws) {
         const c = ws.getUserData();
         if (kind === 0) {
-          ws.send(JSON.stringify({ type: 'segment', seq: ++c.seq, segment_id: c.id, channel: 0, text: 'sink partial', start_ms: c.segmentStart * 20, end_ms: (c.segmentStart + 25) * 20, final: false }), false);
+          ws.send(JSON.stringify({ type: 'segment', seq: ++c.seq, segment_id: c.id, channel: 0, text: 'sink partial', start_ms: c.segmentStart * 20, end_ms: (c.segmentStart + FRAMES_PER_SEGMENT / 2) * 20, final: false }), false);
         } else {
           for (let i = 0; i < n; i++) c.arrivals[i] = v.getFloat64(at + i * 8, true);
           sendFinal(ws, c, c.arrivals, n);
@@ -122,7 +122,7 @@ const app = uWS.App().ws<Conn>('/*', {
   maxPayloadLength: nc ? 0xfffe : 1024 * 1024,
   idleTimeout: 60,
   upgrade: (res, req, context) => {
-    res.upgrade<Conn>({ key: 0, frames: 0, segmentStart: 0, arrivals: new Float64Array(FRAMES_PER_SEGMENT), n: 0, id: 1, seq: 0 },
+    res.upgrade<Conn>({ key: 0, segmentStart: 0, arrivals: new Float64Array(FRAMES_PER_SEGMENT), n: 0, id: 1, seq: 0 },
       req.getHeader('sec-websocket-key'), req.getHeader('sec-websocket-protocol'), req.getHeader('sec-websocket-extensions'), context);
   },
   open: (ws) => {
@@ -146,7 +146,6 @@ const app = uWS.App().ws<Conn>('/*', {
       return;
     }
     c.arrivals[c.n++] = performance.timeOrigin + performance.now();
-    c.frames++;
     if (c.n === FRAMES_PER_SEGMENT) flush(ws, c);
   },
   close: (ws) => {
